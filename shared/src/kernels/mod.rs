@@ -1,0 +1,156 @@
+//! int8 kernels, row by row.
+//!
+//! Every spatial kernel computes **one output row** from a [`Rows`](crate::tensor::Rows)
+//! view of its input, so the same code serves whole-map execution (the view is the
+//! whole map) and stripe execution (the view is a ring of a few rows). Kernels check
+//! their geometry and buffer lengths up front and return [`KernelError`]; past the
+//! checks they index only inside the verified bounds.
+
+pub mod conv;
+pub mod depthwise;
+pub mod fully_connected;
+pub mod mac;
+pub mod pool;
+pub mod softmax;
+
+use crate::quant::Requant;
+use crate::tensor::Shape;
+
+/// Bias and requantization of one output channel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChannelQuant {
+    /// int32 at scale `s_in · s_w[c]`.
+    pub bias: i32,
+    pub requant: Requant,
+}
+
+/// Per-output-channel parameters, wherever they are stored.
+pub trait PerChannel {
+    fn channels(&self) -> usize;
+    /// Caller guarantees `c < self.channels()`.
+    fn get(&self, c: usize) -> ChannelQuant;
+}
+
+impl PerChannel for [ChannelQuant] {
+    fn channels(&self) -> usize {
+        self.len()
+    }
+    #[inline(always)]
+    fn get(&self, c: usize) -> ChannelQuant {
+        self[c]
+    }
+}
+
+/// Channel parameters packed as `(bias, multiplier, shift)` i32 triplets: the engine's
+/// table in the arena.
+#[derive(Clone, Copy)]
+pub struct ChannelTable<'a>(pub &'a [i32]);
+
+impl PerChannel for ChannelTable<'_> {
+    fn channels(&self) -> usize {
+        self.0.len() / 3
+    }
+    #[inline(always)]
+    fn get(&self, c: usize) -> ChannelQuant {
+        ChannelQuant {
+            bias: self.0[3 * c],
+            requant: Requant {
+                multiplier: self.0[3 * c + 1],
+                shift: self.0[3 * c + 2],
+            },
+        }
+    }
+}
+
+/// A kernel was handed inconsistent shapes or buffers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KernelError {
+    #[error("{what}: expected {expected} elements, got {found}")]
+    Length {
+        what: &'static str,
+        expected: usize,
+        found: usize,
+    },
+    #[error("invalid geometry: {0}")]
+    Geometry(&'static str),
+    #[error("output row {row} outside 0..{height}")]
+    Row { row: usize, height: usize },
+}
+
+/// The sliding window of a convolution or pooling layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Window {
+    pub kernel_h: u8,
+    pub kernel_w: u8,
+    pub stride: u8,
+    pub pad_top: u16,
+    pub pad_left: u16,
+}
+
+/// Every output window must overlap the input, and padding must be smaller than the
+/// kernel, so no window lies wholly in the padding.
+pub(crate) fn check_window(w: &Window, input: Shape, output: Shape) -> Result<(), KernelError> {
+    if w.kernel_h == 0 || w.kernel_w == 0 || w.stride == 0 {
+        return Err(KernelError::Geometry("zero kernel size or stride"));
+    }
+    if input.is_empty() || output.is_empty() {
+        return Err(KernelError::Geometry("empty tensor"));
+    }
+    let last_y = (output.height as usize - 1) * w.stride as usize;
+    let last_x = (output.width as usize - 1) * w.stride as usize;
+    if w.pad_top as usize >= w.kernel_h as usize
+        || w.pad_left as usize >= w.kernel_w as usize
+        || last_y >= input.height as usize + w.pad_top as usize
+        || last_x >= input.width as usize + w.pad_left as usize
+    {
+        return Err(KernelError::Geometry(
+            "output window outside the padded input",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn expect_len(
+    what: &'static str,
+    expected: usize,
+    found: usize,
+) -> Result<(), KernelError> {
+    if expected == found {
+        Ok(())
+    } else {
+        Err(KernelError::Length {
+            what,
+            expected,
+            found,
+        })
+    }
+}
+
+pub(crate) fn expect_at_least(
+    what: &'static str,
+    expected: usize,
+    found: usize,
+) -> Result<(), KernelError> {
+    if found >= expected {
+        Ok(())
+    } else {
+        Err(KernelError::Length {
+            what,
+            expected,
+            found,
+        })
+    }
+}
+
+/// Index of the first largest value (TFLite's `ArgMax` keeps the first on ties).
+/// `None` for an empty slice.
+pub fn argmax(values: &[i8]) -> Option<usize> {
+    let mut best: Option<(usize, i8)> = None;
+    for (i, &v) in values.iter().enumerate() {
+        match best {
+            Some((_, b)) if v <= b => {}
+            _ => best = Some((i, v)),
+        }
+    }
+    best.map(|(i, _)| i)
+}

@@ -1,0 +1,106 @@
+//! Max and average pooling (TFLite int8 semantics: input and output share scale and zero
+//! point; the average divides by the number of in-bounds elements, rounding half away
+//! from zero; both clamp to the fused activation range).
+
+use super::{KernelError, Window, check_window, expect_len};
+use crate::quant::Clamp;
+use crate::tensor::{Rows, Shape};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolKind {
+    Max,
+    Average,
+}
+
+/// Geometry of a pooling layer; `output.channels == input.channels`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolParams {
+    pub kind: PoolKind,
+    pub input: Shape,
+    pub output: Shape,
+    pub window: Window,
+    pub clamp: Clamp,
+}
+
+impl PoolParams {
+    pub fn check(&self) -> Result<(), KernelError> {
+        if self.input.channels != self.output.channels {
+            return Err(KernelError::Geometry(
+                "pooling output channels differ from input channels",
+            ));
+        }
+        check_window(&self.window, self.input, self.output)
+    }
+}
+
+/// Computes output row `oy` of a pooling layer.
+pub fn pool_row(
+    p: &PoolParams,
+    input: &Rows<'_>,
+    oy: usize,
+    out: &mut [i8],
+) -> Result<(), KernelError> {
+    p.check()?;
+    if oy >= p.output.height as usize {
+        return Err(KernelError::Row {
+            row: oy,
+            height: p.output.height as usize,
+        });
+    }
+    expect_len("input row", p.input.row_len(), input.row_len())?;
+    expect_len("output row", p.output.row_len(), out.len())?;
+    let c = p.input.channels as usize;
+    let w = &p.window;
+    let (h_in, w_in) = (p.input.height as isize, p.input.width as isize);
+    let y0 = (oy * w.stride as usize) as isize - w.pad_top as isize;
+    let y_lo = y0.max(0);
+    let y_hi = (y0 + w.kernel_h as isize).min(h_in);
+    for ox in 0..p.output.width as usize {
+        let x0 = (ox * w.stride as usize) as isize - w.pad_left as isize;
+        let x_lo = x0.max(0);
+        let x_hi = (x0 + w.kernel_w as isize).min(w_in);
+        let count = ((y_hi - y_lo) * (x_hi - x_lo)) as i32;
+        for ch in 0..c {
+            let mut max = i8::MIN as i32;
+            let mut sum = 0i32;
+            for y in y_lo..y_hi {
+                let row = input.row(y as usize);
+                for x in x_lo..x_hi {
+                    let v = row[x as usize * c + ch] as i32;
+                    max = max.max(v);
+                    sum += v;
+                }
+            }
+            let v = match p.kind {
+                PoolKind::Max => max,
+                // TFLite: (sum ± count/2) / count with C's truncating division.
+                PoolKind::Average => {
+                    if sum > 0 {
+                        (sum + count / 2) / count
+                    } else {
+                        (sum - count / 2) / count
+                    }
+                }
+            };
+            out[ox * c + ch] = v.clamp(p.clamp.min as i32, p.clamp.max as i32) as i8;
+        }
+    }
+    Ok(())
+}
+
+/// Whole-map pooling.
+pub fn pool2d(p: &PoolParams, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
+    let rows = Rows::whole(input, p.input).ok_or(KernelError::Length {
+        what: "input",
+        expected: p.input.len(),
+        found: input.len(),
+    })?;
+    expect_len("output", p.output.len(), output.len())?;
+    for (oy, out) in output
+        .chunks_exact_mut(p.output.row_len().max(1))
+        .enumerate()
+    {
+        pool_row(p, &rows, oy, out)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,14 @@
+//! ThermoQC's shared device arithmetic: `no_std`, no `alloc`.
+//!
+//! - [`quant`]: TFLite / CMSIS-NN requantization arithmetic;
+//! - [`kernels`]: int8 convolution, depthwise, fully connected, pooling, softmax, argmax,
+//!   with a portable path and a Cortex-M DSP path ([`kernels::mac`]);
+//! - [`model`], [`blob`]: the model description and its postcard blob with validation;
+//! - [`planner`]: the arena plan (tensor liveness and reuse);
+//! - [`engine`]: runs a model over a caller-provided arena, streaming rows or whole maps.
+#![no_std]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+pub mod kernels;
+pub mod quant;
+pub mod tensor;

@@ -1,0 +1,369 @@
+//! Integer quantization arithmetic, exactly as TFLite and CMSIS-NN do it.
+//!
+//! Conventions (the TFLite int8 quantization spec):
+//! - activations: asymmetric int8, `real = scale · (q − zero_point)`;
+//! - weights: symmetric int8 per output channel, zero point 0, range ±127;
+//! - bias: int32 at scale `s_in · s_w[c]`, zero point 0;
+//! - an accumulator is brought to the output scale by the real factor
+//!   `s_in · s_w[c] / s_out`, represented as a Q31 multiplier and a power-of-two shift.
+//!
+//! Rounding mode: we use the *double rounding* of TFLite's reference
+//! `MultiplyByQuantizedMultiplier` and CMSIS-NN's default `arm_nn_requantize`
+//! (`CMSIS_NN_USE_SINGLE_ROUNDING` unset): a left shift for positive shifts, then
+//! [`saturating_rounding_doubling_high_mul`] (round half away from zero), then
+//! [`rounding_divide_by_pot`] (round half away from zero). It is the rounding every
+//! TFLite / TFLM / CMSIS-NN build produces by default, so results can be compared
+//! bit for bit against those independent implementations.
+
+use serde::{Deserialize, Serialize};
+
+/// Largest right shift the requantization supports (TFLite flushes smaller factors to 0).
+pub const MIN_SHIFT: i32 = -31;
+/// Largest left shift: the single-rounding path of TFLite saturates above this, and a
+/// factor of 2^30 is far beyond any sane layer scale.
+pub const MAX_SHIFT: i32 = 30;
+
+/// A real multiplier `m` as `multiplier · 2^(shift − 31)`, `multiplier` in `[2^30, 2^31)`
+/// (or 0 for a zero factor).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requant {
+    pub multiplier: i32,
+    pub shift: i32,
+}
+
+/// Why a real scale cannot be turned into a [`Requant`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ScaleError {
+    #[error("scale is not finite")]
+    NotFinite,
+    #[error("scale is negative")]
+    Negative,
+    #[error("scale needs a left shift above {MAX_SHIFT} (factor ≥ 2^{MAX_SHIFT})")]
+    TooLarge,
+}
+
+impl Requant {
+    /// A multiplier/shift pair that came from [`quantize_multiplier`] satisfies this.
+    pub fn is_valid(self) -> bool {
+        (MIN_SHIFT..=MAX_SHIFT).contains(&self.shift)
+            && (self.multiplier == 0 || self.multiplier >= 1 << 30)
+    }
+
+    /// The real factor this pair represents (for reports and tests).
+    pub fn to_f64(self) -> f64 {
+        self.multiplier as f64 * libm::exp2(self.shift as f64 - 31.0)
+    }
+}
+
+/// TFLite's `QuantizeMultiplier`: frexp, round the mantissa to Q31 (half away from zero),
+/// fold the 2^31 overflow case into the exponent, flush factors below 2^-32 to zero.
+pub fn quantize_multiplier(real: f64) -> Result<Requant, ScaleError> {
+    if !real.is_finite() {
+        return Err(ScaleError::NotFinite);
+    }
+    if real < 0.0 {
+        return Err(ScaleError::Negative);
+    }
+    if real == 0.0 {
+        return Ok(Requant {
+            multiplier: 0,
+            shift: 0,
+        });
+    }
+    let (mantissa, mut shift) = libm::frexp(real);
+    let mut q_fixed = libm::round(mantissa * (1i64 << 31) as f64) as i64;
+    // The mantissa is in [0.5, 1); rounding can reach exactly 2^31.
+    if q_fixed == 1i64 << 31 {
+        q_fixed /= 2;
+        shift += 1;
+    }
+    if shift < MIN_SHIFT {
+        return Ok(Requant {
+            multiplier: 0,
+            shift: 0,
+        });
+    }
+    if shift > MAX_SHIFT {
+        return Err(ScaleError::TooLarge);
+    }
+    Ok(Requant {
+        multiplier: q_fixed as i32,
+        shift,
+    })
+}
+
+/// gemmlowp's `SaturatingRoundingDoublingHighMul`: `a · b / 2^31` rounded to nearest, ties
+/// toward +∞ (the nudge `±2^30` with C's truncating division), saturating the single
+/// overflow case `i32::MIN · i32::MIN`.
+#[inline(always)]
+pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
+    if a == i32::MIN && b == i32::MIN {
+        return i32::MAX;
+    }
+    let ab = a as i64 * b as i64;
+    let nudge: i64 = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
+    // C's division truncates toward zero; so does Rust's.
+    ((ab + nudge) / (1i64 << 31)) as i32
+}
+
+/// gemmlowp's `RoundingDivideByPOT`: `x / 2^exponent`, rounding half away from zero.
+/// `exponent` must be in `0..=31`.
+#[inline(always)]
+pub fn rounding_divide_by_pot(x: i32, exponent: i32) -> i32 {
+    let mask: i32 = ((1i64 << exponent) - 1) as i32;
+    let remainder = x & mask;
+    let threshold = (mask >> 1) + i32::from(x < 0);
+    (x >> exponent) + i32::from(remainder > threshold)
+}
+
+/// TFLite's `MultiplyByQuantizedMultiplier` / CMSIS-NN's `arm_nn_requantize` (double
+/// rounding). The left shift wraps like the C code on two's-complement targets; with
+/// shifts from [`quantize_multiplier`] and int32 accumulators of real layers it never does.
+#[inline(always)]
+pub fn multiply_by_quantized_multiplier(x: i32, rq: Requant) -> i32 {
+    let left = if rq.shift > 0 { rq.shift } else { 0 };
+    let right = if rq.shift > 0 { 0 } else { -rq.shift };
+    rounding_divide_by_pot(
+        saturating_rounding_doubling_high_mul(x.wrapping_mul(1i32 << left), rq.multiplier),
+        right,
+    )
+}
+
+/// Requantize an int32 accumulator to int8: scale, add the output zero point, clamp to
+/// the fused activation range.
+#[inline(always)]
+pub fn requantize_to_i8(acc: i32, rq: Requant, output_zero_point: i32, clamp: Clamp) -> i8 {
+    let v = multiply_by_quantized_multiplier(acc, rq).saturating_add(output_zero_point);
+    v.clamp(clamp.min as i32, clamp.max as i32) as i8
+}
+
+/// A fused activation expressed, as in TFLite, as the int8 output range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Clamp {
+    pub min: i8,
+    pub max: i8,
+}
+
+/// The fused activation of a layer, in real terms.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Activation {
+    None,
+    Relu,
+    Relu6,
+}
+
+impl Clamp {
+    pub const FULL: Clamp = Clamp {
+        min: -128,
+        max: 127,
+    };
+
+    /// TFLite's `CalculateActivationRangeQuantized`: quantize 0 (and 6) with the output
+    /// scale and zero point, intersect with the int8 range.
+    pub fn for_activation(act: Activation, scale: f32, zero_point: i32) -> Clamp {
+        let quantize = |real: f32| -> i32 {
+            let q = libm::roundf(real / scale) as i64 + zero_point as i64;
+            q.clamp(-128, 127) as i32
+        };
+        let (lo, hi) = match act {
+            Activation::None => (-128, 127),
+            Activation::Relu => (quantize(0.0).max(-128), 127),
+            Activation::Relu6 => (quantize(0.0).max(-128), quantize(6.0).min(127)),
+        };
+        Clamp {
+            min: lo as i8,
+            max: hi as i8,
+        }
+    }
+}
+
+/// Quantize a real value with an affine int8 scheme (round half away from zero, as
+/// TFLite's `Quantize` and ONNX's `QuantizeLinear` rounds half to even: see
+/// [`quantize_f32_half_even`] for the ONNX one).
+pub fn quantize_f32(real: f32, scale: f32, zero_point: i32) -> i8 {
+    let q = libm::roundf(real / scale) as i64 + zero_point as i64;
+    q.clamp(-128, 127) as i8
+}
+
+/// ONNX `QuantizeLinear` rounding: half to even.
+pub fn quantize_f32_half_even(real: f32, scale: f32, zero_point: i32) -> i8 {
+    let q = libm::rintf(real / scale) as i64 + zero_point as i64;
+    q.clamp(-128, 127) as i8
+}
+
+/// `scale · (q − zero_point)`.
+pub fn dequantize(q: i8, scale: f32, zero_point: i32) -> f32 {
+    scale * (q as i32 - zero_point) as f32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Exact reference of double rounding with unbounded integers.
+    fn reference(x: i32, rq: Requant) -> i32 {
+        let left = rq.shift.max(0);
+        let right = (-rq.shift).max(0);
+        let shifted = (x as i64) << left;
+        let shifted = shifted as i32 as i64; // the wrap of the C code
+        let prod = shifted as i128 * rq.multiplier as i128;
+        // floor(prod / 2^31 + 1/2): gemmlowp's ties-toward-+∞ rounding
+        let high = (prod + (1i128 << 30)).div_euclid(1i128 << 31);
+        let high = high.clamp(i32::MIN as i128, i32::MAX as i128);
+        // round(high / 2^right), half away from zero
+        if right == 0 {
+            return high as i32;
+        }
+        let d = 1i128 << right;
+        let mut r = (high.abs() + d / 2) / d;
+        if high < 0 {
+            r = -r;
+        }
+        r as i32
+    }
+
+    #[test]
+    fn srdhm_known_values() {
+        assert_eq!(
+            saturating_rounding_doubling_high_mul(i32::MIN, i32::MIN),
+            i32::MAX
+        );
+        assert_eq!(
+            saturating_rounding_doubling_high_mul(1 << 30, 1 << 30),
+            1 << 29
+        );
+        // gemmlowp's nudge rounds ties toward +∞: 1.5 → 2, −1.5 → −1, 0.5 → 1, −0.5 → 0.
+        assert_eq!(saturating_rounding_doubling_high_mul(3, 1 << 30), 2);
+        assert_eq!(saturating_rounding_doubling_high_mul(-3, 1 << 30), -1);
+        assert_eq!(saturating_rounding_doubling_high_mul(1, 1 << 30), 1);
+        assert_eq!(saturating_rounding_doubling_high_mul(-1, 1 << 30), 0);
+        // Off the tie, it is round to nearest.
+        assert_eq!(saturating_rounding_doubling_high_mul(-3, (1 << 30) + 1), -2);
+    }
+
+    #[test]
+    fn rdbpot_known_values() {
+        assert_eq!(rounding_divide_by_pot(5, 1), 3); // 2.5 → 3
+        assert_eq!(rounding_divide_by_pot(-5, 1), -3); // −2.5 → −3
+        assert_eq!(rounding_divide_by_pot(7, 2), 2); // 1.75 → 2
+        assert_eq!(rounding_divide_by_pot(-6, 2), -2); // −1.5 → −2
+        assert_eq!(rounding_divide_by_pot(-5, 2), -1); // −1.25 → −1
+        assert_eq!(rounding_divide_by_pot(i32::MAX, 31), 1);
+        assert_eq!(rounding_divide_by_pot(i32::MIN, 31), -1);
+        assert_eq!(rounding_divide_by_pot(123, 0), 123);
+    }
+
+    #[test]
+    fn quantize_multiplier_known_values() {
+        assert_eq!(
+            quantize_multiplier(0.5).unwrap(),
+            Requant {
+                multiplier: 1 << 30,
+                shift: 0
+            }
+        );
+        assert_eq!(
+            quantize_multiplier(1.0).unwrap(),
+            Requant {
+                multiplier: 1 << 30,
+                shift: 1
+            }
+        );
+        assert_eq!(
+            quantize_multiplier(0.25).unwrap(),
+            Requant {
+                multiplier: 1 << 30,
+                shift: -1
+            }
+        );
+        assert_eq!(
+            quantize_multiplier(0.0).unwrap(),
+            Requant {
+                multiplier: 0,
+                shift: 0
+            }
+        );
+        // A mantissa that rounds up to 2^31: the overflow case folds into the shift.
+        let almost_one = 1.0 - 1e-12;
+        assert_eq!(
+            quantize_multiplier(almost_one).unwrap(),
+            Requant {
+                multiplier: 1 << 30,
+                shift: 1
+            }
+        );
+        // Below 2^-32 the factor flushes to zero, as TFLite does.
+        assert_eq!(
+            quantize_multiplier(1e-12).unwrap(),
+            Requant {
+                multiplier: 0,
+                shift: 0
+            }
+        );
+        assert_eq!(quantize_multiplier(f64::NAN), Err(ScaleError::NotFinite));
+        assert_eq!(quantize_multiplier(-0.1), Err(ScaleError::Negative));
+        assert_eq!(quantize_multiplier(1e12), Err(ScaleError::TooLarge));
+        // 0.1 = 0.8 · 2^-3 ; 0.8 · 2^31 = 1717986918.4 → 1717986918
+        assert_eq!(
+            quantize_multiplier(0.1).unwrap(),
+            Requant {
+                multiplier: 1717986918,
+                shift: -3
+            }
+        );
+    }
+
+    #[test]
+    fn clamp_for_activations() {
+        assert_eq!(Clamp::for_activation(Activation::None, 0.1, 3), Clamp::FULL);
+        assert_eq!(
+            Clamp::for_activation(Activation::Relu, 0.1, -20),
+            Clamp { min: -20, max: 127 }
+        );
+        assert_eq!(
+            Clamp::for_activation(Activation::Relu6, 0.1, -128),
+            Clamp {
+                min: -128,
+                max: -68
+            }
+        );
+        assert_eq!(
+            Clamp::for_activation(Activation::Relu6, 0.01, 0),
+            Clamp { min: 0, max: 127 }
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn multiplier_roundtrips_scale(real in 1e-9f64..1e9) {
+            let rq = quantize_multiplier(real).unwrap();
+            prop_assert!(rq.is_valid());
+            if rq.multiplier != 0 {
+                let rel = (rq.to_f64() - real).abs() / real;
+                prop_assert!(rel <= 1.0 / (1u64 << 30) as f64, "real {real} rq {rq:?} rel {rel}");
+            }
+        }
+
+        #[test]
+        fn requantize_matches_exact_reference(x in any::<i32>(), real in 1e-7f64..0.99) {
+            let rq = quantize_multiplier(real).unwrap();
+            prop_assert_eq!(multiply_by_quantized_multiplier(x, rq), reference(x, rq));
+        }
+
+        #[test]
+        fn requantize_left_shift_matches_reference(x in -(1i32 << 20)..(1 << 20), real in 1.0f64..1000.0) {
+            let rq = quantize_multiplier(real).unwrap();
+            prop_assert_eq!(multiply_by_quantized_multiplier(x, rq), reference(x, rq));
+        }
+
+        #[test]
+        fn rdbpot_matches_reference(x in any::<i32>(), e in 0i32..=31) {
+            let d = 1i64 << e;
+            let xi = x as i64;
+            let mut r = (xi.abs() + d / 2) / d;
+            if xi < 0 { r = -r; }
+            prop_assert_eq!(rounding_divide_by_pot(x, e) as i64, r);
+        }
+    }
+}
