@@ -9,6 +9,11 @@
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod blob;
+pub mod engine;
 pub mod kernels;
+pub mod model;
+pub mod planner;
 pub mod quant;
 pub mod tensor;
+pub mod vectors;

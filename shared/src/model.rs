@@ -1,0 +1,561 @@
+//! The model description carried by a blob, and its validation into a runnable [`Model`].
+//!
+//! A model is a chain of layers: layer `i` reads tensor `i` (tensor 0 is the input) and
+//! writes tensor `i + 1`. Weights, per-channel scales and biases are borrowed straight
+//! from the blob bytes (zero copy, no allocation): weights as int8 bytes, scales as
+//! little-endian f32, biases as little-endian i32.
+
+use serde::{Deserialize, Serialize};
+
+use crate::kernels::conv::ConvParams;
+use crate::kernels::depthwise::DepthwiseParams;
+use crate::kernels::fully_connected::FullyConnectedParams;
+use crate::kernels::pool::{PoolKind, PoolParams};
+use crate::kernels::softmax::SoftmaxParams;
+use crate::kernels::{ChannelQuant, KernelError, Window};
+use crate::quant::{Activation, Clamp, ScaleError, quantize_multiplier};
+use crate::tensor::{Padding, Shape, output_dim};
+
+/// Most layers a model may have (fixed so the device needs no heap).
+pub const MAX_LAYERS: usize = 24;
+/// Most classes a model may output.
+pub const MAX_CLASSES: usize = 8;
+/// Longest receptive field / fully-connected input the engine accepts. Keeps every int32
+/// accumulator (at most 255 · 127 per term) clear of overflow.
+pub const MAX_DOT_LEN: usize = 1 << 16;
+
+/// Affine int8 quantization of a tensor: `real = scale · (q − zero_point)`.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QuantParams {
+    pub scale: f32,
+    pub zero_point: i8,
+}
+
+/// What a layer computes.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    /// Filter OHWI, per-output-channel weight scales and int32 biases.
+    Conv2d {
+        kernel_h: u8,
+        kernel_w: u8,
+        stride: u8,
+        padding: Padding,
+        out_channels: u16,
+    },
+    /// Depth multiplier 1, filter 1HWC.
+    DepthwiseConv2d {
+        kernel_h: u8,
+        kernel_w: u8,
+        stride: u8,
+        padding: Padding,
+    },
+    MaxPool {
+        kernel_h: u8,
+        kernel_w: u8,
+        stride: u8,
+        padding: Padding,
+    },
+    AvgPool {
+        kernel_h: u8,
+        kernel_w: u8,
+        stride: u8,
+        padding: Padding,
+    },
+    /// Weights `[out][in]` over the flattened HWC input; output 1×1×`out_features`.
+    FullyConnected { out_features: u16 },
+    /// Over the channels of each pixel; output scale 1/256, zero point −128.
+    Softmax { beta: f32 },
+}
+
+/// One layer as stored in the blob.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Layer<'a> {
+    pub op: Op,
+    pub activation: Activation,
+    pub output: QuantParams,
+    /// int8 weights (empty for pooling and softmax).
+    #[serde(borrow)]
+    pub weights: &'a [u8],
+    /// f32 little-endian, one per output channel.
+    #[serde(borrow)]
+    pub weight_scales: &'a [u8],
+    /// i32 little-endian, one per output channel, at scale `s_in · s_w[c]`.
+    #[serde(borrow)]
+    pub bias: &'a [u8],
+}
+
+/// What the model expects as input.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct InputSpec {
+    pub shape: Shape,
+    pub quant: QuantParams,
+}
+
+/// The blob payload.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ModelDesc<'a> {
+    #[serde(borrow)]
+    pub name: &'a str,
+    pub input: InputSpec,
+    /// One name per output channel of the last layer (e.g. sound, subsurface, surface),
+    /// or none for a model whose outputs are not classes (kernel test models).
+    #[serde(borrow)]
+    pub classes: heapless::Vec<&'a str, MAX_CLASSES>,
+    #[serde(borrow)]
+    pub layers: heapless::Vec<Layer<'a>, MAX_LAYERS>,
+    /// Arena bytes for streaming execution, as computed by the planner.
+    pub arena_bytes: u32,
+}
+
+/// What is wrong with one layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LayerProblem {
+    #[error("{what} is not a positive finite number")]
+    Scale { what: &'static str },
+    #[error("requantization factor of channel {channel}: {source}")]
+    Requant { channel: usize, source: ScaleError },
+    #[error("{what} has {found} bytes, expected {expected}")]
+    Length {
+        what: &'static str,
+        expected: usize,
+        found: usize,
+    },
+    #[error("weight {index} is −128; symmetric int8 weights use ±127")]
+    WeightRange { index: usize },
+    #[error("kernel window does not fit the {height}×{width} input")]
+    Window { height: u16, width: u16 },
+    #[error("output tensor would exceed 65535 in a dimension")]
+    TooLarge,
+    #[error("dot product of {len} terms exceeds the engine's limit")]
+    DotTooLong { len: usize },
+    #[error("pooling must keep the input quantization")]
+    PoolQuant,
+    #[error("softmax output must have scale 1/256 and zero point −128")]
+    SoftmaxQuant,
+    #[error("softmax takes no fused activation")]
+    SoftmaxActivation,
+    #[error("softmax beta · input scale out of range")]
+    SoftmaxBeta,
+    #[error(transparent)]
+    Kernel(#[from] KernelError),
+}
+
+/// Why a model description is not runnable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    #[error("model has no layers")]
+    NoLayers,
+    #[error("input shape {0:?} has a zero dimension")]
+    EmptyInput(Shape),
+    #[error("input scale is not a positive finite number")]
+    InputScale,
+    #[error("model lists {classes} class names but its last layer has {channels} output channels")]
+    ClassCount { classes: usize, channels: usize },
+    #[error("layer {index}: {problem}")]
+    Layer { index: usize, problem: LayerProblem },
+}
+
+/// The kernel one layer runs, with every parameter checked.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Kernel {
+    Conv(ConvParams),
+    Depthwise(DepthwiseParams),
+    Pool(PoolParams),
+    FullyConnected(FullyConnectedParams),
+    Softmax { params: SoftmaxParams, depth: usize },
+}
+
+/// A validated layer: its kernel, input and output shapes.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LayerInfo {
+    pub kernel: Kernel,
+    pub input: Shape,
+    pub output: Shape,
+    pub input_quant: QuantParams,
+}
+
+impl LayerInfo {
+    /// Rows of its input a layer needs at once (the ring capacity in streaming).
+    pub fn window_rows(&self) -> usize {
+        match self.kernel {
+            Kernel::Conv(p) => p.kernel_h as usize,
+            Kernel::Depthwise(p) => p.kernel_h as usize,
+            Kernel::Pool(p) => p.window.kernel_h as usize,
+            Kernel::FullyConnected(_) | Kernel::Softmax { .. } => 1,
+        }
+    }
+
+    /// The last input row output row `oy` depends on.
+    pub fn last_input_row(&self, oy: usize) -> usize {
+        let last = self.input.height as usize - 1;
+        let w = match self.kernel {
+            Kernel::Conv(p) => p.window(),
+            Kernel::Depthwise(p) => p.window(),
+            Kernel::Pool(p) => p.window,
+            Kernel::FullyConnected(_) => return last,
+            Kernel::Softmax { .. } => return oy.min(last),
+        };
+        (oy * w.stride as usize + w.kernel_h as usize - 1)
+            .saturating_sub(w.pad_top as usize)
+            .min(last)
+    }
+
+    /// Output channels that carry weights, biases and requantization parameters.
+    pub fn weighted_channels(&self) -> usize {
+        match self.kernel {
+            Kernel::Conv(p) => p.output.channels as usize,
+            Kernel::Depthwise(p) => p.output.channels as usize,
+            Kernel::FullyConnected(p) => p.out_features,
+            Kernel::Pool(_) | Kernel::Softmax { .. } => 0,
+        }
+    }
+}
+
+/// A model whose every layer has been checked: shapes chain, buffers have the right
+/// lengths, scales are positive and finite, requantization factors are representable.
+#[derive(Clone, Debug)]
+pub struct Model<'a> {
+    pub desc: ModelDesc<'a>,
+    pub layers: heapless::Vec<LayerInfo, MAX_LAYERS>,
+}
+
+fn positive(x: f32) -> bool {
+    x.is_finite() && x > 0.0
+}
+
+fn f32_at(bytes: &[u8], i: usize) -> f32 {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&bytes[4 * i..4 * i + 4]);
+    f32::from_le_bytes(b)
+}
+
+fn i32_at(bytes: &[u8], i: usize) -> i32 {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&bytes[4 * i..4 * i + 4]);
+    i32::from_le_bytes(b)
+}
+
+impl<'a> Model<'a> {
+    /// Validates a description. The stored arena size is checked by the blob decoder,
+    /// which owns the planner's verdict.
+    pub fn new(desc: ModelDesc<'a>) -> Result<Self, ModelError> {
+        if desc.layers.is_empty() {
+            return Err(ModelError::NoLayers);
+        }
+        if desc.input.shape.is_empty() {
+            return Err(ModelError::EmptyInput(desc.input.shape));
+        }
+        if !positive(desc.input.quant.scale) {
+            return Err(ModelError::InputScale);
+        }
+        let mut layers = heapless::Vec::new();
+        let mut shape = desc.input.shape;
+        let mut quant = desc.input.quant;
+        for (index, layer) in desc.layers.iter().enumerate() {
+            let info = check_layer(layer, shape, quant)
+                .map_err(|problem| ModelError::Layer { index, problem })?;
+            shape = info.output;
+            quant = layer.output;
+            // Capacity equals MAX_LAYERS, the same bound as desc.layers.
+            let _ = layers.push(info);
+        }
+        if !desc.classes.is_empty() && desc.classes.len() != shape.channels as usize {
+            return Err(ModelError::ClassCount {
+                classes: desc.classes.len(),
+                channels: shape.channels as usize,
+            });
+        }
+        Ok(Model { desc, layers })
+    }
+
+    pub fn input_shape(&self) -> Shape {
+        self.desc.input.shape
+    }
+
+    pub fn output_shape(&self) -> Shape {
+        self.layers
+            .last()
+            .map_or(self.desc.input.shape, |l| l.output)
+    }
+
+    /// Bias and requantization of channel `c` of layer `index` (validated at load).
+    pub fn channel_quant(&self, index: usize, c: usize) -> Option<ChannelQuant> {
+        let layer = self.desc.layers.get(index)?;
+        let info = self.layers.get(index)?;
+        if c >= info.weighted_channels() {
+            return None;
+        }
+        let real = info.input_quant.scale as f64 * f32_at(layer.weight_scales, c) as f64
+            / layer.output.scale as f64;
+        Some(ChannelQuant {
+            bias: i32_at(layer.bias, c),
+            requant: quantize_multiplier(real).ok()?,
+        })
+    }
+
+    /// int8 weights of layer `index`.
+    pub fn weights(&self, index: usize) -> &'a [i8] {
+        self.desc
+            .layers
+            .get(index)
+            .map_or(&[], |l| bytemuck::cast_slice(l.weights))
+    }
+}
+
+fn window_output(
+    input: Shape,
+    kernel_h: u8,
+    kernel_w: u8,
+    stride: u8,
+    padding: Padding,
+) -> Result<(u16, u16, Window), LayerProblem> {
+    let bad = LayerProblem::Window {
+        height: input.height,
+        width: input.width,
+    };
+    let (oh, pt) = output_dim(input.height, kernel_h, stride, padding).ok_or(bad)?;
+    let (ow, pl) = output_dim(input.width, kernel_w, stride, padding).ok_or(bad)?;
+    Ok((
+        oh,
+        ow,
+        Window {
+            kernel_h,
+            kernel_w,
+            stride,
+            pad_top: pt,
+            pad_left: pl,
+        },
+    ))
+}
+
+fn check_weighted(
+    layer: &Layer<'_>,
+    channels: usize,
+    weights: usize,
+    input: QuantParams,
+) -> Result<(), LayerProblem> {
+    let expect = |what, expected: usize, found: usize| {
+        if expected == found {
+            Ok(())
+        } else {
+            Err(LayerProblem::Length {
+                what,
+                expected,
+                found,
+            })
+        }
+    };
+    expect("weights", weights, layer.weights.len())?;
+    expect("weight scales", 4 * channels, layer.weight_scales.len())?;
+    expect("biases", 4 * channels, layer.bias.len())?;
+    if let Some(index) = layer.weights.iter().position(|&w| w == 0x80) {
+        return Err(LayerProblem::WeightRange { index });
+    }
+    for channel in 0..channels {
+        let s = f32_at(layer.weight_scales, channel);
+        if !positive(s) {
+            return Err(LayerProblem::Scale {
+                what: "weight scale",
+            });
+        }
+        let real = input.scale as f64 * s as f64 / layer.output.scale as f64;
+        quantize_multiplier(real).map_err(|source| LayerProblem::Requant { channel, source })?;
+    }
+    Ok(())
+}
+
+fn check_layer(
+    layer: &Layer<'_>,
+    input: Shape,
+    in_quant: QuantParams,
+) -> Result<LayerInfo, LayerProblem> {
+    if !positive(layer.output.scale) {
+        return Err(LayerProblem::Scale {
+            what: "output scale",
+        });
+    }
+    let clamp = Clamp::for_activation(
+        layer.activation,
+        layer.output.scale,
+        layer.output.zero_point as i32,
+    );
+    let (izp, ozp) = (in_quant.zero_point as i32, layer.output.zero_point as i32);
+    let no_weights = |l: &Layer<'_>| {
+        for (what, b) in [
+            ("weights", l.weights),
+            ("weight scales", l.weight_scales),
+            ("biases", l.bias),
+        ] {
+            if !b.is_empty() {
+                return Err(LayerProblem::Length {
+                    what,
+                    expected: 0,
+                    found: b.len(),
+                });
+            }
+        }
+        Ok(())
+    };
+    let (kernel, output) = match layer.op {
+        Op::Conv2d {
+            kernel_h,
+            kernel_w,
+            stride,
+            padding,
+            out_channels,
+        } => {
+            let (oh, ow, w) = window_output(input, kernel_h, kernel_w, stride, padding)?;
+            let output = Shape::new(oh, ow, out_channels);
+            let p = ConvParams {
+                input,
+                output,
+                kernel_h,
+                kernel_w,
+                stride,
+                pad_top: w.pad_top,
+                pad_left: w.pad_left,
+                input_zero_point: izp,
+                output_zero_point: ozp,
+                clamp,
+            };
+            if p.column_len() > MAX_DOT_LEN {
+                return Err(LayerProblem::DotTooLong {
+                    len: p.column_len(),
+                });
+            }
+            check_weighted(
+                layer,
+                out_channels as usize,
+                out_channels as usize * p.column_len(),
+                in_quant,
+            )?;
+            p.check(layer.weights.len(), out_channels as usize)?;
+            (Kernel::Conv(p), output)
+        }
+        Op::DepthwiseConv2d {
+            kernel_h,
+            kernel_w,
+            stride,
+            padding,
+        } => {
+            let (oh, ow, w) = window_output(input, kernel_h, kernel_w, stride, padding)?;
+            let output = Shape::new(oh, ow, input.channels);
+            let p = DepthwiseParams {
+                input,
+                output,
+                kernel_h,
+                kernel_w,
+                stride,
+                pad_top: w.pad_top,
+                pad_left: w.pad_left,
+                input_zero_point: izp,
+                output_zero_point: ozp,
+                clamp,
+            };
+            let c = input.channels as usize;
+            check_weighted(
+                layer,
+                c,
+                kernel_h as usize * kernel_w as usize * c,
+                in_quant,
+            )?;
+            p.check(layer.weights.len(), c)?;
+            (Kernel::Depthwise(p), output)
+        }
+        Op::MaxPool {
+            kernel_h,
+            kernel_w,
+            stride,
+            padding,
+        }
+        | Op::AvgPool {
+            kernel_h,
+            kernel_w,
+            stride,
+            padding,
+        } => {
+            no_weights(layer)?;
+            if layer.output != in_quant {
+                return Err(LayerProblem::PoolQuant);
+            }
+            let (oh, ow, window) = window_output(input, kernel_h, kernel_w, stride, padding)?;
+            let output = Shape::new(oh, ow, input.channels);
+            let kind = if matches!(layer.op, Op::MaxPool { .. }) {
+                PoolKind::Max
+            } else {
+                PoolKind::Average
+            };
+            let p = PoolParams {
+                kind,
+                input,
+                output,
+                window,
+                clamp,
+            };
+            p.check()?;
+            (Kernel::Pool(p), output)
+        }
+        Op::FullyConnected { out_features } => {
+            let n = input.len();
+            if n > MAX_DOT_LEN {
+                return Err(LayerProblem::DotTooLong { len: n });
+            }
+            let out = out_features as usize;
+            check_weighted(layer, out, n * out, in_quant)?;
+            let p = FullyConnectedParams {
+                in_features: n,
+                out_features: out,
+                input_zero_point: izp,
+                output_zero_point: ozp,
+                clamp,
+            };
+            p.check(layer.weights.len(), out)?;
+            (Kernel::FullyConnected(p), Shape::new(1, 1, out_features))
+        }
+        Op::Softmax { beta } => {
+            no_weights(layer)?;
+            if layer.activation != Activation::None {
+                return Err(LayerProblem::SoftmaxActivation);
+            }
+            if layer.output.scale != 1.0 / 256.0 || layer.output.zero_point != -128 {
+                return Err(LayerProblem::SoftmaxQuant);
+            }
+            if !positive(beta) {
+                return Err(LayerProblem::Scale {
+                    what: "softmax beta",
+                });
+            }
+            let params =
+                SoftmaxParams::new(beta, in_quant.scale).map_err(|_| LayerProblem::SoftmaxBeta)?;
+            if input.channels == 0 {
+                return Err(LayerProblem::Window {
+                    height: input.height,
+                    width: input.width,
+                });
+            }
+            (
+                Kernel::Softmax {
+                    params,
+                    depth: input.channels as usize,
+                },
+                input,
+            )
+        }
+    };
+    if output.is_empty() {
+        return Err(LayerProblem::Window {
+            height: input.height,
+            width: input.width,
+        });
+    }
+    // Row buffers are addressed with usize; keep every tensor within u32 bytes.
+    if output.len() > u32::MAX as usize / 4 {
+        return Err(LayerProblem::TooLarge);
+    }
+    Ok(LayerInfo {
+        kernel,
+        input,
+        output,
+        input_quant: in_quant,
+    })
+}

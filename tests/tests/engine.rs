@@ -1,0 +1,182 @@
+//! Stripe (streaming) execution against whole-map execution, and engine refusals.
+
+use proptest::prelude::*;
+use tests::{Rng, Spec, random_model, reference_network};
+use tqc_shared::blob;
+use tqc_shared::engine::{Engine, EngineError};
+use tqc_shared::kernels::mac::Portable;
+use tqc_shared::model::Model;
+use tqc_shared::planner::{Mode, plan};
+use tqc_shared::quant::Activation;
+use tqc_shared::tensor::{Padding, Shape};
+
+fn run(model: &Model<'_>, mode: Mode, input: &[i8]) -> Vec<i8> {
+    let need = plan(model, mode).total;
+    let mut storage = vec![0u64; need / 8 + 1];
+    let mut engine = Engine::new(model, bytemuck::cast_slice_mut(&mut storage), mode).unwrap();
+    let out = model.output_shape();
+    let mut got = vec![0i8; out.len()];
+    let mut seen = vec![false; out.height as usize];
+    let row_len = out.row_len();
+    let mut sink = |y: usize, row: &[i8]| {
+        assert!(!seen[y], "row {y} delivered twice");
+        seen[y] = true;
+        got[y * row_len..(y + 1) * row_len].copy_from_slice(row);
+    };
+    match mode {
+        Mode::Streaming => engine
+            .run_streaming_with::<Portable>(input, &mut sink)
+            .unwrap(),
+        Mode::WholeMap => engine.run_whole_map::<Portable>(input, &mut sink).unwrap(),
+    }
+    assert!(seen.iter().all(|&s| s), "every output row delivered");
+    assert!(engine.is_complete());
+    got
+}
+
+#[test]
+fn reference_network_full_resolution_stripes_equal_whole_map() {
+    let owned = reference_network(120, 160, 7);
+    let blob_bytes = owned.to_blob().unwrap();
+    let model = blob::decode(&blob_bytes).unwrap();
+    let input = Rng(11).bytes(model.input_shape().len());
+    let stream = run(&model, Mode::Streaming, &input);
+    let whole = run(&model, Mode::WholeMap, &input);
+    assert_eq!(stream, whole);
+    // The point of stripes: far less memory than whole maps.
+    let (s, w) = (
+        plan(&model, Mode::Streaming).total,
+        plan(&model, Mode::WholeMap).total,
+    );
+    assert!(s * 4 < w, "streaming arena {s} B vs whole-map {w} B");
+    assert_eq!(model.desc.arena_bytes as usize, s);
+    // The output is a probability distribution over 3 classes (scale 1/256, zp −128).
+    let total: i32 = stream.iter().map(|&v| v as i32 + 128).sum();
+    assert!((250..=260).contains(&total), "softmax sums to {total}/256");
+}
+
+fn spec() -> impl Strategy<Value = Spec> {
+    let pad = prop_oneof![Just(Padding::Same), Just(Padding::Valid)];
+    let act = prop_oneof![
+        Just(Activation::None),
+        Just(Activation::Relu),
+        Just(Activation::Relu6)
+    ];
+    prop_oneof![
+        (1u8..4, 1u8..3, pad.clone(), 1u16..7, act.clone()).prop_map(
+            |(k, stride, padding, out, act)| Spec::Conv {
+                k,
+                stride,
+                padding,
+                out,
+                act
+            }
+        ),
+        (1u8..4, 1u8..3, pad.clone(), act).prop_map(|(k, stride, padding, act)| Spec::Depthwise {
+            k,
+            stride,
+            padding,
+            act
+        }),
+        (1u8..4, 1u8..3, pad.clone()).prop_map(|(k, stride, padding)| Spec::MaxPool {
+            k,
+            stride,
+            padding
+        }),
+        (1u8..4, 1u8..3, pad).prop_map(|(k, stride, padding)| Spec::AvgPool { k, stride, padding }),
+    ]
+}
+
+static RAN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(120))]
+
+    /// Random stacks of windowed layers (plus optional softmax / fully connected heads):
+    /// streaming and whole-map give the same bytes.
+    #[test]
+    fn random_stacks_stream_like_whole_map(
+        h in 8u16..20, w in 8u16..20, c in 1u16..6,
+        specs in proptest::collection::vec(spec(), 1..6),
+        head in 0u8..3, seed in any::<u64>(),
+    ) {
+        let mut specs = specs;
+        match head {
+            1 => specs.push(Spec::Softmax),
+            2 => specs.push(Spec::FullyConnected { out: 3, act: Activation::None }),
+            _ => {}
+        }
+        // Skip stacks that shrink the map below a window (the validator rejects them).
+        let owned = random_model("stack", Shape::new(h, w, c), &specs, seed);
+        prop_assume!(owned.is_ok());
+        let owned = owned.unwrap();
+        RAN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let blob_bytes = owned.to_blob().unwrap();
+        let model = blob::decode(&blob_bytes).unwrap();
+        let input = Rng(seed ^ 1).bytes(model.input_shape().len());
+        prop_assert_eq!(run(&model, Mode::Streaming, &input), run(&model, Mode::WholeMap, &input));
+    }
+}
+
+#[test]
+fn random_stacks_really_ran() {
+    random_stacks_stream_like_whole_map();
+    assert!(
+        RAN.load(std::sync::atomic::Ordering::Relaxed) >= 120,
+        "proptest cases that built a model"
+    );
+}
+
+#[test]
+fn engine_refuses_bad_arena_and_rows() {
+    let owned = reference_network(12, 16, 3);
+    let blob_bytes = owned.to_blob().unwrap();
+    let model = blob::decode(&blob_bytes).unwrap();
+    let need = model.desc.arena_bytes as usize;
+    let mut storage = vec![0u64; need / 8 + 2];
+    let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut storage);
+    assert_eq!(
+        Engine::new(&model, &mut bytes[..need - 1], Mode::Streaming).err(),
+        Some(EngineError::ArenaTooSmall {
+            needed: need,
+            available: need - 1
+        })
+    );
+    assert_eq!(
+        Engine::new(&model, &mut bytes[1..need + 1], Mode::Streaming).err(),
+        Some(EngineError::ArenaMisaligned)
+    );
+    let mut engine = Engine::new(&model, &mut bytes[..need], Mode::Streaming).unwrap();
+    let row = vec![0i8; 16 * 8];
+    let mut sink = |_: usize, _: &[i8]| {};
+    assert_eq!(
+        engine.push_row::<Portable>(&row[1..], &mut sink),
+        Err(EngineError::InputRow {
+            expected: 128,
+            found: 127
+        })
+    );
+    for _ in 0..12 {
+        engine.push_row::<Portable>(&row, &mut sink).unwrap();
+    }
+    assert!(engine.is_complete());
+    assert_eq!(
+        engine.push_row::<Portable>(&row, &mut sink),
+        Err(EngineError::TooManyRows { height: 12 })
+    );
+    assert_eq!(
+        engine.run_whole_map::<Portable>(&vec![0; 12 * 128], &mut sink),
+        Err(EngineError::WrongMode(Mode::Streaming))
+    );
+    // A reset engine runs the next part and gives the same answer for the same input.
+    let input = Rng(5).bytes(12 * 128);
+    let mut first = vec![];
+    engine
+        .run_streaming_with::<Portable>(&input, &mut |_, r| first.extend_from_slice(r))
+        .unwrap();
+    let mut second = vec![];
+    engine
+        .run_streaming_with::<Portable>(&input, &mut |_, r| second.extend_from_slice(r))
+        .unwrap();
+    assert_eq!(first, second);
+}
