@@ -94,6 +94,9 @@ pub struct Engine<'m, 'a> {
     rows_out: [usize; MAX_LAYERS],
     /// Input rows a fully-connected layer `i` has accumulated.
     accumulated: [usize; MAX_LAYERS],
+    /// Optional time source for per-layer profiling, and the time spent per layer.
+    clock: Option<fn() -> u64>,
+    layer_ticks: [u64; MAX_LAYERS],
 }
 
 impl<'m, 'a> Engine<'m, 'a> {
@@ -117,6 +120,8 @@ impl<'m, 'a> Engine<'m, 'a> {
             rows_in: [0; MAX_LAYERS],
             rows_out: [0; MAX_LAYERS],
             accumulated: [0; MAX_LAYERS],
+            clock: None,
+            layer_ticks: [0; MAX_LAYERS],
         };
         for i in 0..model.layers.len() {
             let region = engine.plan.tables[i];
@@ -150,8 +155,20 @@ impl<'m, 'a> Engine<'m, 'a> {
         &self.plan
     }
 
+    /// Profiles every kernel call with `clock` (any monotonic counter, e.g. SysTick);
+    /// [`Engine::layer_ticks`] then gives the time spent in each layer during the last run.
+    pub fn set_clock(&mut self, clock: fn() -> u64) {
+        self.clock = Some(clock);
+    }
+
+    /// Clock ticks spent per layer since the last reset (zeros without a clock).
+    pub fn layer_ticks(&self) -> &[u64] {
+        &self.layer_ticks[..self.model.layers.len()]
+    }
+
     /// Prepares for the next input (streaming).
     pub fn reset(&mut self) {
+        self.layer_ticks = [0; MAX_LAYERS];
         self.rows_in = [0; MAX_LAYERS];
         self.rows_out = [0; MAX_LAYERS];
         self.accumulated = [0; MAX_LAYERS];
@@ -349,6 +366,15 @@ impl<'m, 'a> Engine<'m, 'a> {
 
     /// Adds every arrived, not yet accumulated input row of fully-connected layer `i`.
     fn accumulate_fc<M: Mac>(&mut self, i: usize) -> Result<(), EngineError> {
+        let start = self.clock.map(|c| c());
+        let r = self.accumulate_fc_untimed::<M>(i);
+        if let (Some(clock), Some(start)) = (self.clock, start) {
+            self.layer_ticks[i] += clock().wrapping_sub(start);
+        }
+        r
+    }
+
+    fn accumulate_fc_untimed<M: Mac>(&mut self, i: usize) -> Result<(), EngineError> {
         let info = self.model.layers[i];
         let Kernel::FullyConnected(p) = info.kernel else {
             return Err(EngineError::Plan("region outside the arena"));
@@ -389,6 +415,15 @@ impl<'m, 'a> Engine<'m, 'a> {
     /// Computes output row `oy` of layer `i` into the next layer's input buffer (or the
     /// model output).
     fn compute_row<M: Mac>(&mut self, i: usize, oy: usize) -> Result<(), EngineError> {
+        let start = self.clock.map(|c| c());
+        let r = self.compute_row_untimed::<M>(i, oy);
+        if let (Some(clock), Some(start)) = (self.clock, start) {
+            self.layer_ticks[i] += clock().wrapping_sub(start);
+        }
+        r
+    }
+
+    fn compute_row_untimed<M: Mac>(&mut self, i: usize, oy: usize) -> Result<(), EngineError> {
         let info = self.model.layers[i];
         let n = self.model.layers.len();
         let dest = if i + 1 < n {

@@ -200,6 +200,31 @@ impl LayerInfo {
             .min(last)
     }
 
+    /// Multiply-accumulates of one run (0 for pooling and softmax, which have none).
+    pub fn macs(&self) -> u64 {
+        match self.kernel {
+            Kernel::Conv(p) => self.output.len() as u64 * p.column_len() as u64,
+            Kernel::Depthwise(p) => {
+                self.output.len() as u64 * p.kernel_h as u64 * p.kernel_w as u64
+            }
+            Kernel::FullyConnected(p) => p.in_features as u64 * p.out_features as u64,
+            Kernel::Pool(_) | Kernel::Softmax { .. } => 0,
+        }
+    }
+
+    /// A short name of the layer's operation.
+    pub fn kind(&self) -> &'static str {
+        match self.kernel {
+            Kernel::Conv(p) if p.is_pointwise() => "pointwise",
+            Kernel::Conv(_) => "conv",
+            Kernel::Depthwise(_) => "depthwise",
+            Kernel::Pool(p) if p.kind == PoolKind::Max => "maxpool",
+            Kernel::Pool(_) => "avgpool",
+            Kernel::FullyConnected(_) => "fc",
+            Kernel::Softmax { .. } => "softmax",
+        }
+    }
+
     /// Output channels that carry weights, biases and requantization parameters.
     pub fn weighted_channels(&self) -> usize {
         match self.kernel {

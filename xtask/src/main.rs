@@ -1,1 +1,272 @@
-fn main() {}
+//! `cargo xtask`: the project's build, test and emulation tasks.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(about = "ThermoQC developer tasks", long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Everything CI checks: host tests, rustfmt, clippy (warnings denied), the thumb
+    /// builds, and the on-target kernel check under QEMU (DSP and portable paths against
+    /// the host's outputs, on a Cortex-M4 and a Cortex-M7).
+    Test,
+    /// Runs the reference network under QEMU (`-icount shift=0`) and prints, per layer,
+    /// MACs, instructions and MACs per instruction for the DSP and the portable paths.
+    Bench {
+        /// Emulated board.
+        #[arg(long, value_enum, default_value_t = Board::An386)]
+        board: Board,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Board {
+    /// mps2-an386: Cortex-M4F (the reference of DESIGN.md's kernel speed table).
+    An386,
+    /// mps2-an500: Cortex-M7.
+    An500,
+}
+
+impl Board {
+    fn machine(self) -> (&'static str, &'static str) {
+        match self {
+            Board::An386 => ("mps2-an386", "cortex-m4"),
+            Board::An500 => ("mps2-an500", "cortex-m7"),
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+fn step(title: &str) {
+    println!("\n==> {title}");
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let shown = format!("{cmd:?}");
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed with {status}");
+    }
+    Ok(())
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn firmware_dir() -> PathBuf {
+    root().join("firmware")
+}
+
+fn firmware_elf(bin: &str) -> PathBuf {
+    firmware_dir()
+        .join("target/thumbv7em-none-eabihf/release")
+        .join(bin)
+}
+
+fn build_firmware() -> Result<()> {
+    run(cargo()
+        .current_dir(firmware_dir())
+        .args(["build", "--release", "--locked"]))
+}
+
+/// Finds qemu-system-arm, or explains how to get it.
+fn qemu() -> Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path) {
+        let candidate = dir.join("qemu-system-arm");
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    bail!(
+        "qemu-system-arm not found on PATH: the on-target checks need it.\n\
+         Install it with `sudo apt-get install qemu-system-arm` (Debian/Ubuntu), \
+         `brew install qemu` (macOS) or your distribution's qemu package."
+    )
+}
+
+/// Runs an image under QEMU with semihosting in `workdir`; returns QEMU's exit status
+/// (the image's semihosting exit code) and what it printed.
+fn run_qemu(
+    board: Board,
+    elf: &Path,
+    workdir: &Path,
+    icount: bool,
+    limit: Duration,
+) -> Result<(ExitStatus, String)> {
+    let (machine, cpu) = board.machine();
+    let mut cmd = Command::new(qemu()?);
+    cmd.current_dir(workdir)
+        .args([
+            "-machine",
+            machine,
+            "-cpu",
+            cpu,
+            "-nographic",
+            "-monitor",
+            "none",
+            "-serial",
+            "none",
+        ])
+        .args(["-semihosting-config", "enable=on,target=native"]);
+    if icount {
+        cmd.args(["-icount", "shift=0"]);
+    }
+    cmd.arg("-kernel")
+        .arg(elf)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = cmd.spawn().context("cannot start qemu-system-arm")?;
+    let mut stdout = child.stdout.take().context("qemu stdout")?;
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("QEMU ({machine}) did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = reader.join().unwrap_or_default();
+    Ok((status, out))
+}
+
+fn work_dir(name: &str) -> Result<PathBuf> {
+    let dir = root().join("target/xtask").join(name);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}
+
+fn kernel_check() -> Result<()> {
+    let dir = work_dir("kernel-check")?;
+    let file = tests::vector_file(0x7e57)
+        .map_err(anyhow::Error::msg)
+        .context("generating kernel vectors")?;
+    std::fs::write(dir.join("kernel-vectors.bin"), &file).context("writing kernel-vectors.bin")?;
+    let qemu = qemu()?;
+    println!("using {}", qemu.display());
+    for board in [Board::An386, Board::An500] {
+        let (status, out) = run_qemu(
+            board,
+            &firmware_elf("kernel-check"),
+            &dir,
+            false,
+            Duration::from_secs(600),
+        )?;
+        print!("{out}");
+        if !status.success() {
+            bail!(
+                "on-target kernel check failed on {} ({status})",
+                board.machine().0
+            );
+        }
+    }
+    Ok(())
+}
+
+fn test() -> Result<()> {
+    let started = Instant::now();
+    // Fail early, before the long builds, when QEMU is missing.
+    qemu()?;
+    step("host tests: cargo test --workspace");
+    run(cargo()
+        .current_dir(root())
+        .args(["test", "--workspace", "--locked"]))?;
+    step("formatting: cargo fmt --check (host and firmware workspaces)");
+    run(cargo()
+        .current_dir(root())
+        .args(["fmt", "--all", "--check"]))?;
+    run(cargo()
+        .current_dir(firmware_dir())
+        .args(["fmt", "--all", "--check"]))?;
+    step("lints: cargo clippy, warnings denied");
+    run(cargo().current_dir(root()).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(cargo().current_dir(firmware_dir()).args([
+        "clippy",
+        "--release",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    step("thumb builds: the shared crate alone (no std, no alloc) and the firmware");
+    run(cargo().current_dir(root()).args([
+        "build",
+        "--locked",
+        "--target",
+        "thumbv7em-none-eabihf",
+        "-p",
+        "thermoqc-shared",
+    ]))?;
+    build_firmware()?;
+    step("on-target kernel check under QEMU (Cortex-M4 and Cortex-M7)");
+    kernel_check()?;
+    println!("\nall checks passed in {:.0?}", started.elapsed());
+    Ok(())
+}
+
+fn bench(board: Board) -> Result<()> {
+    build_firmware()?;
+    let dir = work_dir("bench")?;
+    let model = tests::reference_network(120, 160, 2026);
+    let blob = model.to_blob().context("encoding the reference network")?;
+    std::fs::write(dir.join("bench-model.tqm"), &blob).context("writing bench-model.tqm")?;
+    let (machine, cpu) = board.machine();
+    println!(
+        "reference network on QEMU {machine} ({cpu}), -icount shift=0: 1 SysTick tick = 40 instructions"
+    );
+    let (status, out) = run_qemu(
+        board,
+        &firmware_elf("bench"),
+        &dir,
+        true,
+        Duration::from_secs(1200),
+    )?;
+    print!("{out}");
+    if !status.success() {
+        bail!("benchmark failed ({status})");
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().task {
+        Task::Test => test(),
+        Task::Bench { board } => bench(board),
+    }
+}
