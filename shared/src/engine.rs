@@ -110,7 +110,7 @@ impl<'m, 'a> Engine<'m, 'a> {
                 available: arena.len(),
             });
         }
-        if arena.as_ptr() as usize % ALIGN != 0 {
+        if !(arena.as_ptr() as usize).is_multiple_of(ALIGN) {
             return Err(EngineError::ArenaMisaligned);
         }
         let mut engine = Engine {

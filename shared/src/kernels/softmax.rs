@@ -148,7 +148,7 @@ pub fn softmax(
     input: &[i8],
     output: &mut [i8],
 ) -> Result<(), KernelError> {
-    if depth == 0 || input.len() % depth != 0 {
+    if depth == 0 || !input.len().is_multiple_of(depth) {
         return Err(KernelError::Geometry(
             "softmax input is not a whole number of pixels",
         ));
