@@ -113,8 +113,7 @@ pub fn payload(blob: &[u8]) -> Result<&[u8], BlobError> {
 
 /// Decodes and validates a payload (no header): for tests and tools that re-seal.
 pub fn decode_payload(body: &[u8]) -> Result<Model<'_>, BlobError> {
-    let (desc, rest): (ModelDesc<'_>, &[u8]) =
-        postcard::take_from_bytes(body).map_err(payload_error)?;
+    let (desc, rest): (ModelDesc<'_>, &[u8]) = postcard::take_from_bytes(body).map_err(payload_error)?;
     if !rest.is_empty() {
         return Err(BlobError::Trailing(rest.len()));
     }

@@ -58,10 +58,7 @@ fn words<T: bytemuck::Pod>(b: &[u8]) -> Result<&[T], EngineError> {
 }
 
 /// Splits `arena` into the disjoint `ranges` (empty ranges give empty slices).
-fn split_regions<'s, const N: usize>(
-    arena: &'s mut [u8],
-    ranges: [Range<usize>; N],
-) -> Option<[&'s mut [u8]; N]> {
+fn split_regions<'s, const N: usize>(arena: &'s mut [u8], ranges: [Range<usize>; N]) -> Option<[&'s mut [u8]; N]> {
     let mut order: [usize; N] = core::array::from_fn(|i| i);
     order.sort_unstable_by_key(|&i| ranges[i].start);
     let mut out: [Option<&'s mut [u8]>; N] = core::array::from_fn(|_| None);
@@ -182,11 +179,7 @@ impl<'m, 'a> Engine<'m, 'a> {
 
     /// Streams one input row (HWC, `width · channels` values) through the model; output
     /// rows that become ready are passed to `sink(row_index, values)`.
-    pub fn push_row<M: Mac>(
-        &mut self,
-        row: &[i8],
-        sink: &mut dyn FnMut(usize, &[i8]),
-    ) -> Result<(), EngineError> {
+    pub fn push_row<M: Mac>(&mut self, row: &[i8], sink: &mut dyn FnMut(usize, &[i8])) -> Result<(), EngineError> {
         if self.plan.mode != Mode::Streaming {
             return Err(EngineError::WrongMode(self.plan.mode));
         }
@@ -214,11 +207,7 @@ impl<'m, 'a> Engine<'m, 'a> {
     }
 
     /// Streams a whole input map, row by row, with the native MAC backend.
-    pub fn run_streaming(
-        &mut self,
-        input: &[i8],
-        sink: &mut dyn FnMut(usize, &[i8]),
-    ) -> Result<(), EngineError> {
+    pub fn run_streaming(&mut self, input: &[i8], sink: &mut dyn FnMut(usize, &[i8])) -> Result<(), EngineError> {
         self.run_streaming_with::<Native>(input, sink)
     }
 
@@ -318,11 +307,7 @@ impl<'m, 'a> Engine<'m, 'a> {
 
     /// Produces every output row of layer `i` whose inputs are present, passing each
     /// one on before producing the next (depth first keeps the rings small).
-    fn advance<M: Mac>(
-        &mut self,
-        i: usize,
-        sink: &mut dyn FnMut(usize, &[i8]),
-    ) -> Result<(), EngineError> {
+    fn advance<M: Mac>(&mut self, i: usize, sink: &mut dyn FnMut(usize, &[i8])) -> Result<(), EngineError> {
         let info = self.model.layers[i];
         if let Kernel::FullyConnected(_) = info.kernel {
             self.accumulate_fc::<M>(i)?;
@@ -333,8 +318,7 @@ impl<'m, 'a> Engine<'m, 'a> {
             }
             return Ok(());
         }
-        while self.rows_out[i] < info.output.height as usize
-            && info.last_input_row(self.rows_out[i]) < self.rows_in[i]
+        while self.rows_out[i] < info.output.height as usize && info.last_input_row(self.rows_out[i]) < self.rows_in[i]
         {
             let oy = self.rows_out[i];
             self.compute_row::<M>(i, oy)?;
@@ -344,12 +328,7 @@ impl<'m, 'a> Engine<'m, 'a> {
         Ok(())
     }
 
-    fn deliver<M: Mac>(
-        &mut self,
-        i: usize,
-        oy: usize,
-        sink: &mut dyn FnMut(usize, &[i8]),
-    ) -> Result<(), EngineError> {
+    fn deliver<M: Mac>(&mut self, i: usize, oy: usize, sink: &mut dyn FnMut(usize, &[i8])) -> Result<(), EngineError> {
         if i + 1 < self.model.layers.len() {
             self.rows_in[i + 1] += 1;
             self.advance::<M>(i + 1, sink)
@@ -393,11 +372,7 @@ impl<'m, 'a> Engine<'m, 'a> {
             let input = self.slot(i, y)?;
             let [x, acc, scratch] = split_regions(
                 self.arena,
-                [
-                    input,
-                    self.plan.accumulators[i].range(),
-                    self.plan.scratch[i].range(),
-                ],
+                [input, self.plan.accumulators[i].range(), self.plan.scratch[i].range()],
             )
             .ok_or(EngineError::Plan("region outside the arena"))?;
             let acc: &mut [i32] = words_mut(acc)?;
@@ -446,22 +421,18 @@ impl<'m, 'a> Engine<'m, 'a> {
         .ok_or(EngineError::Plan("region outside the arena"))?;
         let out: &mut [i8] = bytemuck::cast_slice_mut(out);
         let rows_data: &[i8] = bytemuck::cast_slice(input);
-        let rows = Rows::new(
-            rows_data,
-            info.input.row_len(),
-            self.plan.ring_rows[i].max(1),
-        )
-        .ok_or(EngineError::Plan("region outside the arena"))?;
+        let rows = Rows::new(rows_data, info.input.row_len(), self.plan.ring_rows[i].max(1))
+            .ok_or(EngineError::Plan("region outside the arena"))?;
         let table = ChannelTable(words(table)?);
         let weights = self.model.weights(i);
         let kernel_err = |source| EngineError::Kernel { layer: i, source };
         match info.kernel {
             Kernel::Conv(p) => {
-                let (g, _) = scratch_layout(&info.kernel, info.input.row_len());
-                let (gather, cols) = scratch
+                let [g, c, _] = scratch_layout(&info.kernel, info.input.row_len());
+                let (gather, rest) = scratch
                     .split_at_mut_checked(g)
-                    .ok_or(EngineError::Plan("region outside the arena"))?;
-                let cols: &mut [i16] = words_mut(cols)?;
+                    .ok_or(EngineError::Plan("conv scratch"))?;
+                let (cols, wq) = rest.split_at_mut_checked(c).ok_or(EngineError::Plan("conv scratch"))?;
                 conv_row::<M, _>(
                     &p,
                     weights,
@@ -470,7 +441,8 @@ impl<'m, 'a> Engine<'m, 'a> {
                     oy,
                     out,
                     bytemuck::cast_slice_mut(gather),
-                    cols,
+                    words_mut(cols)?,
+                    words_mut(wq)?,
                 )
                 .map_err(kernel_err)
             }
@@ -479,9 +451,7 @@ impl<'m, 'a> Engine<'m, 'a> {
                 depthwise_row(&p, weights, &table, &rows, oy, out, acc).map_err(kernel_err)
             }
             Kernel::Pool(p) => pool_row(&p, &rows, oy, out).map_err(kernel_err),
-            Kernel::Softmax { params, depth } => {
-                softmax(&params, depth, rows.row(oy), out).map_err(kernel_err)
-            }
+            Kernel::Softmax { params, depth } => softmax(&params, depth, rows.row(oy), out).map_err(kernel_err),
             Kernel::FullyConnected(p) => {
                 let acc: &[i32] = words(acc)?;
                 finish(

@@ -204,9 +204,7 @@ impl LayerInfo {
     pub fn macs(&self) -> u64 {
         match self.kernel {
             Kernel::Conv(p) => self.output.len() as u64 * p.column_len() as u64,
-            Kernel::Depthwise(p) => {
-                self.output.len() as u64 * p.kernel_h as u64 * p.kernel_w as u64
-            }
+            Kernel::Depthwise(p) => self.output.len() as u64 * p.kernel_h as u64 * p.kernel_w as u64,
             Kernel::FullyConnected(p) => p.in_features as u64 * p.out_features as u64,
             Kernel::Pool(_) | Kernel::Softmax { .. } => 0,
         }
@@ -277,8 +275,7 @@ impl<'a> Model<'a> {
         let mut shape = desc.input.shape;
         let mut quant = desc.input.quant;
         for (index, layer) in desc.layers.iter().enumerate() {
-            let info = check_layer(layer, shape, quant)
-                .map_err(|problem| ModelError::Layer { index, problem })?;
+            let info = check_layer(layer, shape, quant).map_err(|problem| ModelError::Layer { index, problem })?;
             shape = info.output;
             quant = layer.output;
             // Capacity equals MAX_LAYERS, the same bound as desc.layers.
@@ -298,9 +295,7 @@ impl<'a> Model<'a> {
     }
 
     pub fn output_shape(&self) -> Shape {
-        self.layers
-            .last()
-            .map_or(self.desc.input.shape, |l| l.output)
+        self.layers.last().map_or(self.desc.input.shape, |l| l.output)
     }
 
     /// Bias and requantization of channel `c` of layer `index` (validated at load).
@@ -310,8 +305,7 @@ impl<'a> Model<'a> {
         if c >= info.weighted_channels() {
             return None;
         }
-        let real = info.input_quant.scale as f64 * f32_at(layer.weight_scales, c) as f64
-            / layer.output.scale as f64;
+        let real = info.input_quant.scale as f64 * f32_at(layer.weight_scales, c) as f64 / layer.output.scale as f64;
         Some(ChannelQuant {
             bias: i32_at(layer.bias, c),
             requant: quantize_multiplier(real).ok()?,
@@ -353,21 +347,12 @@ fn window_output(
     ))
 }
 
-fn check_weighted(
-    layer: &Layer<'_>,
-    channels: usize,
-    weights: usize,
-    input: QuantParams,
-) -> Result<(), LayerProblem> {
+fn check_weighted(layer: &Layer<'_>, channels: usize, weights: usize, input: QuantParams) -> Result<(), LayerProblem> {
     let expect = |what, expected: usize, found: usize| {
         if expected == found {
             Ok(())
         } else {
-            Err(LayerProblem::Length {
-                what,
-                expected,
-                found,
-            })
+            Err(LayerProblem::Length { what, expected, found })
         }
     };
     expect("weights", weights, layer.weights.len())?;
@@ -379,9 +364,7 @@ fn check_weighted(
     for channel in 0..channels {
         let s = f32_at(layer.weight_scales, channel);
         if !positive(s) {
-            return Err(LayerProblem::Scale {
-                what: "weight scale",
-            });
+            return Err(LayerProblem::Scale { what: "weight scale" });
         }
         let real = input.scale as f64 * s as f64 / layer.output.scale as f64;
         quantize_multiplier(real).map_err(|source| LayerProblem::Requant { channel, source })?;
@@ -389,21 +372,11 @@ fn check_weighted(
     Ok(())
 }
 
-fn check_layer(
-    layer: &Layer<'_>,
-    input: Shape,
-    in_quant: QuantParams,
-) -> Result<LayerInfo, LayerProblem> {
+fn check_layer(layer: &Layer<'_>, input: Shape, in_quant: QuantParams) -> Result<LayerInfo, LayerProblem> {
     if !positive(layer.output.scale) {
-        return Err(LayerProblem::Scale {
-            what: "output scale",
-        });
+        return Err(LayerProblem::Scale { what: "output scale" });
     }
-    let clamp = Clamp::for_activation(
-        layer.activation,
-        layer.output.scale,
-        layer.output.zero_point as i32,
-    );
+    let clamp = Clamp::for_activation(layer.activation, layer.output.scale, layer.output.zero_point as i32);
     let (izp, ozp) = (in_quant.zero_point as i32, layer.output.zero_point as i32);
     let no_weights = |l: &Layer<'_>| {
         for (what, b) in [
@@ -444,9 +417,7 @@ fn check_layer(
                 clamp,
             };
             if p.column_len() > MAX_DOT_LEN {
-                return Err(LayerProblem::DotTooLong {
-                    len: p.column_len(),
-                });
+                return Err(LayerProblem::DotTooLong { len: p.column_len() });
             }
             check_weighted(
                 layer,
@@ -478,12 +449,7 @@ fn check_layer(
                 clamp,
             };
             let c = input.channels as usize;
-            check_weighted(
-                layer,
-                c,
-                kernel_h as usize * kernel_w as usize * c,
-                in_quant,
-            )?;
+            check_weighted(layer, c, kernel_h as usize * kernel_w as usize * c, in_quant)?;
             p.check(layer.weights.len(), c)?;
             (Kernel::Depthwise(p), output)
         }
@@ -546,12 +512,9 @@ fn check_layer(
                 return Err(LayerProblem::SoftmaxQuant);
             }
             if !positive(beta) {
-                return Err(LayerProblem::Scale {
-                    what: "softmax beta",
-                });
+                return Err(LayerProblem::Scale { what: "softmax beta" });
             }
-            let params =
-                SoftmaxParams::new(beta, in_quant.scale).map_err(|_| LayerProblem::SoftmaxBeta)?;
+            let params = SoftmaxParams::new(beta, in_quant.scale).map_err(|_| LayerProblem::SoftmaxBeta)?;
             if input.channels == 0 {
                 return Err(LayerProblem::Window {
                     height: input.height,

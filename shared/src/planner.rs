@@ -55,18 +55,18 @@ pub struct Plan {
     pub scratch: [Region; MAX_LAYERS],
 }
 
-/// Scratch bytes of one kernel call: (gather int8 | q15 columns) for convolutions and
-/// fully connected rows, i32 accumulators for depthwise.
-pub fn scratch_layout(kernel: &Kernel, input_row_len: usize) -> (usize, usize) {
+/// Scratch of one kernel call, as byte lengths of consecutive, word-aligned parts:
+/// convolutions `[int8 gather, q15 columns, q15 weights]`, depthwise `[i32 accumulators]`,
+/// fully connected `[q15 row]`.
+pub fn scratch_layout(kernel: &Kernel, input_row_len: usize) -> [usize; 3] {
     match kernel {
         Kernel::Conv(p) => {
-            let (g, c) = p.scratch_len();
-            let g = if p.is_pointwise() { 0 } else { g };
-            (align(g), 2 * c)
+            let (g, c, w) = p.scratch_len();
+            [align(g), align(2 * c), align(2 * w)]
         }
-        Kernel::Depthwise(p) => (0, 4 * p.scratch_len()),
-        Kernel::FullyConnected(_) => (0, 2 * input_row_len),
-        Kernel::Pool(_) | Kernel::Softmax { .. } => (0, 0),
+        Kernel::Depthwise(p) => [align(4 * p.scratch_len()), 0, 0],
+        Kernel::FullyConnected(_) => [align(2 * input_row_len), 0, 0],
+        Kernel::Pool(_) | Kernel::Softmax { .. } => [0, 0, 0],
     }
 }
 
@@ -126,11 +126,7 @@ pub fn plan(model: &Model<'_>, mode: Mode) -> Plan {
             });
         }
         if let Kernel::FullyConnected(p) = layer.kernel {
-            let (first, last) = if mode == Mode::Streaming {
-                (0, n)
-            } else {
-                (i, i)
-            };
+            let (first, last) = if mode == Mode::Streaming { (0, n) } else { (i, i) };
             push(Request {
                 len: align(4 * p.out_features),
                 first,
@@ -138,10 +134,10 @@ pub fn plan(model: &Model<'_>, mode: Mode) -> Plan {
                 slot: Slot::Accumulator(i),
             });
         }
-        let (g, c) = scratch_layout(&layer.kernel, row);
-        if g + c > 0 {
+        let scratch: usize = scratch_layout(&layer.kernel, row).iter().sum();
+        if scratch > 0 {
             push(Request {
-                len: align(g + c),
+                len: scratch,
                 first: i,
                 last: i,
                 slot: Slot::Scratch(i),
@@ -188,8 +184,7 @@ pub fn plan(model: &Model<'_>, mode: Mode) -> Plan {
             for &(o, region) in placed.iter() {
                 let other = requests[o];
                 let alive_together = req.first <= other.last && other.first <= req.last;
-                let overlap =
-                    offset < region.offset + region.len && region.offset < offset + req.len;
+                let overlap = offset < region.offset + region.len && region.offset < offset + req.len;
                 if alive_together && overlap && req.len > 0 && region.len > 0 {
                     offset = region.offset + region.len;
                     moved = true;
@@ -199,10 +194,7 @@ pub fn plan(model: &Model<'_>, mode: Mode) -> Plan {
                 break;
             }
         }
-        let region = Region {
-            offset,
-            len: req.len,
-        };
+        let region = Region { offset, len: req.len };
         let _ = placed.push((r, region));
         plan.total = plan.total.max(offset + req.len);
         match req.slot {

@@ -45,8 +45,7 @@ pub enum ScaleError {
 impl Requant {
     /// A multiplier/shift pair that came from [`quantize_multiplier`] satisfies this.
     pub fn is_valid(self) -> bool {
-        (MIN_SHIFT..=MAX_SHIFT).contains(&self.shift)
-            && (self.multiplier == 0 || self.multiplier >= 1 << 30)
+        (MIN_SHIFT..=MAX_SHIFT).contains(&self.shift) && (self.multiplier == 0 || self.multiplier >= 1 << 30)
     }
 
     /// The real factor this pair represents (for reports and tests).
@@ -100,9 +99,20 @@ pub fn saturating_rounding_doubling_high_mul(a: i32, b: i32) -> i32 {
     if a == i32::MIN && b == i32::MIN {
         return i32::MAX;
     }
+    // gemmlowp computes (ab + nudge) / 2^31 with nudge = 2^30 for ab ≥ 0 and 1 − 2^30
+    // otherwise, dividing toward zero; for every ab both equal floor((ab + 2^30) / 2^31),
+    // which is one arithmetic shift (SMULL, ADDS/ADC, two shifts on Cortex-M).
+    ((a as i64 * b as i64 + (1i64 << 30)) >> 31) as i32
+}
+
+/// gemmlowp's original formulation, kept as the reference of the property test.
+#[cfg(test)]
+fn srdhm_gemmlowp(a: i32, b: i32) -> i32 {
+    if a == i32::MIN && b == i32::MIN {
+        return i32::MAX;
+    }
     let ab = a as i64 * b as i64;
     let nudge: i64 = if ab >= 0 { 1 << 30 } else { 1 - (1 << 30) };
-    // C's division truncates toward zero; so does Rust's.
     ((ab + nudge) / (1i64 << 31)) as i32
 }
 
@@ -134,7 +144,8 @@ pub fn multiply_by_quantized_multiplier(x: i32, rq: Requant) -> i32 {
 #[inline(always)]
 pub fn requantize_to_i8(acc: i32, rq: Requant, output_zero_point: i32, clamp: Clamp) -> i8 {
     let v = multiply_by_quantized_multiplier(acc, rq).saturating_add(output_zero_point);
-    v.clamp(clamp.min as i32, clamp.max as i32) as i8
+    // max/min rather than clamp: no bounds assertion to keep out of the inner loops.
+    v.max(clamp.min as i32).min(clamp.max as i32) as i8
 }
 
 /// A fused activation expressed, as in TFLite, as the int8 output range.
@@ -153,10 +164,7 @@ pub enum Activation {
 }
 
 impl Clamp {
-    pub const FULL: Clamp = Clamp {
-        min: -128,
-        max: 127,
-    };
+    pub const FULL: Clamp = Clamp { min: -128, max: 127 };
 
     /// TFLite's `CalculateActivationRangeQuantized`: quantize 0 (and 6) with the output
     /// scale and zero point, intersect with the int8 range.
@@ -225,14 +233,8 @@ mod tests {
 
     #[test]
     fn srdhm_known_values() {
-        assert_eq!(
-            saturating_rounding_doubling_high_mul(i32::MIN, i32::MIN),
-            i32::MAX
-        );
-        assert_eq!(
-            saturating_rounding_doubling_high_mul(1 << 30, 1 << 30),
-            1 << 29
-        );
+        assert_eq!(saturating_rounding_doubling_high_mul(i32::MIN, i32::MIN), i32::MAX);
+        assert_eq!(saturating_rounding_doubling_high_mul(1 << 30, 1 << 30), 1 << 29);
         // gemmlowp's nudge rounds ties toward +∞: 1.5 → 2, −1.5 → −1, 0.5 → 1, −0.5 → 0.
         assert_eq!(saturating_rounding_doubling_high_mul(3, 1 << 30), 2);
         assert_eq!(saturating_rounding_doubling_high_mul(-3, 1 << 30), -1);
@@ -323,10 +325,7 @@ mod tests {
         );
         assert_eq!(
             Clamp::for_activation(Activation::Relu6, 0.1, -128),
-            Clamp {
-                min: -128,
-                max: -68
-            }
+            Clamp { min: -128, max: -68 }
         );
         assert_eq!(
             Clamp::for_activation(Activation::Relu6, 0.01, 0),
@@ -355,6 +354,19 @@ mod tests {
         fn requantize_left_shift_matches_reference(x in -(1i32 << 20)..(1 << 20), real in 1.0f64..1000.0) {
             let rq = quantize_multiplier(real).unwrap();
             prop_assert_eq!(multiply_by_quantized_multiplier(x, rq), reference(x, rq));
+        }
+
+        #[test]
+        fn srdhm_shift_form_equals_gemmlowp(a in any::<i32>(), b in any::<i32>()) {
+            prop_assert_eq!(saturating_rounding_doubling_high_mul(a, b), srdhm_gemmlowp(a, b));
+        }
+
+        #[test]
+        fn srdhm_ties_equal_gemmlowp(a in any::<i32>(), s in 0u32..31) {
+            // b = 2^s makes ab / 2^31 land on halves and exact values.
+            let b = 1i32 << s;
+            prop_assert_eq!(saturating_rounding_doubling_high_mul(a, b), srdhm_gemmlowp(a, b));
+            prop_assert_eq!(saturating_rounding_doubling_high_mul(a, -b), srdhm_gemmlowp(a, -b));
         }
 
         #[test]

@@ -20,11 +20,7 @@ fn requant_ref(acc: i64, q: ChannelQuant, zp: i32, clamp: Clamp) -> i8 {
 
 /// Straight from the definition: zero-point-corrected products over the in-bounds window.
 fn conv_ref(p: &ConvParams, x: &[i8], w: &[i8], q: &[ChannelQuant], depthwise: bool) -> Vec<i8> {
-    let (h, wd, cin) = (
-        p.input.height as i64,
-        p.input.width as i64,
-        p.input.channels as usize,
-    );
+    let (h, wd, cin) = (p.input.height as i64, p.input.width as i64, p.input.channels as usize);
     let cout = p.output.channels as usize;
     let mut out = vec![0i8; p.output.len()];
     for oy in 0..p.output.height as i64 {
@@ -44,13 +40,11 @@ fn conv_ref(p: &ConvParams, x: &[i8], w: &[i8], q: &[ChannelQuant], depthwise: b
                             acc += (x[px + oc] as i64 - p.input_zero_point as i64) * wv;
                         } else {
                             for ci in 0..cin {
-                                let widx = ((oc * p.kernel_h as usize + ky as usize)
-                                    * p.kernel_w as usize
+                                let widx = ((oc * p.kernel_h as usize + ky as usize) * p.kernel_w as usize
                                     + kx as usize)
                                     * cin
                                     + ci;
-                                acc += (x[px + ci] as i64 - p.input_zero_point as i64)
-                                    * w[widx] as i64;
+                                acc += (x[px + ci] as i64 - p.input_zero_point as i64) * w[widx] as i64;
                             }
                         }
                     }
@@ -120,23 +114,12 @@ fn conv_case(depthwise: bool) -> impl Strategy<Value = ConvCase> {
         1u8..3,
         prop_oneof![Just(Padding::Same), Just(Padding::Valid)],
     )
-        .prop_filter_map(
-            "window larger than input",
-            move |(h, w, cin, cout, kh, kw, s, pad)| {
-                let (oh, pt) = output_dim(h, kh, s, pad)?;
-                let (ow, pl) = output_dim(w, kw, s, pad)?;
-                let cout = if depthwise { cin } else { cout };
-                Some((
-                    Shape::new(h, w, cin),
-                    Shape::new(oh, ow, cout),
-                    kh,
-                    kw,
-                    s,
-                    pt,
-                    pl,
-                ))
-            },
-        )
+        .prop_filter_map("window larger than input", move |(h, w, cin, cout, kh, kw, s, pad)| {
+            let (oh, pt) = output_dim(h, kh, s, pad)?;
+            let (ow, pl) = output_dim(w, kw, s, pad)?;
+            let cout = if depthwise { cin } else { cout };
+            Some((Shape::new(h, w, cin), Shape::new(oh, ow, cout), kh, kw, s, pt, pl))
+        })
         .prop_flat_map(move |(input, output, kh, kw, s, pt, pl)| {
             let k = if depthwise {
                 kh as usize * kw as usize * output.channels as usize
@@ -176,9 +159,9 @@ proptest! {
 
     #[test]
     fn conv2d_matches_reference(c in conv_case(false)) {
-        let (g, cols) = c.p.scratch_len();
+        let (g, cols, wq) = c.p.scratch_len();
         let mut out = vec![0i8; c.p.output.len()];
-        conv2d::<Portable, _>(&c.p, &c.w, c.q.as_slice(), &c.x, &mut out, &mut vec![0; g], &mut vec![0; cols]).unwrap();
+        conv2d::<Portable, _>(&c.p, &c.w, c.q.as_slice(), &c.x, &mut out, &mut vec![0; g], &mut vec![0; cols], &mut vec![0; wq]).unwrap();
         prop_assert_eq!(out, conv_ref(&c.p, &c.x, &c.w, &c.q, false));
     }
 

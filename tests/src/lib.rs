@@ -138,12 +138,7 @@ pub enum Spec {
 
 /// Builds a model with seeded random weights. Scales keep activations in a useful range
 /// (neither all saturated nor all zero), and zero points are random, extremes included.
-pub fn random_model(
-    name: &str,
-    input: Shape,
-    specs: &[Spec],
-    seed: u64,
-) -> Result<OwnedModel, ModelError> {
+pub fn random_model(name: &str, input: Shape, specs: &[Spec], seed: u64) -> Result<OwnedModel, ModelError> {
     let mut rng = Rng(seed);
     let mut zp = |rng: &mut Rng| -> i8 {
         match rng.range(0, 5) {
@@ -252,13 +247,7 @@ pub fn random_model(
                 shape.len(),
                 out,
             ),
-            Spec::Softmax => (
-                Op::Softmax { beta: 1.0 },
-                Activation::None,
-                0,
-                0,
-                shape.channels,
-            ),
+            Spec::Softmax => (Op::Softmax { beta: 1.0 }, Activation::None, 0, 0, shape.channels),
         };
         let output = match op {
             Op::MaxPool { .. } | Op::AvgPool { .. } => quant,
@@ -492,12 +481,7 @@ pub fn kernel_cases(seed: u64) -> Vec<(String, Vec<u8>, Vec<i8>)> {
         &[Spec::FullyConnected { out: 9, act: None }],
         &mut rng,
     );
-    add(
-        "softmax".into(),
-        Shape::new(4, 6, 3),
-        &[Spec::Softmax],
-        &mut rng,
-    );
+    add("softmax".into(), Shape::new(4, 6, 3), &[Spec::Softmax], &mut rng);
     let s = rng.next_u64();
     let small = reference_network(24, 32, s);
     let x = rng.bytes(small.input.shape.len());
@@ -521,9 +505,7 @@ pub fn vector_file(seed: u64) -> Result<Vec<u8>, String> {
             expected: bytemuck_i8(&expected),
         };
         let mut buf = vec![0u8; blob_bytes.len() + input.len() + expected.len() + name.len() + 64];
-        let n = postcard::to_slice(&case, &mut buf)
-            .map_err(|e| e.to_string())?
-            .len();
+        let n = postcard::to_slice(&case, &mut buf).map_err(|e| e.to_string())?.len();
         file.extend_from_slice(&(n as u32).to_le_bytes());
         file.extend_from_slice(&buf[..n]);
     }

@@ -48,16 +48,9 @@ fn small_blob() -> Vec<u8> {
 fn exercise(bytes: &[u8]) {
     if let Ok(model) = decode(bytes) {
         let mut storage = vec![0u64; model.desc.arena_bytes as usize / 8 + 1];
-        let mut engine = Engine::new(
-            &model,
-            bytemuck::cast_slice_mut(&mut storage),
-            Mode::Streaming,
-        )
-        .unwrap();
+        let mut engine = Engine::new(&model, bytemuck::cast_slice_mut(&mut storage), Mode::Streaming).unwrap();
         let input = vec![3i8; model.input_shape().len()];
-        engine
-            .run_streaming_with::<Portable>(&input, &mut |_, _| {})
-            .unwrap();
+        engine.run_streaming_with::<Portable>(&input, &mut |_, _| {}).unwrap();
         assert!(engine.is_complete());
     }
 }
@@ -70,10 +63,7 @@ fn round_trip_keeps_everything() {
     let mut want = owned.desc();
     blob::seal(&mut want).unwrap();
     assert_eq!(model.desc, want);
-    assert_eq!(
-        model.desc.classes.as_slice(),
-        ["sound", "subsurface", "surface"]
-    );
+    assert_eq!(model.desc.classes.as_slice(), ["sound", "subsurface", "surface"]);
     assert!(model.desc.arena_bytes > 0);
 }
 
@@ -138,16 +128,10 @@ fn resealed_corruptions_never_panic() {
         let p = &payload[..i];
         let mut bytes = header_for(p).to_vec();
         bytes.extend_from_slice(p);
-        assert!(
-            decode(&bytes).is_err(),
-            "payload truncated to {i} bytes accepted"
-        );
+        assert!(decode(&bytes).is_err(), "payload truncated to {i} bytes accepted");
     }
     // Weight bytes can change freely; structure bytes must not.
-    assert!(
-        rejected > 0 && accepted > 0,
-        "rejected {rejected}, accepted {accepted}"
-    );
+    assert!(rejected > 0 && accepted > 0, "rejected {rejected}, accepted {accepted}");
 }
 
 #[test]
@@ -165,11 +149,7 @@ fn random_garbage_never_panics() {
     }
 }
 
-fn expect_layer_problem(
-    mutate: impl FnOnce(&mut tests::OwnedModel),
-    index: usize,
-    problem: LayerProblem,
-) {
+fn expect_layer_problem(mutate: impl FnOnce(&mut tests::OwnedModel), index: usize, problem: LayerProblem) {
     let mut m = random_model(
         "m",
         Shape::new(6, 8, 2),
@@ -192,10 +172,7 @@ fn expect_layer_problem(
     .unwrap();
     mutate(&mut m);
     let desc = m.desc();
-    assert_eq!(
-        blob::seal(&mut desc.clone()),
-        Err(ModelError::Layer { index, problem })
-    );
+    assert_eq!(blob::seal(&mut desc.clone()), Err(ModelError::Layer { index, problem }));
 }
 
 #[test]
@@ -217,23 +194,17 @@ fn invalid_fields_name_what_is_wrong() {
     expect_layer_problem(
         |m| m.layers[0].weight_scales[0..4].copy_from_slice(&f32::NAN.to_le_bytes()),
         0,
-        LayerProblem::Scale {
-            what: "weight scale",
-        },
+        LayerProblem::Scale { what: "weight scale" },
     );
     expect_layer_problem(
         |m| m.layers[0].weight_scales[4..8].copy_from_slice(&(-1.0f32).to_le_bytes()),
         0,
-        LayerProblem::Scale {
-            what: "weight scale",
-        },
+        LayerProblem::Scale { what: "weight scale" },
     );
     expect_layer_problem(
         |m| m.layers[0].output.scale = 0.0,
         0,
-        LayerProblem::Scale {
-            what: "output scale",
-        },
+        LayerProblem::Scale { what: "output scale" },
     );
     expect_layer_problem(
         |m| m.layers[0].weight_scales[8..12].copy_from_slice(&1e12f32.to_le_bytes()),
@@ -267,10 +238,7 @@ fn invalid_fields_name_what_is_wrong() {
             }
         },
         1,
-        LayerProblem::Window {
-            height: 6,
-            width: 8,
-        },
+        LayerProblem::Window { height: 6, width: 8 },
     );
     expect_layer_problem(
         |m| m.layers[1].weights = vec![1],

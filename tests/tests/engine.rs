@@ -24,9 +24,7 @@ fn run(model: &Model<'_>, mode: Mode, input: &[i8]) -> Vec<i8> {
         got[y * row_len..(y + 1) * row_len].copy_from_slice(row);
     };
     match mode {
-        Mode::Streaming => engine
-            .run_streaming_with::<Portable>(input, &mut sink)
-            .unwrap(),
+        Mode::Streaming => engine.run_streaming_with::<Portable>(input, &mut sink).unwrap(),
         Mode::WholeMap => engine.run_whole_map::<Portable>(input, &mut sink).unwrap(),
     }
     assert!(seen.iter().all(|&s| s), "every output row delivered");
@@ -44,10 +42,7 @@ fn reference_network_full_resolution_stripes_equal_whole_map() {
     let whole = run(&model, Mode::WholeMap, &input);
     assert_eq!(stream, whole);
     // The point of stripes: far less memory than whole maps.
-    let (s, w) = (
-        plan(&model, Mode::Streaming).total,
-        plan(&model, Mode::WholeMap).total,
-    );
+    let (s, w) = (plan(&model, Mode::Streaming).total, plan(&model, Mode::WholeMap).total);
     assert!(s * 4 < w, "streaming arena {s} B vs whole-map {w} B");
     assert_eq!(model.desc.arena_bytes as usize, s);
     // The output is a probability distribution over 3 classes (scale 1/256, zp −128).
@@ -57,32 +52,22 @@ fn reference_network_full_resolution_stripes_equal_whole_map() {
 
 fn spec() -> impl Strategy<Value = Spec> {
     let pad = prop_oneof![Just(Padding::Same), Just(Padding::Valid)];
-    let act = prop_oneof![
-        Just(Activation::None),
-        Just(Activation::Relu),
-        Just(Activation::Relu6)
-    ];
+    let act = prop_oneof![Just(Activation::None), Just(Activation::Relu), Just(Activation::Relu6)];
     prop_oneof![
-        (1u8..4, 1u8..3, pad.clone(), 1u16..7, act.clone()).prop_map(
-            |(k, stride, padding, out, act)| Spec::Conv {
-                k,
-                stride,
-                padding,
-                out,
-                act
-            }
-        ),
+        (1u8..4, 1u8..3, pad.clone(), 1u16..7, act.clone()).prop_map(|(k, stride, padding, out, act)| Spec::Conv {
+            k,
+            stride,
+            padding,
+            out,
+            act
+        }),
         (1u8..4, 1u8..3, pad.clone(), act).prop_map(|(k, stride, padding, act)| Spec::Depthwise {
             k,
             stride,
             padding,
             act
         }),
-        (1u8..4, 1u8..3, pad.clone()).prop_map(|(k, stride, padding)| Spec::MaxPool {
-            k,
-            stride,
-            padding
-        }),
+        (1u8..4, 1u8..3, pad.clone()).prop_map(|(k, stride, padding)| Spec::MaxPool { k, stride, padding }),
         (1u8..4, 1u8..3, pad).prop_map(|(k, stride, padding)| Spec::AvgPool { k, stride, padding }),
     ]
 }

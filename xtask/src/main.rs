@@ -59,9 +59,7 @@ fn step(title: &str) {
 
 fn run(cmd: &mut Command) -> Result<()> {
     let shown = format!("{cmd:?}");
-    let status = cmd
-        .status()
-        .with_context(|| format!("cannot start {shown}"))?;
+    let status = cmd.status().with_context(|| format!("cannot start {shown}"))?;
     if !status.success() {
         bail!("{shown} failed with {status}");
     }
@@ -77,9 +75,7 @@ fn firmware_dir() -> PathBuf {
 }
 
 fn firmware_elf(bin: &str) -> PathBuf {
-    firmware_dir()
-        .join("target/thumbv7em-none-eabihf/release")
-        .join(bin)
+    firmware_dir().join("target/thumbv7em-none-eabihf/release").join(bin)
 }
 
 fn build_firmware() -> Result<()> {
@@ -106,13 +102,7 @@ fn qemu() -> Result<PathBuf> {
 
 /// Runs an image under QEMU with semihosting in `workdir`; returns QEMU's exit status
 /// (the image's semihosting exit code) and what it printed.
-fn run_qemu(
-    board: Board,
-    elf: &Path,
-    workdir: &Path,
-    icount: bool,
-    limit: Duration,
-) -> Result<(ExitStatus, String)> {
+fn run_qemu(board: Board, elf: &Path, workdir: &Path, icount: bool, limit: Duration) -> Result<(ExitStatus, String)> {
     let (machine, cpu) = board.machine();
     let mut cmd = Command::new(qemu()?);
     cmd.current_dir(workdir)
@@ -182,10 +172,7 @@ fn kernel_check() -> Result<()> {
         )?;
         print!("{out}");
         if !status.success() {
-            bail!(
-                "on-target kernel check failed on {} ({status})",
-                board.machine().0
-            );
+            bail!("on-target kernel check failed on {} ({status})", board.machine().0);
         }
     }
     Ok(())
@@ -196,16 +183,10 @@ fn test() -> Result<()> {
     // Fail early, before the long builds, when QEMU is missing.
     qemu()?;
     step("host tests: cargo test --workspace");
-    run(cargo()
-        .current_dir(root())
-        .args(["test", "--workspace", "--locked"]))?;
+    run(cargo().current_dir(root()).args(["test", "--workspace", "--locked"]))?;
     step("formatting: cargo fmt --check (host and firmware workspaces)");
-    run(cargo()
-        .current_dir(root())
-        .args(["fmt", "--all", "--check"]))?;
-    run(cargo()
-        .current_dir(firmware_dir())
-        .args(["fmt", "--all", "--check"]))?;
+    run(cargo().current_dir(root()).args(["fmt", "--all", "--check"]))?;
+    run(cargo().current_dir(firmware_dir()).args(["fmt", "--all", "--check"]))?;
     step("lints: cargo clippy, warnings denied");
     run(cargo().current_dir(root()).args([
         "clippy",
@@ -216,14 +197,9 @@ fn test() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
-    run(cargo().current_dir(firmware_dir()).args([
-        "clippy",
-        "--release",
-        "--locked",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
+    run(cargo()
+        .current_dir(firmware_dir())
+        .args(["clippy", "--release", "--locked", "--", "-D", "warnings"]))?;
     step("thumb builds: the shared crate alone (no std, no alloc) and the firmware");
     run(cargo().current_dir(root()).args([
         "build",
@@ -247,16 +223,8 @@ fn bench(board: Board) -> Result<()> {
     let blob = model.to_blob().context("encoding the reference network")?;
     std::fs::write(dir.join("bench-model.tqm"), &blob).context("writing bench-model.tqm")?;
     let (machine, cpu) = board.machine();
-    println!(
-        "reference network on QEMU {machine} ({cpu}), -icount shift=0: 1 SysTick tick = 40 instructions"
-    );
-    let (status, out) = run_qemu(
-        board,
-        &firmware_elf("bench"),
-        &dir,
-        true,
-        Duration::from_secs(1200),
-    )?;
+    println!("reference network on QEMU {machine} ({cpu}), -icount shift=0: 1 SysTick tick = 40 instructions");
+    let (status, out) = run_qemu(board, &firmware_elf("bench"), &dir, true, Duration::from_secs(1200))?;
     print!("{out}");
     if !status.success() {
         bail!("benchmark failed ({status})");

@@ -23,8 +23,7 @@ impl HostFile {
     pub fn open(name: &CStr) -> Result<Self, HostError> {
         let bytes = name.to_bytes();
         // SAFETY: SYS_OPEN reads a NUL-terminated name of the given length.
-        let fd =
-            unsafe { syscall!(OPEN, bytes.as_ptr(), nr::open::R_BINARY, bytes.len()) } as isize;
+        let fd = unsafe { syscall!(OPEN, bytes.as_ptr(), nr::open::R_BINARY, bytes.len()) } as isize;
         if fd < 0 {
             Err(HostError::Open)
         } else {
@@ -36,11 +35,7 @@ impl HostFile {
     pub fn len(&self) -> Result<usize, HostError> {
         // SAFETY: SYS_FLEN takes the handle.
         let n = unsafe { syscall!(FLEN, self.fd) } as isize;
-        if n < 0 {
-            Err(HostError::Io)
-        } else {
-            Ok(n as usize)
-        }
+        if n < 0 { Err(HostError::Io) } else { Ok(n as usize) }
     }
 
     pub fn is_empty(&self) -> Result<bool, HostError> {

@@ -33,11 +33,7 @@ impl ConvParams {
     }
 
     pub fn is_pointwise(&self) -> bool {
-        self.kernel_h == 1
-            && self.kernel_w == 1
-            && self.stride == 1
-            && self.pad_top == 0
-            && self.pad_left == 0
+        self.kernel_h == 1 && self.kernel_w == 1 && self.stride == 1 && self.pad_top == 0 && self.pad_left == 0
     }
 
     pub fn window(&self) -> super::Window {
@@ -50,24 +46,19 @@ impl ConvParams {
         }
     }
 
-    /// Scratch a row needs: `(int8 gather, q15 columns)` element counts.
-    pub fn scratch_len(&self) -> (usize, usize) {
-        (self.column_len(), 2 * self.column_len())
+    /// Scratch a row needs, in elements: `(int8 gather, q15 columns, q15 weights)`.
+    /// The gather buffer is unused by the 1×1 fast path.
+    pub fn scratch_len(&self) -> (usize, usize, usize) {
+        let k = self.column_len();
+        let pairs = (self.output.channels as usize).div_ceil(2);
+        (if self.is_pointwise() { 0 } else { 2 * k }, 2 * k, pairs * 2 * k)
     }
 
     /// Checks that the geometry is self-consistent and the buffers fit it.
     pub fn check(&self, filter: usize, channels: usize) -> Result<(), KernelError> {
         super::check_window(&self.window(), self.input, self.output)?;
-        expect_len(
-            "filter",
-            self.output.channels as usize * self.column_len(),
-            filter,
-        )?;
-        expect_len(
-            "channel parameters",
-            self.output.channels as usize,
-            channels,
-        )?;
+        expect_len("filter", self.output.channels as usize * self.column_len(), filter)?;
+        expect_len("channel parameters", self.output.channels as usize, channels)?;
         Ok(())
     }
 }
@@ -102,23 +93,38 @@ fn gather(p: &ConvParams, input: &Rows<'_>, oy: usize, ox: usize, col: &mut [i8]
 
 #[inline(always)]
 fn store(out: &mut [i8], idx: usize, acc: i32, q: ChannelQuant, p: &ConvParams) {
-    out[idx] = requantize_to_i8(
-        acc.wrapping_add(q.bias),
-        q.requant,
-        p.output_zero_point,
-        p.clamp,
-    );
+    out[idx] = requantize_to_i8(acc.wrapping_add(q.bias), q.requant, p.output_zero_point, p.clamp);
 }
 
-/// Multiplies every filter row with one or two widened columns and stores the outputs
-/// of pixels `ox` (and `ox + 1`).
+/// Widens the filter into pair layout, two output channels at a time (an odd last
+/// channel in single layout), so the inner loop reads q15 weights without unpacking.
+fn widen_filter<M: Mac>(p: &ConvParams, filter: &[i8], wq: &mut [i16]) {
+    let k = p.column_len();
+    let cout = p.output.channels as usize;
+    let mut oc = 0;
+    while oc + 1 < cout {
+        M::widen_pair(
+            &filter[oc * k..(oc + 1) * k],
+            &filter[(oc + 1) * k..(oc + 2) * k],
+            0,
+            &mut wq[oc * k..(oc + 2) * k],
+        );
+        oc += 2;
+    }
+    if oc < cout {
+        M::widen(&filter[oc * k..(oc + 1) * k], 0, &mut wq[oc * k..(oc + 1) * k]);
+    }
+}
+
+/// Multiplies every filter row with the widened column(s) of pixel `ox` (and `ox + 1`
+/// when `pair`) and stores the requantized outputs.
 #[inline(always)]
 fn multiply<M: Mac, P: PerChannel + ?Sized>(
     p: &ConvParams,
-    filter: &[i8],
+    wq: &[i16],
     quant: &P,
-    c0: &[i16],
-    c1: Option<&[i16]>,
+    cols: &[i16],
+    pair: bool,
     ox: usize,
     out: &mut [i8],
 ) {
@@ -127,37 +133,37 @@ fn multiply<M: Mac, P: PerChannel + ?Sized>(
     let base0 = ox * cout;
     let mut oc = 0;
     while oc + 1 < cout {
-        let w0 = &filter[oc * k..(oc + 1) * k];
-        let w1 = &filter[(oc + 1) * k..(oc + 2) * k];
+        let w = &wq[oc * k..(oc + 2) * k];
         let (q0, q1) = (quant.get(oc), quant.get(oc + 1));
-        match c1 {
-            Some(c1) => {
-                let a = M::dot_2x2(w0, w1, c0, c1);
-                store(out, base0 + oc, a[0], q0, p);
-                store(out, base0 + cout + oc, a[1], q0, p);
-                store(out, base0 + oc + 1, a[2], q1, p);
-                store(out, base0 + cout + oc + 1, a[3], q1, p);
-            }
-            None => {
-                let a = M::dot_2x1(w0, w1, c0);
-                store(out, base0 + oc, a[0], q0, p);
-                store(out, base0 + oc + 1, a[1], q1, p);
-            }
+        if pair {
+            let a = M::dot_pp(w, cols, k);
+            store(out, base0 + oc, a[0], q0, p);
+            store(out, base0 + cout + oc, a[1], q0, p);
+            store(out, base0 + oc + 1, a[2], q1, p);
+            store(out, base0 + cout + oc + 1, a[3], q1, p);
+        } else {
+            let a = M::dot_ps(w, cols, k);
+            store(out, base0 + oc, a[0], q0, p);
+            store(out, base0 + oc + 1, a[1], q1, p);
         }
         oc += 2;
     }
     if oc < cout {
-        let w = &filter[oc * k..(oc + 1) * k];
+        let w = &wq[oc * k..(oc + 1) * k];
         let q = quant.get(oc);
-        store(out, base0 + oc, M::dot_1x1(w, c0), q, p);
-        if let Some(c1) = c1 {
-            store(out, base0 + cout + oc, M::dot_1x1(w, c1), q, p);
+        if pair {
+            let a = M::dot_sp(w, cols, k);
+            store(out, base0 + oc, a[0], q, p);
+            store(out, base0 + cout + oc, a[1], q, p);
+        } else {
+            store(out, base0 + oc, M::dot_ss(w, cols, k), q, p);
         }
     }
 }
 
 /// Computes output row `oy` into `out` (`output.width · output.channels` values).
-/// `input` must hold every input row the window of `oy` touches.
+/// `input` must hold every input row the window of `oy` touches; the scratch buffers
+/// hold at least [`ConvParams::scratch_len`] elements (word-aligned for the DSP path).
 #[allow(clippy::too_many_arguments)]
 pub fn conv_row<M: Mac, P: PerChannel + ?Sized>(
     p: &ConvParams,
@@ -168,6 +174,7 @@ pub fn conv_row<M: Mac, P: PerChannel + ?Sized>(
     out: &mut [i8],
     gather_buf: &mut [i8],
     columns: &mut [i16],
+    weights: &mut [i16],
 ) -> Result<(), KernelError> {
     p.check(filter.len(), quant.channels())?;
     if oy >= p.output.height as usize {
@@ -178,45 +185,72 @@ pub fn conv_row<M: Mac, P: PerChannel + ?Sized>(
     }
     expect_len("input row", p.input.row_len(), input.row_len())?;
     expect_len("output row", p.output.row_len(), out.len())?;
+    let (g_len, c_len, w_len) = p.scratch_len();
+    expect_at_least("int8 gather", g_len, gather_buf.len())?;
+    expect_at_least("q15 columns", c_len, columns.len())?;
+    expect_at_least("q15 weights", w_len, weights.len())?;
+    let wq = &mut weights[..w_len];
+    widen_filter::<M>(p, filter, wq);
+    let cols = &mut columns[..c_len];
     let k = p.column_len();
     let offset = -p.input_zero_point;
     let width = p.output.width as usize;
+    let mut ox = 0;
     if p.is_pointwise() {
-        expect_at_least("q15 columns", 2 * k, columns.len())?;
         let row = input.row(oy);
-        let (c0, rest) = columns.split_at_mut(k);
-        let c1 = &mut rest[..k];
-        let mut ox = 0;
         while ox + 1 < width {
-            M::widen(&row[ox * k..(ox + 1) * k], offset, c0);
-            M::widen(&row[(ox + 1) * k..(ox + 2) * k], offset, c1);
-            multiply::<M, P>(p, filter, quant, c0, Some(c1), ox, out);
+            M::widen_pair(
+                &row[ox * k..(ox + 1) * k],
+                &row[(ox + 1) * k..(ox + 2) * k],
+                offset,
+                cols,
+            );
+            multiply::<M, P>(p, wq, quant, cols, true, ox, out);
             ox += 2;
         }
         if ox < width {
-            M::widen(&row[ox * k..(ox + 1) * k], offset, c0);
-            multiply::<M, P>(p, filter, quant, c0, None, ox, out);
+            M::widen(&row[ox * k..(ox + 1) * k], offset, cols);
+            multiply::<M, P>(p, wq, quant, cols, false, ox, out);
         }
         return Ok(());
     }
-    expect_at_least("int8 gather", k, gather_buf.len())?;
-    expect_at_least("q15 columns", 2 * k, columns.len())?;
-    let g = &mut gather_buf[..k];
-    let (c0, rest) = columns.split_at_mut(k);
-    let c1 = &mut rest[..k];
-    let mut ox = 0;
+    let (g0, g1) = gather_buf[..2 * k].split_at_mut(k);
+    let cin = p.input.channels as usize;
+    let (kh, kw, s) = (p.kernel_h as usize, p.kernel_w as usize, p.stride as usize);
+    let segment = kw * cin;
+    let y0 = (oy * s) as isize - p.pad_top as isize;
+    // Windows wholly inside the input are widened straight from the input rows, one
+    // kernel row (a contiguous segment) at a time; border windows are gathered first.
+    let rows_inside = y0 >= 0 && y0 as usize + kh <= p.input.height as usize;
+    let segments_fit = segment.is_multiple_of(4) || kh == 1;
     while ox + 1 < width {
-        gather(p, input, oy, ox, g);
-        M::widen(g, offset, c0);
-        gather(p, input, oy, ox + 1, g);
-        M::widen(g, offset, c1);
-        multiply::<M, P>(p, filter, quant, c0, Some(c1), ox, out);
+        let xa = (ox * s) as isize - p.pad_left as isize;
+        let xb = xa + s as isize;
+        if rows_inside && segments_fit && xa >= 0 && xb as usize + kw <= p.input.width as usize {
+            let (xa, xb) = (xa as usize * cin, xb as usize * cin);
+            for ky in 0..kh {
+                let row = input.row(y0 as usize + ky);
+                M::widen_pair_segment(
+                    &row[xa..xa + segment],
+                    &row[xb..xb + segment],
+                    offset,
+                    cols,
+                    ky * segment,
+                    k,
+                );
+            }
+        } else {
+            gather(p, input, oy, ox, g0);
+            gather(p, input, oy, ox + 1, g1);
+            M::widen_pair(g0, g1, offset, cols);
+        }
+        multiply::<M, P>(p, wq, quant, cols, true, ox, out);
         ox += 2;
     }
     if ox < width {
-        gather(p, input, oy, ox, g);
-        M::widen(g, offset, c0);
-        multiply::<M, P>(p, filter, quant, c0, None, ox, out);
+        gather(p, input, oy, ox, g0);
+        M::widen(g0, offset, cols);
+        multiply::<M, P>(p, wq, quant, cols, false, ox, out);
     }
     Ok(())
 }
@@ -231,6 +265,7 @@ pub fn conv2d<M: Mac, P: PerChannel + ?Sized>(
     output: &mut [i8],
     gather_buf: &mut [i8],
     columns: &mut [i16],
+    weights: &mut [i16],
 ) -> Result<(), KernelError> {
     let rows = Rows::whole(input, p.input).ok_or(KernelError::Length {
         what: "input",
@@ -240,7 +275,7 @@ pub fn conv2d<M: Mac, P: PerChannel + ?Sized>(
     expect_len("output", p.output.len(), output.len())?;
     let row_len = p.output.row_len();
     for (oy, out) in output.chunks_exact_mut(row_len.max(1)).enumerate() {
-        conv_row::<M, P>(p, filter, quant, &rows, oy, out, gather_buf, columns)?;
+        conv_row::<M, P>(p, filter, quant, &rows, oy, out, gather_buf, columns, weights)?;
     }
     Ok(())
 }

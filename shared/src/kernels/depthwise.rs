@@ -104,12 +104,7 @@ pub fn depthwise_row<P: PerChannel + ?Sized>(
         let o = &mut out[ox * c..(ox + 1) * c];
         for (ch, (dst, &a)) in o.iter_mut().zip(acc.iter()).enumerate() {
             let q = quant.get(ch);
-            *dst = requantize_to_i8(
-                a.wrapping_add(q.bias),
-                q.requant,
-                p.output_zero_point,
-                p.clamp,
-            );
+            *dst = requantize_to_i8(a.wrapping_add(q.bias), q.requant, p.output_zero_point, p.clamp);
         }
     }
     Ok(())
@@ -130,10 +125,7 @@ pub fn depthwise_conv2d<P: PerChannel + ?Sized>(
         found: input.len(),
     })?;
     expect_len("output", p.output.len(), output.len())?;
-    for (oy, out) in output
-        .chunks_exact_mut(p.output.row_len().max(1))
-        .enumerate()
-    {
+    for (oy, out) in output.chunks_exact_mut(p.output.row_len().max(1)).enumerate() {
         depthwise_row(p, filter, quant, &rows, oy, out, acc)?;
     }
     Ok(())

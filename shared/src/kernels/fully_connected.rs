@@ -17,9 +17,7 @@ pub struct FullyConnectedParams {
 impl FullyConnectedParams {
     pub fn check(&self, weights: usize, channels: usize) -> Result<(), KernelError> {
         if self.in_features == 0 || self.out_features == 0 {
-            return Err(KernelError::Geometry(
-                "fully connected layer with no features",
-            ));
+            return Err(KernelError::Geometry("fully connected layer with no features"));
         }
         expect_len("weights", self.in_features * self.out_features, weights)?;
         expect_len("channel parameters", self.out_features, channels)
@@ -53,13 +51,13 @@ pub fn accumulate<M: Mac>(
     let row = |o: usize| &weights[o * p.in_features + start..o * p.in_features + start + n];
     let mut o = 0;
     while o + 1 < p.out_features {
-        let a = M::dot_2x1(row(o), row(o + 1), col);
+        let a = M::dot_i8_2x1(row(o), row(o + 1), col);
         acc[o] = acc[o].wrapping_add(a[0]);
         acc[o + 1] = acc[o + 1].wrapping_add(a[1]);
         o += 2;
     }
     if o < p.out_features {
-        acc[o] = acc[o].wrapping_add(M::dot_1x1(row(o), col));
+        acc[o] = acc[o].wrapping_add(M::dot_i8_1x1(row(o), col));
     }
     Ok(())
 }
@@ -76,12 +74,7 @@ pub fn finish<P: PerChannel + ?Sized>(
     expect_len("output", p.out_features, out.len())?;
     for (o, (dst, &a)) in out.iter_mut().zip(acc).enumerate() {
         let q = quant.get(o);
-        *dst = requantize_to_i8(
-            a.wrapping_add(q.bias),
-            q.requant,
-            p.output_zero_point,
-            p.clamp,
-        );
+        *dst = requantize_to_i8(a.wrapping_add(q.bias), q.requant, p.output_zero_point, p.clamp);
     }
     Ok(())
 }

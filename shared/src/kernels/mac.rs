@@ -1,25 +1,49 @@
 //! The innermost multiply-accumulate loops, behind one trait so that every kernel exists
 //! once and runs either on the portable reference or on the Cortex-M DSP instructions.
 //!
-//! Operands: weights stay int8 as stored; activations are widened once per column to
-//! q15 with the input offset (`x − zero_point`, in −255..=255) added, as CMSIS-NN does.
-//! Each backend owns the order of values inside a widened column, so a column must be
-//! produced by the same backend's [`Mac::widen`] that consumes it.
+//! Operands are widened to q15 first, as CMSIS-NN does: activations with the input
+//! offset added (`x − zero_point`, in −255..=255), convolution weights as they are
+//! (once per output row, from the int8 filter). Each backend owns the order of values
+//! inside a widened buffer, so a buffer must be produced by the same backend's `widen*`
+//! that consumes it. Two layouts exist:
+//! - *single*: one vector of `k` values;
+//! - *pair*: two vectors `a`, `b` of `k` values each, stored so that one pass reads both
+//!   (two filter rows, or the receptive fields of two output pixels).
+//!
+//! Fully-connected weights stay int8 in flash and are read with `dot_i8_*`.
 
 /// A multiply-accumulate backend.
 pub trait Mac {
-    /// Widen `src` to q15 adding `offset` (the negated input zero point) into `dst`,
-    /// in this backend's column order. `dst.len() >= src.len()`.
+    /// Widens `src` adding `offset` into `dst[..src.len()]`, single layout.
     fn widen(src: &[i8], offset: i32, dst: &mut [i16]);
-    /// `[w0·c0, w0·c1, w1·c0, w1·c1]` over `w0.len()` terms.
-    fn dot_2x2(w0: &[i8], w1: &[i8], c0: &[i16], c1: &[i16]) -> [i32; 4];
-    /// `[w0·c, w1·c]`.
-    fn dot_2x1(w0: &[i8], w1: &[i8], c: &[i16]) -> [i32; 2];
-    /// `w·c`.
-    fn dot_1x1(w: &[i8], c: &[i16]) -> i32;
+    /// Widens `a` and `b` (same length `k`) adding `offset` into `dst[..2k]`, pair layout.
+    fn widen_pair(a: &[i8], b: &[i8], offset: i32, dst: &mut [i16]);
+    /// Widens one segment of a pair: `a` and `b` (same length) become positions
+    /// `at..at + a.len()` of two vectors of total length `k`, pair layout. Valid when
+    /// `at` is a multiple of 4 and the segment length is too, or the segment ends the
+    /// vectors. Lets a convolution widen its receptive fields straight from input rows.
+    fn widen_pair_segment(a: &[i8], b: &[i8], offset: i32, dst: &mut [i16], at: usize, k: usize);
+    /// Pair × pair: `[a·c, a·d, b·c, b·d]` for weights `(a, b)` and columns `(c, d)`.
+    fn dot_pp(w: &[i16], c: &[i16], k: usize) -> [i32; 4];
+    /// Single × pair: `[w·c, w·d]`.
+    fn dot_sp(w: &[i16], c: &[i16], k: usize) -> [i32; 2];
+    /// Pair × single: `[a·c, b·c]`.
+    fn dot_ps(w: &[i16], c: &[i16], k: usize) -> [i32; 2];
+    /// Single × single.
+    fn dot_ss(w: &[i16], c: &[i16], k: usize) -> i32;
+    /// int8 weight rows against a single-layout column: `[w0·c, w1·c]`.
+    fn dot_i8_2x1(w0: &[i8], w1: &[i8], c: &[i16]) -> [i32; 2];
+    /// int8 weight row against a single-layout column.
+    fn dot_i8_1x1(w: &[i8], c: &[i16]) -> i32;
 }
 
-/// Plain Rust, natural column order. The reference every other backend must equal.
+#[inline(always)]
+fn mac(acc: i32, a: i16, b: i16) -> i32 {
+    acc.wrapping_add(a as i32 * b as i32)
+}
+
+/// Plain Rust: single layout is natural order, pair layout is `a` then `b`.
+/// The reference every other backend must equal.
 pub struct Portable;
 
 impl Mac for Portable {
@@ -29,30 +53,54 @@ impl Mac for Portable {
         }
     }
 
-    fn dot_2x2(w0: &[i8], w1: &[i8], c0: &[i16], c1: &[i16]) -> [i32; 4] {
+    fn widen_pair(a: &[i8], b: &[i8], offset: i32, dst: &mut [i16]) {
+        let (da, db) = dst.split_at_mut(a.len().min(dst.len()));
+        Self::widen(a, offset, da);
+        Self::widen(b, offset, db);
+    }
+
+    fn widen_pair_segment(a: &[i8], b: &[i8], offset: i32, dst: &mut [i16], at: usize, k: usize) {
+        let n = a.len();
+        Self::widen(a, offset, &mut dst[at..at + n]);
+        Self::widen(b, offset, &mut dst[k + at..k + at + n]);
+    }
+
+    fn dot_pp(w: &[i16], c: &[i16], k: usize) -> [i32; 4] {
+        let (wa, wb) = (&w[..k], &w[k..2 * k]);
+        let (ca, cb) = (&c[..k], &c[k..2 * k]);
         let mut acc = [0i32; 4];
-        for (((&a, &b), &x), &y) in w0.iter().zip(w1).zip(c0).zip(c1) {
-            acc[0] = acc[0].wrapping_add(a as i32 * x as i32);
-            acc[1] = acc[1].wrapping_add(a as i32 * y as i32);
-            acc[2] = acc[2].wrapping_add(b as i32 * x as i32);
-            acc[3] = acc[3].wrapping_add(b as i32 * y as i32);
+        for i in 0..k {
+            acc[0] = mac(acc[0], wa[i], ca[i]);
+            acc[1] = mac(acc[1], wa[i], cb[i]);
+            acc[2] = mac(acc[2], wb[i], ca[i]);
+            acc[3] = mac(acc[3], wb[i], cb[i]);
         }
         acc
     }
 
-    fn dot_2x1(w0: &[i8], w1: &[i8], c: &[i16]) -> [i32; 2] {
+    fn dot_sp(w: &[i16], c: &[i16], k: usize) -> [i32; 2] {
+        [Self::dot_ss(w, &c[..k], k), Self::dot_ss(w, &c[k..2 * k], k)]
+    }
+
+    fn dot_ps(w: &[i16], c: &[i16], k: usize) -> [i32; 2] {
+        [Self::dot_ss(&w[..k], c, k), Self::dot_ss(&w[k..2 * k], c, k)]
+    }
+
+    fn dot_ss(w: &[i16], c: &[i16], k: usize) -> i32 {
+        w[..k].iter().zip(&c[..k]).fold(0, |acc, (&a, &b)| mac(acc, a, b))
+    }
+
+    fn dot_i8_2x1(w0: &[i8], w1: &[i8], c: &[i16]) -> [i32; 2] {
         let mut acc = [0i32; 2];
         for ((&a, &b), &x) in w0.iter().zip(w1).zip(c) {
-            acc[0] = acc[0].wrapping_add(a as i32 * x as i32);
-            acc[1] = acc[1].wrapping_add(b as i32 * x as i32);
+            acc[0] = mac(acc[0], a as i16, x);
+            acc[1] = mac(acc[1], b as i16, x);
         }
         acc
     }
 
-    fn dot_1x1(w: &[i8], c: &[i16]) -> i32 {
-        w.iter()
-            .zip(c)
-            .fold(0i32, |acc, (&a, &x)| acc.wrapping_add(a as i32 * x as i32))
+    fn dot_i8_1x1(w: &[i8], c: &[i16]) -> i32 {
+        w.iter().zip(c).fold(0, |acc, (&a, &x)| mac(acc, a as i16, x))
     }
 }
 
@@ -68,13 +116,21 @@ pub type Native = Portable;
 
 #[cfg(target_arch = "arm")]
 mod dsp {
-    //! Cortex-M4/M7 DSP extension: `SXTB16` sign-extends bytes 0 and 2 (or, rotated by 8,
-    //! bytes 1 and 3) of a word into two halfwords; `SMLAD` adds two 16×16 products to an
-    //! accumulator. A group of four weights `[a b c d]` thus becomes the pairs `[a c]` and
-    //! `[b d]`, so columns are stored in the matching order `[x0 x2 x1 x3]` per group of
-    //! four (what `SXTB16` yields on the activations for free); a tail shorter than four
-    //! stays in natural order.
-    use super::Mac;
+    //! Cortex-M4/M7 DSP extension. `SXTB16` sign-extends bytes 0 and 2 (or, rotated by 8,
+    //! bytes 1 and 3) of a word into two halfwords and `SADD16` adds the offset to both;
+    //! `SMLAD` adds two 16×16 products to an accumulator.
+    //!
+    //! Widening four int8 values `[x0 x1 x2 x3]` thus naturally yields the halfword pairs
+    //! `[x0 x2]` and `[x1 x3]`; every buffer keeps that order per group of four (which
+    //! leaves dot products unchanged, as both operands share it), and a tail shorter than
+    //! four stays in natural order.
+    //! - single layout, per group: `a02 a13`;
+    //! - pair layout, per group: `a02 b02 a13 b13`, so one `LDRD` fetches the same pair of
+    //!   positions from both vectors; the tails follow as `a` tail then `b` tail.
+    //!
+    //! The pair × pair loop is one `asm!` block: per group, two `LDRD` of weights and two
+    //! of columns feed eight `SMLAD` (16 MACs in 12 instructions), unrolled twice.
+    use super::{Mac, mac};
     use core::arch::asm;
 
     pub struct Dsp;
@@ -82,7 +138,7 @@ mod dsp {
     #[inline(always)]
     fn smlad(a: u32, b: u32, acc: i32) -> i32 {
         let r: i32;
-        // SAFETY: pure register arithmetic; SMLAD exists on every thumbv7em core.
+        // SAFETY: register arithmetic only; SMLAD exists on every thumbv7em core.
         unsafe {
             asm!("smlad {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
                  c = in(reg) acc, options(pure, nomem, nostack));
@@ -93,7 +149,7 @@ mod dsp {
     #[inline(always)]
     fn sxtb16(x: u32) -> u32 {
         let r: u32;
-        // SAFETY: pure register arithmetic.
+        // SAFETY: register arithmetic only.
         unsafe {
             asm!("sxtb16 {r}, {x}", r = lateout(reg) r, x = in(reg) x, options(pure, nomem, nostack, preserves_flags));
         }
@@ -103,7 +159,7 @@ mod dsp {
     #[inline(always)]
     fn sxtb16_ror8(x: u32) -> u32 {
         let r: u32;
-        // SAFETY: pure register arithmetic.
+        // SAFETY: register arithmetic only.
         unsafe {
             asm!("sxtb16 {r}, {x}, ror #8", r = lateout(reg) r, x = in(reg) x, options(pure, nomem, nostack, preserves_flags));
         }
@@ -113,121 +169,248 @@ mod dsp {
     #[inline(always)]
     fn sadd16(a: u32, b: u32) -> u32 {
         let r: u32;
-        // SAFETY: pure register arithmetic (sets only the GE flags).
+        // SAFETY: register arithmetic only (sets the GE flags, which nothing reads).
         unsafe {
             asm!("sadd16 {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b, options(pure, nomem, nostack));
         }
         r
     }
 
-    /// Four int8 weights as one word. SAFETY: `p..p+4` is readable.
+    /// Word `i` of a byte slice. The caller checks `4·i + 3 < s.len()`.
     #[inline(always)]
-    unsafe fn word_i8(p: *const i8) -> u32 {
-        // SAFETY: the caller guarantees four readable bytes; v7-M loads unaligned words.
-        unsafe { core::ptr::read_unaligned(p as *const u32) }
+    fn word_i8(s: &[i8], i: usize) -> u32 {
+        // SAFETY: in bounds per the caller; v7-M loads unaligned words.
+        unsafe { core::ptr::read_unaligned(s.as_ptr().add(4 * i) as *const u32) }
     }
 
-    /// Two q15 values as one word. SAFETY: `p..p+2` is readable.
+    /// Word at halfword index `h` of a q15 slice. The caller checks `h + 1 < s.len()`.
     #[inline(always)]
-    unsafe fn word_i16(p: *const i16) -> u32 {
-        // SAFETY: as above.
-        unsafe { core::ptr::read_unaligned(p as *const u32) }
+    fn word_i16(s: &[i16], h: usize) -> u32 {
+        // SAFETY: in bounds per the caller; v7-M loads unaligned words.
+        unsafe { core::ptr::read_unaligned(s.as_ptr().add(h) as *const u32) }
+    }
+
+    #[inline(always)]
+    fn put_word(d: &mut [i16], h: usize, v: u32) {
+        // SAFETY: callers write halfwords `h, h + 1` inside `d` (checked lengths).
+        unsafe { core::ptr::write_unaligned(d.as_mut_ptr().add(h) as *mut u32, v) }
+    }
+
+    fn offset_pair(offset: i32) -> u32 {
+        ((offset as u32) << 16) | (offset as u32 & 0xffff)
     }
 
     impl Mac for Dsp {
         fn widen(src: &[i8], offset: i32, dst: &mut [i16]) {
             let n = src.len().min(dst.len());
             let groups = n / 4;
-            let off = ((offset as u32) << 16) | (offset as u32 & 0xffff);
-            let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
+            let off = offset_pair(offset);
             for g in 0..groups {
-                // SAFETY: 4·g + 3 < n ≤ both lengths.
-                unsafe {
-                    let x = word_i8(s.add(4 * g));
-                    let even = sadd16(sxtb16(x), off);
-                    let odd = sadd16(sxtb16_ror8(x), off);
-                    core::ptr::write_unaligned(d.add(4 * g) as *mut u32, even);
-                    core::ptr::write_unaligned(d.add(4 * g + 2) as *mut u32, odd);
-                }
+                let x = word_i8(src, g);
+                put_word(dst, 4 * g, sadd16(sxtb16(x), off));
+                put_word(dst, 4 * g + 2, sadd16(sxtb16_ror8(x), off));
             }
             for i in 4 * groups..n {
                 dst[i] = (src[i] as i32 + offset) as i16;
             }
         }
 
-        fn dot_2x2(w0: &[i8], w1: &[i8], c0: &[i16], c1: &[i16]) -> [i32; 4] {
-            let k = w0.len().min(w1.len()).min(c0.len()).min(c1.len());
+        fn widen_pair(a: &[i8], b: &[i8], offset: i32, dst: &mut [i16]) {
+            let k = a.len().min(b.len()).min(dst.len() / 2);
             let groups = k / 4;
-            let (mut a00, mut a01, mut a10, mut a11) = (0i32, 0i32, 0i32, 0i32);
-            let (p0, p1, q0, q1) = (w0.as_ptr(), w1.as_ptr(), c0.as_ptr(), c1.as_ptr());
+            let off = offset_pair(offset);
             for g in 0..groups {
-                // SAFETY: 4·g + 3 < k ≤ every length.
-                unsafe {
-                    let u = word_i8(p0.add(4 * g));
-                    let v = word_i8(p1.add(4 * g));
-                    let (x_lo, x_hi) = (word_i16(q0.add(4 * g)), word_i16(q0.add(4 * g + 2)));
-                    let (y_lo, y_hi) = (word_i16(q1.add(4 * g)), word_i16(q1.add(4 * g + 2)));
-                    let (u_lo, u_hi) = (sxtb16(u), sxtb16_ror8(u));
-                    let (v_lo, v_hi) = (sxtb16(v), sxtb16_ror8(v));
-                    a00 = smlad(u_lo, x_lo, a00);
-                    a00 = smlad(u_hi, x_hi, a00);
-                    a01 = smlad(u_lo, y_lo, a01);
-                    a01 = smlad(u_hi, y_hi, a01);
-                    a10 = smlad(v_lo, x_lo, a10);
-                    a10 = smlad(v_hi, x_hi, a10);
-                    a11 = smlad(v_lo, y_lo, a11);
-                    a11 = smlad(v_hi, y_hi, a11);
+                let (x, y) = (word_i8(a, g), word_i8(b, g));
+                put_word(dst, 8 * g, sadd16(sxtb16(x), off));
+                put_word(dst, 8 * g + 2, sadd16(sxtb16(y), off));
+                put_word(dst, 8 * g + 4, sadd16(sxtb16_ror8(x), off));
+                put_word(dst, 8 * g + 6, sadd16(sxtb16_ror8(y), off));
+            }
+            let t = k - 4 * groups;
+            for i in 0..t {
+                dst[8 * groups + i] = (a[4 * groups + i] as i32 + offset) as i16;
+                dst[8 * groups + t + i] = (b[4 * groups + i] as i32 + offset) as i16;
+            }
+        }
+
+        fn widen_pair_segment(a: &[i8], b: &[i8], offset: i32, dst: &mut [i16], at: usize, k: usize) {
+            let n = a.len().min(b.len());
+            let groups = n / 4;
+            let first = at / 4;
+            if 8 * (first + groups) > dst.len() {
+                return;
+            }
+            let off = offset_pair(offset);
+            for g in 0..groups {
+                let (x, y) = (word_i8(a, g), word_i8(b, g));
+                let h = 8 * (first + g);
+                put_word(dst, h, sadd16(sxtb16(x), off));
+                put_word(dst, h + 2, sadd16(sxtb16(y), off));
+                put_word(dst, h + 4, sadd16(sxtb16_ror8(x), off));
+                put_word(dst, h + 6, sadd16(sxtb16_ror8(y), off));
+            }
+            // A remainder is the tail of the whole vectors: natural order, a then b.
+            let t = n - 4 * groups;
+            let base = 8 * (k / 4);
+            if t > 0 && base + 2 * t <= dst.len() {
+                for i in 0..t {
+                    dst[base + i] = (a[4 * groups + i] as i32 + offset) as i16;
+                    dst[base + t + i] = (b[4 * groups + i] as i32 + offset) as i16;
                 }
             }
-            for i in 4 * groups..k {
-                let (a, b, x, y) = (w0[i] as i32, w1[i] as i32, c0[i] as i32, c1[i] as i32);
-                a00 = a00.wrapping_add(a * x);
-                a01 = a01.wrapping_add(a * y);
-                a10 = a10.wrapping_add(b * x);
-                a11 = a11.wrapping_add(b * y);
+        }
+
+        fn dot_pp(w: &[i16], c: &[i16], k: usize) -> [i32; 4] {
+            let k = k.min(w.len() / 2).min(c.len() / 2);
+            let groups = k / 4;
+            let (mut a00, mut a01, mut a10, mut a11) = (0i32, 0i32, 0i32, 0i32);
+            // LDRD needs word-aligned addresses; the engine's buffers always are.
+            let aligned = (w.as_ptr() as usize | c.as_ptr() as usize).is_multiple_of(4);
+            let double = if aligned { groups / 2 } else { 0 };
+            if double > 0 {
+                // SAFETY: reads 2 · 16 bytes per iteration from each operand, `double`
+                // times: 32·double ≤ 16·groups bytes ≤ 2k halfwords, inside both slices.
+                unsafe {
+                    asm!(
+                        "2:",
+                        "ldrd {x}, {y}, [{pw}], #8",
+                        "ldrd {u}, {v}, [{pc}], #8",
+                        "smlad {a00}, {x}, {u}, {a00}",
+                        "smlad {a01}, {x}, {v}, {a01}",
+                        "smlad {a10}, {y}, {u}, {a10}",
+                        "smlad {a11}, {y}, {v}, {a11}",
+                        "ldrd {x}, {y}, [{pw}], #8",
+                        "ldrd {u}, {v}, [{pc}], #8",
+                        "smlad {a00}, {x}, {u}, {a00}",
+                        "smlad {a01}, {x}, {v}, {a01}",
+                        "smlad {a10}, {y}, {u}, {a10}",
+                        "smlad {a11}, {y}, {v}, {a11}",
+                        "ldrd {x}, {y}, [{pw}], #8",
+                        "ldrd {u}, {v}, [{pc}], #8",
+                        "smlad {a00}, {x}, {u}, {a00}",
+                        "smlad {a01}, {x}, {v}, {a01}",
+                        "smlad {a10}, {y}, {u}, {a10}",
+                        "smlad {a11}, {y}, {v}, {a11}",
+                        "ldrd {x}, {y}, [{pw}], #8",
+                        "ldrd {u}, {v}, [{pc}], #8",
+                        "smlad {a00}, {x}, {u}, {a00}",
+                        "smlad {a01}, {x}, {v}, {a01}",
+                        "smlad {a10}, {y}, {u}, {a10}",
+                        "smlad {a11}, {y}, {v}, {a11}",
+                        "subs {n}, {n}, #1",
+                        "bne 2b",
+                        pw = inout(reg) w.as_ptr() => _,
+                        pc = inout(reg) c.as_ptr() => _,
+                        n = inout(reg) double => _,
+                        x = out(reg) _, y = out(reg) _, u = out(reg) _, v = out(reg) _,
+                        a00 = inout(reg) a00, a01 = inout(reg) a01,
+                        a10 = inout(reg) a10, a11 = inout(reg) a11,
+                        options(nostack, readonly),
+                    );
+                }
+            }
+            for g in 2 * double..groups {
+                for half in [0, 4] {
+                    let (x, y) = (word_i16(w, 8 * g + half), word_i16(w, 8 * g + half + 2));
+                    let (u, v) = (word_i16(c, 8 * g + half), word_i16(c, 8 * g + half + 2));
+                    a00 = smlad(x, u, a00);
+                    a01 = smlad(x, v, a01);
+                    a10 = smlad(y, u, a10);
+                    a11 = smlad(y, v, a11);
+                }
+            }
+            let (base, t) = (8 * groups, k - 4 * groups);
+            for i in 0..t {
+                let (wa, wb, ca, cb) = (w[base + i], w[base + t + i], c[base + i], c[base + t + i]);
+                a00 = mac(a00, wa, ca);
+                a01 = mac(a01, wa, cb);
+                a10 = mac(a10, wb, ca);
+                a11 = mac(a11, wb, cb);
             }
             [a00, a01, a10, a11]
         }
 
-        fn dot_2x1(w0: &[i8], w1: &[i8], c: &[i16]) -> [i32; 2] {
-            let k = w0.len().min(w1.len()).min(c.len());
+        fn dot_sp(w: &[i16], c: &[i16], k: usize) -> [i32; 2] {
+            let k = k.min(w.len()).min(c.len() / 2);
             let groups = k / 4;
             let (mut a0, mut a1) = (0i32, 0i32);
-            let (p0, p1, q) = (w0.as_ptr(), w1.as_ptr(), c.as_ptr());
             for g in 0..groups {
-                // SAFETY: 4·g + 3 < k ≤ every length.
-                unsafe {
-                    let u = word_i8(p0.add(4 * g));
-                    let v = word_i8(p1.add(4 * g));
-                    let (x_lo, x_hi) = (word_i16(q.add(4 * g)), word_i16(q.add(4 * g + 2)));
-                    a0 = smlad(sxtb16(u), x_lo, a0);
-                    a0 = smlad(sxtb16_ror8(u), x_hi, a0);
-                    a1 = smlad(sxtb16(v), x_lo, a1);
-                    a1 = smlad(sxtb16_ror8(v), x_hi, a1);
-                }
+                let (lo, hi) = (word_i16(w, 4 * g), word_i16(w, 4 * g + 2));
+                a0 = smlad(lo, word_i16(c, 8 * g), a0);
+                a1 = smlad(lo, word_i16(c, 8 * g + 2), a1);
+                a0 = smlad(hi, word_i16(c, 8 * g + 4), a0);
+                a1 = smlad(hi, word_i16(c, 8 * g + 6), a1);
             }
-            for i in 4 * groups..k {
-                a0 = a0.wrapping_add(w0[i] as i32 * c[i] as i32);
-                a1 = a1.wrapping_add(w1[i] as i32 * c[i] as i32);
+            let t = k - 4 * groups;
+            for i in 0..t {
+                a0 = mac(a0, w[4 * groups + i], c[8 * groups + i]);
+                a1 = mac(a1, w[4 * groups + i], c[8 * groups + t + i]);
             }
             [a0, a1]
         }
 
-        fn dot_1x1(w: &[i8], c: &[i16]) -> i32 {
+        fn dot_ps(w: &[i16], c: &[i16], k: usize) -> [i32; 2] {
+            let k = k.min(w.len() / 2).min(c.len());
+            let groups = k / 4;
+            let (mut a0, mut a1) = (0i32, 0i32);
+            for g in 0..groups {
+                let (lo, hi) = (word_i16(c, 4 * g), word_i16(c, 4 * g + 2));
+                a0 = smlad(word_i16(w, 8 * g), lo, a0);
+                a1 = smlad(word_i16(w, 8 * g + 2), lo, a1);
+                a0 = smlad(word_i16(w, 8 * g + 4), hi, a0);
+                a1 = smlad(word_i16(w, 8 * g + 6), hi, a1);
+            }
+            let t = k - 4 * groups;
+            for i in 0..t {
+                a0 = mac(a0, w[8 * groups + i], c[4 * groups + i]);
+                a1 = mac(a1, w[8 * groups + t + i], c[4 * groups + i]);
+            }
+            [a0, a1]
+        }
+
+        fn dot_ss(w: &[i16], c: &[i16], k: usize) -> i32 {
+            let k = k.min(w.len()).min(c.len());
+            let pairs = k / 2;
+            let mut acc = 0i32;
+            for p in 0..pairs {
+                acc = smlad(word_i16(w, 2 * p), word_i16(c, 2 * p), acc);
+            }
+            if k % 2 == 1 {
+                acc = mac(acc, w[k - 1], c[k - 1]);
+            }
+            acc
+        }
+
+        fn dot_i8_2x1(w0: &[i8], w1: &[i8], c: &[i16]) -> [i32; 2] {
+            let k = w0.len().min(w1.len()).min(c.len());
+            let groups = k / 4;
+            let (mut a0, mut a1) = (0i32, 0i32);
+            for g in 0..groups {
+                let (u, v) = (word_i8(w0, g), word_i8(w1, g));
+                let (lo, hi) = (word_i16(c, 4 * g), word_i16(c, 4 * g + 2));
+                a0 = smlad(sxtb16(u), lo, a0);
+                a0 = smlad(sxtb16_ror8(u), hi, a0);
+                a1 = smlad(sxtb16(v), lo, a1);
+                a1 = smlad(sxtb16_ror8(v), hi, a1);
+            }
+            for i in 4 * groups..k {
+                a0 = mac(a0, w0[i] as i16, c[i]);
+                a1 = mac(a1, w1[i] as i16, c[i]);
+            }
+            [a0, a1]
+        }
+
+        fn dot_i8_1x1(w: &[i8], c: &[i16]) -> i32 {
             let k = w.len().min(c.len());
             let groups = k / 4;
             let mut acc = 0i32;
-            let (p, q) = (w.as_ptr(), c.as_ptr());
             for g in 0..groups {
-                // SAFETY: 4·g + 3 < k ≤ both lengths.
-                unsafe {
-                    let u = word_i8(p.add(4 * g));
-                    acc = smlad(sxtb16(u), word_i16(q.add(4 * g)), acc);
-                    acc = smlad(sxtb16_ror8(u), word_i16(q.add(4 * g + 2)), acc);
-                }
+                let u = word_i8(w, g);
+                acc = smlad(sxtb16(u), word_i16(c, 4 * g), acc);
+                acc = smlad(sxtb16_ror8(u), word_i16(c, 4 * g + 2), acc);
             }
             for i in 4 * groups..k {
-                acc = acc.wrapping_add(w[i] as i32 * c[i] as i32);
+                acc = mac(acc, w[i] as i16, c[i]);
             }
             acc
         }

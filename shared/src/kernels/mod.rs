@@ -103,42 +103,24 @@ pub(crate) fn check_window(w: &Window, input: Shape, output: Shape) -> Result<()
         || last_y >= input.height as usize + w.pad_top as usize
         || last_x >= input.width as usize + w.pad_left as usize
     {
-        return Err(KernelError::Geometry(
-            "output window outside the padded input",
-        ));
+        return Err(KernelError::Geometry("output window outside the padded input"));
     }
     Ok(())
 }
 
-pub(crate) fn expect_len(
-    what: &'static str,
-    expected: usize,
-    found: usize,
-) -> Result<(), KernelError> {
+pub(crate) fn expect_len(what: &'static str, expected: usize, found: usize) -> Result<(), KernelError> {
     if expected == found {
         Ok(())
     } else {
-        Err(KernelError::Length {
-            what,
-            expected,
-            found,
-        })
+        Err(KernelError::Length { what, expected, found })
     }
 }
 
-pub(crate) fn expect_at_least(
-    what: &'static str,
-    expected: usize,
-    found: usize,
-) -> Result<(), KernelError> {
+pub(crate) fn expect_at_least(what: &'static str, expected: usize, found: usize) -> Result<(), KernelError> {
     if found >= expected {
         Ok(())
     } else {
-        Err(KernelError::Length {
-            what,
-            expected,
-            found,
-        })
+        Err(KernelError::Length { what, expected, found })
     }
 }
 

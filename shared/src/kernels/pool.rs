@@ -34,12 +34,7 @@ impl PoolParams {
 }
 
 /// Computes output row `oy` of a pooling layer.
-pub fn pool_row(
-    p: &PoolParams,
-    input: &Rows<'_>,
-    oy: usize,
-    out: &mut [i8],
-) -> Result<(), KernelError> {
+pub fn pool_row(p: &PoolParams, input: &Rows<'_>, oy: usize, out: &mut [i8]) -> Result<(), KernelError> {
     p.check()?;
     if oy >= p.output.height as usize {
         return Err(KernelError::Row {
@@ -82,7 +77,7 @@ pub fn pool_row(
                     }
                 }
             };
-            out[ox * c + ch] = v.clamp(p.clamp.min as i32, p.clamp.max as i32) as i8;
+            out[ox * c + ch] = v.max(p.clamp.min as i32).min(p.clamp.max as i32) as i8;
         }
     }
     Ok(())
@@ -96,10 +91,7 @@ pub fn pool2d(p: &PoolParams, input: &[i8], output: &mut [i8]) -> Result<(), Ker
         found: input.len(),
     })?;
     expect_len("output", p.output.len(), output.len())?;
-    for (oy, out) in output
-        .chunks_exact_mut(p.output.row_len().max(1))
-        .enumerate()
-    {
+    for (oy, out) in output.chunks_exact_mut(p.output.row_len().max(1)).enumerate() {
         pool_row(p, &rows, oy, out)?;
     }
     Ok(())

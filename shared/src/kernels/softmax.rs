@@ -8,8 +8,7 @@
 
 use super::{KernelError, expect_len};
 use crate::quant::{
-    ScaleError, quantize_multiplier, rounding_divide_by_pot,
-    saturating_rounding_doubling_high_mul as srdhm,
+    ScaleError, quantize_multiplier, rounding_divide_by_pot, saturating_rounding_doubling_high_mul as srdhm,
 };
 
 /// Integer bits of the scaled input difference (Q5.26).
@@ -29,9 +28,8 @@ pub struct SoftmaxParams {
 impl SoftmaxParams {
     pub fn new(beta: f32, input_scale: f32) -> Result<Self, ScaleError> {
         let max_real_multiplier = ((1i64 << 31) - 1) as f64;
-        let real =
-            (beta as f64 * input_scale as f64 * (1i64 << (31 - SCALED_DIFF_INTEGER_BITS)) as f64)
-                .min(max_real_multiplier);
+        let real = (beta as f64 * input_scale as f64 * (1i64 << (31 - SCALED_DIFF_INTEGER_BITS)) as f64)
+            .min(max_real_multiplier);
         if !real.is_finite() {
             return Err(ScaleError::NotFinite);
         }
@@ -74,10 +72,7 @@ fn exp_on_interval_between_negative_one_quarter_and_0_excl(a: i32) -> i32 {
     let x3 = srdhm(x2, x);
     let x4 = srdhm(x2, x2);
     let x4_over_4 = rounding_divide_by_pot(x4, 2);
-    let poly = rounding_divide_by_pot(
-        srdhm(x4_over_4.wrapping_add(x3), ONE_THIRD).wrapping_add(x2),
-        1,
-    );
+    let poly = rounding_divide_by_pot(srdhm(x4_over_4.wrapping_add(x3), ONE_THIRD).wrapping_add(x2), 1);
     CONSTANT_TERM.wrapping_add(srdhm(CONSTANT_TERM, x.wrapping_add(poly)))
 }
 
@@ -88,9 +83,10 @@ fn exp_on_negative_values(a: i32) -> i32 {
     let mask = one_quarter - 1;
     let a_mod_quarter_minus_one_quarter = (a & mask) - one_quarter;
     // Rescale Q5.26 → Q0.31: a saturating left shift by 5 (never saturates here).
-    let mut result = exp_on_interval_between_negative_one_quarter_and_0_excl(
-        saturating_shift_left(a_mod_quarter_minus_one_quarter, SCALED_DIFF_INTEGER_BITS),
-    );
+    let mut result = exp_on_interval_between_negative_one_quarter_and_0_excl(saturating_shift_left(
+        a_mod_quarter_minus_one_quarter,
+        SCALED_DIFF_INTEGER_BITS,
+    ));
     let remainder = a_mod_quarter_minus_one_quarter.wrapping_sub(a);
     // exp(−2^e) in Q0.31 for e = −2..=4.
     const BARREL: [(i32, i32); 7] = [
@@ -142,22 +138,12 @@ fn reciprocal(x: i32) -> (i32, i32) {
 }
 
 /// Softmax over each group of `depth` consecutive values (one pixel's channels).
-pub fn softmax(
-    p: &SoftmaxParams,
-    depth: usize,
-    input: &[i8],
-    output: &mut [i8],
-) -> Result<(), KernelError> {
+pub fn softmax(p: &SoftmaxParams, depth: usize, input: &[i8], output: &mut [i8]) -> Result<(), KernelError> {
     if depth == 0 || !input.len().is_multiple_of(depth) {
-        return Err(KernelError::Geometry(
-            "softmax input is not a whole number of pixels",
-        ));
+        return Err(KernelError::Geometry("softmax input is not a whole number of pixels"));
     }
     expect_len("softmax output", input.len(), output.len())?;
-    for (x, y) in input
-        .chunks_exact(depth)
-        .zip(output.chunks_exact_mut(depth))
-    {
+    for (x, y) in input.chunks_exact(depth).zip(output.chunks_exact_mut(depth)) {
         softmax_pixel(p, x, y);
     }
     Ok(())
@@ -167,12 +153,7 @@ fn softmax_pixel(p: &SoftmaxParams, x: &[i8], y: &mut [i8]) {
     let max = x.iter().copied().max().unwrap_or(i8::MIN) as i32;
     let scaled = |v: i8| -> Option<i32> {
         let diff = v as i32 - max;
-        (diff >= p.diff_min).then(|| {
-            srdhm(
-                diff.wrapping_mul(1 << p.input_left_shift),
-                p.input_multiplier,
-            )
-        })
+        (diff >= p.diff_min).then(|| srdhm(diff.wrapping_mul(1 << p.input_left_shift), p.input_multiplier))
     };
     // Sum in Q12.19: Rescale<12> of each Q0.31 exponential.
     let mut sum = 0i32;
@@ -203,22 +184,10 @@ mod tests {
 
     #[test]
     fn exp_matches_float() {
-        for raw in [
-            0i32,
-            -1 << 20,
-            -1 << 24,
-            -1 << 26,
-            -3 << 26,
-            -10 << 26,
-            -31 << 26,
-        ] {
+        for raw in [0i32, -1 << 20, -1 << 24, -1 << 26, -3 << 26, -10 << 26, -31 << 26] {
             let x = raw as f64 / (1u64 << 26) as f64;
             let e = exp_on_negative_values(raw) as f64 / (1u64 << 31) as f64;
-            assert!(
-                (e - x.exp()).abs() < 1e-6,
-                "exp({x}) = {e}, want {}",
-                x.exp()
-            );
+            assert!((e - x.exp()).abs() < 1e-6, "exp({x}) = {e}, want {}", x.exp());
         }
     }
 

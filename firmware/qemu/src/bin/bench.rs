@@ -45,10 +45,7 @@ fn run<M: Mac>(backend: &str, model: &Model<'_>, arena: &mut [u8], row: &mut [i8
             state ^= state << 17;
             *v = (state >> 56) as i8;
         }
-        if engine
-            .push_row::<M>(row, &mut |_, r| outputs += r.len())
-            .is_err()
-        {
+        if engine.push_row::<M>(row, &mut |_, r| outputs += r.len()).is_err() {
             println!("bench: engine error");
             return false;
         }
@@ -173,7 +170,6 @@ fn main() -> ! {
             exit(false)
         }
     };
-    let ok = run::<Dsp>("dsp", &model, arena.bytes(), row)
-        && run::<Portable>("portable", &model, arena.bytes(), row);
+    let ok = run::<Dsp>("dsp", &model, arena.bytes(), row) && run::<Portable>("portable", &model, arena.bytes(), row);
     exit(ok)
 }

@@ -24,14 +24,9 @@ static mut ARENA: Arena<{ 64 * 1024 }> = Arena::new();
 
 /// Runs `case` with backend `M`; `Ok(None)` when the output matches, else the first
 /// differing byte.
-fn check<M: Mac>(
-    case: &Case<'_>,
-    arena: &mut [u8],
-    out: &mut [i8],
-) -> Result<Option<(usize, i8, i8)>, &'static str> {
+fn check<M: Mac>(case: &Case<'_>, arena: &mut [u8], out: &mut [i8]) -> Result<Option<(usize, i8, i8)>, &'static str> {
     let model = blob::decode(case.blob).map_err(|_| "blob rejected")?;
-    let mut engine =
-        Engine::new(&model, arena, Mode::Streaming).map_err(|_| "engine refused the model")?;
+    let mut engine = Engine::new(&model, arena, Mode::Streaming).map_err(|_| "engine refused the model")?;
     let input: &[i8] = bytemuck_i8(case.input);
     let expected: &[i8] = bytemuck_i8(case.expected);
     if expected.len() > out.len() {
@@ -42,9 +37,7 @@ fn check<M: Mac>(
     out.fill(0);
     let mut overflow = false;
     engine
-        .run_streaming_with::<M>(input, &mut |y, row| match out
-            .get_mut(y * row_len..(y + 1) * row_len)
-        {
+        .run_streaming_with::<M>(input, &mut |y, row| match out.get_mut(y * row_len..(y + 1) * row_len) {
             Some(dst) => dst.copy_from_slice(row),
             None => overflow = true,
         })
@@ -115,11 +108,7 @@ fn main() -> ! {
                 }
             }
         }
-        println!(
-            "case {}: {} output bytes checked",
-            case.name,
-            case.expected.len()
-        );
+        println!("case {}: {} output bytes checked", case.name, case.expected.len());
     }
     println!("kernel-check: {} passed, {} failed", passed, failed);
     exit(failed == 0 && passed > 0)
