@@ -16,9 +16,10 @@ use crate::kernels::fully_connected::{accumulate, finish};
 use crate::kernels::mac::{Mac, Native};
 use crate::kernels::pool::pool_row;
 use crate::kernels::softmax::softmax;
-use crate::kernels::{ChannelTable, KernelError};
+use crate::kernels::{ChannelTable, KernelError, TABLE_WORDS};
 use crate::model::{Kernel, MAX_LAYERS, Model};
 use crate::planner::{ALIGN, Mode, Plan, Region, plan, scratch_layout};
+use crate::quant::Prepared;
 use crate::tensor::Rows;
 
 /// Why a run did not happen or stopped.
@@ -122,7 +123,7 @@ impl<'m, 'a> Engine<'m, 'a> {
         };
         for i in 0..model.layers.len() {
             let region = engine.plan.tables[i];
-            let table: &mut [i32] = words_mut(
+            let table: &mut [[i32; TABLE_WORDS]] = words_mut(
                 engine
                     .arena
                     .get_mut(region.range())
@@ -133,10 +134,12 @@ impl<'m, 'a> Engine<'m, 'a> {
                 let q = model
                     .channel_quant(i, c)
                     .ok_or(EngineError::Plan("region outside the arena"))?;
-                let entry = table
-                    .get_mut(3 * c..3 * c + 3)
-                    .ok_or(EngineError::Plan("region outside the arena"))?;
-                entry.copy_from_slice(&[q.bias, q.requant.multiplier, q.requant.shift]);
+                // |x − zp| ≤ 255 and |w| ≤ 127 bound every accumulator before the bias.
+                let bound = model.layers[i].dot_len() as u64 * 255 * 127 + q.bias.unsigned_abs() as u64;
+                let prepared =
+                    Prepared::with_bound(q.requant, bound).ok_or(EngineError::Plan("invalid requantization"))?;
+                let entry = table.get_mut(c).ok_or(EngineError::Plan("region outside the arena"))?;
+                *entry = ChannelTable::entry(q.bias, prepared);
             }
         }
         engine.reset();

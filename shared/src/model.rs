@@ -210,6 +210,16 @@ impl LayerInfo {
         }
     }
 
+    /// Terms in one output's dot product (receptive field or input vector length).
+    pub fn dot_len(&self) -> usize {
+        match self.kernel {
+            Kernel::Conv(p) => p.column_len(),
+            Kernel::Depthwise(p) => p.kernel_h as usize * p.kernel_w as usize,
+            Kernel::FullyConnected(p) => p.in_features,
+            Kernel::Pool(_) | Kernel::Softmax { .. } => 0,
+        }
+    }
+
     /// A short name of the layer's operation.
     pub fn kind(&self) -> &'static str {
         match self.kernel {

@@ -18,8 +18,8 @@ use crate::model::{Kernel, MAX_LAYERS, Model};
 
 /// Every buffer is aligned (and padded) to this many bytes.
 pub const ALIGN: usize = 8;
-/// Bytes per output channel of a channel table: bias, multiplier, shift.
-pub const CHANNEL_ENTRY_BYTES: usize = 12;
+/// Bytes per output channel of a channel table: bias, multiplier, left and right shift.
+pub const CHANNEL_ENTRY_BYTES: usize = 4 * crate::kernels::TABLE_WORDS;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {

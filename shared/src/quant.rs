@@ -139,6 +139,137 @@ pub fn multiply_by_quantized_multiplier(x: i32, rq: Requant) -> i32 {
     )
 }
 
+/// A valid [`Requant`] unpacked for the inner loops: the shift split into its left and
+/// right parts once, and the multiplier known to be non-negative, so that
+/// [`multiply_prepared`] needs no saturation branch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Prepared {
+    multiplier: i32,
+    left: u32,
+    right: u32,
+    /// The accumulator (after bias) is known to stay within ±2^30 and the factor is
+    /// below 1/2 (`left == 0`, `right ≥ 1`): [`multiply_prepared`] may then use the short
+    /// form, equal to the general one on that domain.
+    short: bool,
+}
+
+/// Accumulators (bias included) strictly inside ±2^30 may take the short form.
+pub const SHORT_FORM_BOUND: u64 = 1 << 30;
+
+impl Prepared {
+    /// The zero factor: every accumulator maps to the output zero point.
+    pub const ZERO: Prepared = Prepared {
+        multiplier: 0,
+        left: 0,
+        right: 0,
+        short: false,
+    };
+
+    /// Packs into table words: `[multiplier, left, right | short << 8]`.
+    pub fn to_words(self) -> [i32; 3] {
+        [
+            self.multiplier,
+            self.left as i32,
+            (self.right | (self.short as u32) << 8) as i32,
+        ]
+    }
+
+    /// Unpacks table words written by [`Prepared::to_words`]. Total: shifts are masked to
+    /// 0..=31 and a negative multiplier becomes 0, so arbitrary words cannot panic (they
+    /// can only compute a wrong value, and the engine writes its tables itself).
+    #[inline(always)]
+    pub fn from_words(words: [i32; 3]) -> Self {
+        Prepared {
+            multiplier: words[0].max(0),
+            left: words[1] as u32 & 31,
+            right: words[2] as u32 & 31,
+            short: words[2] as u32 & 0x100 != 0,
+        }
+    }
+
+    /// `None` unless `rq.is_valid()`. Uses the general form.
+    pub fn new(rq: Requant) -> Option<Self> {
+        if !rq.is_valid() {
+            return None;
+        }
+        Some(Prepared {
+            multiplier: rq.multiplier,
+            left: rq.shift.max(0) as u32,
+            right: (-rq.shift).max(0) as u32,
+            short: false,
+        })
+    }
+
+    /// Like [`Prepared::new`], for accumulators (bias included) bounded by
+    /// `max_abs_accumulator`: enables the short form where it is exact.
+    pub fn with_bound(rq: Requant, max_abs_accumulator: u64) -> Option<Self> {
+        let mut p = Self::new(rq)?;
+        p.short = p.left == 0 && p.right >= 1 && max_abs_accumulator < SHORT_FORM_BOUND;
+        Some(p)
+    }
+
+    pub fn requant(self) -> Requant {
+        Requant {
+            multiplier: self.multiplier,
+            shift: self.left as i32 - self.right as i32,
+        }
+    }
+
+    pub fn is_short(self) -> bool {
+        self.short
+    }
+}
+
+/// `floor((a·b + 2^31) / 2^32)`: one `SMMULR` on Cortex-M4/M7.
+#[inline(always)]
+fn mul_high_rounded(a: i32, b: i32) -> i32 {
+    #[cfg(target_arch = "arm")]
+    {
+        let r: i32;
+        // SAFETY: register arithmetic only; SMMULR exists on every thumbv7em core.
+        unsafe {
+            core::arch::asm!("smmulr {r}, {a}, {b}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
+                options(pure, nomem, nostack, preserves_flags));
+        }
+        r
+    }
+    #[cfg(not(target_arch = "arm"))]
+    {
+        ((a as i64 * b as i64 + (1i64 << 31)) >> 32) as i32
+    }
+}
+
+/// [`multiply_by_quantized_multiplier`] for a prepared factor: the same double rounding.
+///
+/// General form: the multiplier's validity (0 or ≥ 2^30, never `i32::MIN`) rules out the
+/// one saturating case of the high multiply.
+///
+/// Short form, for |x| < 2^30 and a right shift `r ≥ 1`: the high multiply
+/// `floor((x·m + 2^30) / 2^31)` equals `floor((2x·m + 2^31) / 2^32)` (one `SMMULR` on
+/// Cortex-M), its result stays below 2^30 in magnitude, so the rounding division
+/// `round_half_away(h / 2^r)` is `(h + 2^(r−1) − [h < 0]) >> r` without overflow.
+/// Property tests prove both forms equal to the reference.
+#[inline(always)]
+pub fn multiply_prepared(x: i32, p: Prepared) -> i32 {
+    if p.short {
+        // |x| < 2^30, so 2x cannot overflow.
+        let high = mul_high_rounded(x.wrapping_mul(2), p.multiplier);
+        let nudge = (1i32 << p.right) >> 1;
+        return (high + nudge - ((high as u32) >> 31) as i32) >> p.right;
+    }
+    let x = x.wrapping_shl(p.left);
+    let high = ((x as i64 * p.multiplier as i64 + (1i64 << 30)) >> 31) as i32;
+    rounding_divide_by_pot(high, p.right as i32)
+}
+
+/// Requantize an int32 accumulator to int8 with a prepared factor: scale, add the output
+/// zero point, clamp to the fused activation range.
+#[inline(always)]
+pub fn requantize_prepared(acc: i32, p: Prepared, output_zero_point: i32, clamp: Clamp) -> i8 {
+    let v = multiply_prepared(acc, p).saturating_add(output_zero_point);
+    v.max(clamp.min as i32).min(clamp.max as i32) as i8
+}
+
 /// Requantize an int32 accumulator to int8: scale, add the output zero point, clamp to
 /// the fused activation range.
 #[inline(always)]
@@ -348,6 +479,33 @@ mod tests {
         fn requantize_matches_exact_reference(x in any::<i32>(), real in 1e-7f64..0.99) {
             let rq = quantize_multiplier(real).unwrap();
             prop_assert_eq!(multiply_by_quantized_multiplier(x, rq), reference(x, rq));
+        }
+
+        #[test]
+        fn prepared_equals_generic(x in any::<i32>(), real in prop_oneof![1e-9f64..1.0, 1.0f64..1e6]) {
+            let rq = quantize_multiplier(real).unwrap();
+            let p = Prepared::new(rq).unwrap();
+            prop_assert_eq!(p.requant(), rq);
+            prop_assert_eq!(multiply_prepared(x, p), multiply_by_quantized_multiplier(x, rq));
+        }
+
+        #[test]
+        fn short_form_equals_generic(x in -(1i32 << 30) + 1..(1 << 30), real in prop_oneof![1e-9f64..0.49, 0.49f64..0.5, 1e-4f64..1e-2]) {
+            let rq = quantize_multiplier(real).unwrap();
+            let p = Prepared::with_bound(rq, x.unsigned_abs() as u64).unwrap();
+            prop_assert!(p.is_short());
+            prop_assert_eq!(multiply_prepared(x, p), multiply_by_quantized_multiplier(x, rq));
+            prop_assert_eq!(multiply_prepared(x, p), reference(x, rq));
+        }
+
+        #[test]
+        fn short_form_ties(q in -(1i32 << 20)..(1 << 20), r in 1i32..10) {
+            // x · 2^30 / 2^31 = x / 2: with multiplier 2^30 and shift −r the quotient
+            // x / 2^(r+1) lands exactly on halves for odd multiples.
+            let rq = Requant { multiplier: 1 << 30, shift: -r };
+            let x = q * 2 + 1;
+            let p = Prepared::with_bound(rq, x.unsigned_abs() as u64).unwrap();
+            prop_assert_eq!(multiply_prepared(x, p), reference(x, rq));
         }
 
         #[test]

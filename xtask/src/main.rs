@@ -20,6 +20,9 @@ enum Task {
     /// builds, and the on-target kernel check under QEMU (DSP and portable paths against
     /// the host's outputs, on a Cortex-M4 and a Cortex-M7).
     Test,
+    /// Only the on-target kernel check: builds the firmware, writes the kernel vectors and
+    /// replays them under QEMU on a Cortex-M4 and a Cortex-M7.
+    KernelCheck,
     /// Runs the reference network under QEMU (`-icount shift=0`) and prints, per layer,
     /// MACs, instructions and MACs per instruction for the DSP and the portable paths.
     Bench {
@@ -235,6 +238,7 @@ fn bench(board: Board) -> Result<()> {
 fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Test => test(),
+        Task::KernelCheck => build_firmware().and_then(|_| kernel_check()),
         Task::Bench { board } => bench(board),
     }
 }

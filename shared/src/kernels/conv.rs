@@ -7,8 +7,8 @@
 //! input pixel itself.
 
 use super::mac::Mac;
-use super::{ChannelQuant, KernelError, PerChannel, expect_at_least, expect_len};
-use crate::quant::{Clamp, requantize_to_i8};
+use super::{KernelError, PerChannel, expect_at_least, expect_len};
+use crate::quant::{Clamp, Prepared, requantize_prepared};
 use crate::tensor::{Rows, Shape};
 
 /// Geometry and quantization of a convolution (filter OHWI).
@@ -91,11 +91,6 @@ fn gather(p: &ConvParams, input: &Rows<'_>, oy: usize, ox: usize, col: &mut [i8]
     }
 }
 
-#[inline(always)]
-fn store(out: &mut [i8], idx: usize, acc: i32, q: ChannelQuant, p: &ConvParams) {
-    out[idx] = requantize_to_i8(acc.wrapping_add(q.bias), q.requant, p.output_zero_point, p.clamp);
-}
-
 /// Widens the filter into pair layout, two output channels at a time (an odd last
 /// channel in single layout), so the inner loop reads q15 weights without unpacking.
 fn widen_filter<M: Mac>(p: &ConvParams, filter: &[i8], wq: &mut [i16]) {
@@ -117,7 +112,8 @@ fn widen_filter<M: Mac>(p: &ConvParams, filter: &[i8], wq: &mut [i16]) {
 }
 
 /// Multiplies every filter row with the widened column(s) of pixel `ox` (and `ox + 1`
-/// when `pair`) and stores the requantized outputs.
+/// when `pair`) and stores the requantized outputs. Iterators over exact chunks keep
+/// bounds checks out of the channel loop.
 #[inline(always)]
 fn multiply<M: Mac, P: PerChannel + ?Sized>(
     p: &ConvParams,
@@ -130,33 +126,44 @@ fn multiply<M: Mac, P: PerChannel + ?Sized>(
 ) {
     let k = p.column_len();
     let cout = p.output.channels as usize;
-    let base0 = ox * cout;
-    let mut oc = 0;
-    while oc + 1 < cout {
-        let w = &wq[oc * k..(oc + 2) * k];
-        let (q0, q1) = (quant.get(oc), quant.get(oc + 1));
-        if pair {
+    let (zp, clamp) = (p.output_zero_point, p.clamp);
+    let rq = |acc: i32, q: (i32, Prepared)| requantize_prepared(acc.wrapping_add(q.0), q.1, zp, clamp);
+    let pairs = cout / 2;
+    let (wq_pairs, wq_last) = wq.split_at(pairs * 2 * k);
+    if pair {
+        let (out0, out1) = out[ox * cout..(ox + 2) * cout].split_at_mut(cout);
+        let mut oc = 0;
+        for ((w, o0), o1) in wq_pairs
+            .chunks_exact(2 * k)
+            .zip(out0.chunks_exact_mut(2))
+            .zip(out1.chunks_exact_mut(2))
+        {
+            let (q0, q1) = (quant.get(oc), quant.get(oc + 1));
             let a = M::dot_pp(w, cols, k);
-            store(out, base0 + oc, a[0], q0, p);
-            store(out, base0 + cout + oc, a[1], q0, p);
-            store(out, base0 + oc + 1, a[2], q1, p);
-            store(out, base0 + cout + oc + 1, a[3], q1, p);
-        } else {
-            let a = M::dot_ps(w, cols, k);
-            store(out, base0 + oc, a[0], q0, p);
-            store(out, base0 + oc + 1, a[1], q1, p);
+            o0[0] = rq(a[0], q0);
+            o1[0] = rq(a[1], q0);
+            o0[1] = rq(a[2], q1);
+            o1[1] = rq(a[3], q1);
+            oc += 2;
         }
-        oc += 2;
-    }
-    if oc < cout {
-        let w = &wq[oc * k..(oc + 1) * k];
-        let q = quant.get(oc);
-        if pair {
-            let a = M::dot_sp(w, cols, k);
-            store(out, base0 + oc, a[0], q, p);
-            store(out, base0 + cout + oc, a[1], q, p);
-        } else {
-            store(out, base0 + oc, M::dot_ss(w, cols, k), q, p);
+        if cout % 2 == 1 {
+            let q = quant.get(cout - 1);
+            let a = M::dot_sp(&wq_last[..k], cols, k);
+            out0[cout - 1] = rq(a[0], q);
+            out1[cout - 1] = rq(a[1], q);
+        }
+    } else {
+        let out0 = &mut out[ox * cout..(ox + 1) * cout];
+        let mut oc = 0;
+        for (w, o0) in wq_pairs.chunks_exact(2 * k).zip(out0.chunks_exact_mut(2)) {
+            let (q0, q1) = (quant.get(oc), quant.get(oc + 1));
+            let a = M::dot_ps(w, cols, k);
+            o0[0] = rq(a[0], q0);
+            o0[1] = rq(a[1], q1);
+            oc += 2;
+        }
+        if cout % 2 == 1 {
+            out0[cout - 1] = rq(M::dot_ss(&wq_last[..k], cols, k), quant.get(cout - 1));
         }
     }
 }

@@ -3,7 +3,7 @@
 //! pixel, which the compiler vectorises on the host and keeps in registers on Cortex-M.
 
 use super::{KernelError, PerChannel, expect_at_least, expect_len};
-use crate::quant::{Clamp, requantize_to_i8};
+use crate::quant::{Clamp, requantize_prepared};
 use crate::tensor::{Rows, Shape};
 
 /// Geometry and quantization of a depthwise convolution; `output.channels == input.channels`.
@@ -104,7 +104,7 @@ pub fn depthwise_row<P: PerChannel + ?Sized>(
         let o = &mut out[ox * c..(ox + 1) * c];
         for (ch, (dst, &a)) in o.iter_mut().zip(acc.iter()).enumerate() {
             let q = quant.get(ch);
-            *dst = requantize_to_i8(a.wrapping_add(q.bias), q.requant, p.output_zero_point, p.clamp);
+            *dst = requantize_prepared(a.wrapping_add(q.0), q.1, p.output_zero_point, p.clamp);
         }
     }
     Ok(())

@@ -3,7 +3,7 @@
 
 use super::mac::Mac;
 use super::{KernelError, PerChannel, expect_at_least, expect_len};
-use crate::quant::{Clamp, requantize_to_i8};
+use crate::quant::{Clamp, requantize_prepared};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FullyConnectedParams {
@@ -74,7 +74,7 @@ pub fn finish<P: PerChannel + ?Sized>(
     expect_len("output", p.out_features, out.len())?;
     for (o, (dst, &a)) in out.iter_mut().zip(acc).enumerate() {
         let q = quant.get(o);
-        *dst = requantize_to_i8(a.wrapping_add(q.bias), q.requant, p.output_zero_point, p.clamp);
+        *dst = requantize_prepared(a.wrapping_add(q.0), q.1, p.output_zero_point, p.clamp);
     }
     Ok(())
 }

@@ -260,6 +260,7 @@ mod dsp {
             }
         }
 
+        #[inline(always)]
         fn dot_pp(w: &[i16], c: &[i16], k: usize) -> [i32; 4] {
             let k = k.min(w.len() / 2).min(c.len() / 2);
             let groups = k / 4;

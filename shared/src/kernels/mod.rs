@@ -13,7 +13,7 @@ pub mod mac;
 pub mod pool;
 pub mod softmax;
 
-use crate::quant::Requant;
+use crate::quant::{Prepared, Requant};
 use crate::tensor::Shape;
 
 /// Bias and requantization of one output channel.
@@ -27,8 +27,10 @@ pub struct ChannelQuant {
 /// Per-output-channel parameters, wherever they are stored.
 pub trait PerChannel {
     fn channels(&self) -> usize;
-    /// Caller guarantees `c < self.channels()`.
-    fn get(&self, c: usize) -> ChannelQuant;
+    /// Bias and prepared requantization of channel `c`. Caller guarantees
+    /// `c < self.channels()`. An invalid factor acts as zero (output = zero point), never
+    /// a panic; validated models have none.
+    fn get(&self, c: usize) -> (i32, Prepared);
 }
 
 impl PerChannel for [ChannelQuant] {
@@ -36,29 +38,34 @@ impl PerChannel for [ChannelQuant] {
         self.len()
     }
     #[inline(always)]
-    fn get(&self, c: usize) -> ChannelQuant {
-        self[c]
+    fn get(&self, c: usize) -> (i32, Prepared) {
+        let q = self[c];
+        (q.bias, Prepared::new(q.requant).unwrap_or(Prepared::ZERO))
     }
 }
 
-/// Channel parameters packed as `(bias, multiplier, shift)` i32 triplets: the engine's
-/// table in the arena.
+/// Words per channel in a [`ChannelTable`]: bias, multiplier, left shift, right shift.
+pub const TABLE_WORDS: usize = 4;
+
+/// The engine's per-channel table in the arena, [`TABLE_WORDS`] i32 per channel.
 #[derive(Clone, Copy)]
-pub struct ChannelTable<'a>(pub &'a [i32]);
+pub struct ChannelTable<'a>(pub &'a [[i32; TABLE_WORDS]]);
+
+impl ChannelTable<'_> {
+    pub fn entry(bias: i32, p: Prepared) -> [i32; TABLE_WORDS] {
+        let [m, l, r] = p.to_words();
+        [bias, m, l, r]
+    }
+}
 
 impl PerChannel for ChannelTable<'_> {
     fn channels(&self) -> usize {
-        self.0.len() / 3
+        self.0.len()
     }
     #[inline(always)]
-    fn get(&self, c: usize) -> ChannelQuant {
-        ChannelQuant {
-            bias: self.0[3 * c],
-            requant: Requant {
-                multiplier: self.0[3 * c + 1],
-                shift: self.0[3 * c + 2],
-            },
-        }
+    fn get(&self, c: usize) -> (i32, Prepared) {
+        let [bias, m, l, r] = self.0[c];
+        (bias, Prepared::from_words([m, l, r]))
     }
 }
 
