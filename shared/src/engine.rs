@@ -451,7 +451,7 @@ impl<'m, 'a> Engine<'m, 'a> {
             }
             Kernel::Depthwise(p) => {
                 let acc: &mut [i32] = words_mut(scratch)?;
-                depthwise_row(&p, weights, &table, &rows, oy, out, acc).map_err(kernel_err)
+                depthwise_row::<M, _>(&p, weights, &table, &rows, oy, out, acc).map_err(kernel_err)
             }
             Kernel::Pool(p) => pool_row(&p, &rows, oy, out).map_err(kernel_err),
             Kernel::Softmax { params, depth } => softmax(&params, depth, rows.row(oy), out).map_err(kernel_err),

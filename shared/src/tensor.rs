@@ -105,4 +105,22 @@ impl<'a> Rows<'a> {
     pub fn row_len(&self) -> usize {
         self.row_len
     }
+
+    /// The rows `y0 .. y0 + kh` of a window (at most [`MAX_KERNEL`]), `None` where a row
+    /// lies outside `0..height` (padding). Resolving the ring slots once per output row
+    /// keeps divisions out of the inner loops.
+    #[inline(always)]
+    pub fn window(&self, y0: isize, kh: usize, height: usize) -> [Option<&'a [i8]>; MAX_KERNEL] {
+        let mut rows = [None; MAX_KERNEL];
+        for (ky, slot) in rows.iter_mut().enumerate().take(kh.min(MAX_KERNEL)) {
+            let y = y0 + ky as isize;
+            if y >= 0 && (y as usize) < height {
+                *slot = Some(self.row(y as usize));
+            }
+        }
+        rows
+    }
 }
+
+/// Largest kernel height or width the engine runs (thermal CNNs use 1 to 7).
+pub const MAX_KERNEL: usize = 16;

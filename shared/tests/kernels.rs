@@ -173,7 +173,7 @@ proptest! {
             input_zero_point: c.p.input_zero_point, output_zero_point: c.p.output_zero_point, clamp: c.p.clamp,
         };
         let mut out = vec![0i8; p.output.len()];
-        depthwise_conv2d(&p, &c.w, c.q.as_slice(), &c.x, &mut out, &mut vec![0; p.scratch_len()]).unwrap();
+        depthwise_conv2d::<Portable, _>(&p, &c.w, c.q.as_slice(), &c.x, &mut out, &mut vec![0; p.scratch_len()]).unwrap();
         prop_assert_eq!(out, conv_ref(&c.p, &c.x, &c.w, &c.q, true));
     }
 

@@ -165,3 +165,99 @@ fn engine_refuses_bad_arena_and_rows() {
         .unwrap();
     assert_eq!(first, second);
 }
+
+/// The engine's prepared table (short requantization form where the accumulator bound
+/// allows) against the kernels called directly with the general form.
+#[test]
+fn engine_equals_direct_kernels() {
+    use tqc_shared::kernels::ChannelQuant;
+    use tqc_shared::kernels::conv::conv2d;
+    use tqc_shared::kernels::depthwise::depthwise_conv2d;
+    use tqc_shared::kernels::fully_connected::fully_connected;
+    use tqc_shared::model::Kernel;
+    let mut rng = Rng(99);
+    let specs = [
+        Spec::Conv {
+            k: 3,
+            stride: 1,
+            padding: Padding::Same,
+            out: 7,
+            act: Activation::Relu,
+        },
+        Spec::Conv {
+            k: 3,
+            stride: 2,
+            padding: Padding::Valid,
+            out: 8,
+            act: Activation::None,
+        },
+        Spec::Conv {
+            k: 1,
+            stride: 1,
+            padding: Padding::Valid,
+            out: 5,
+            act: Activation::Relu6,
+        },
+        Spec::Depthwise {
+            k: 3,
+            stride: 1,
+            padding: Padding::Same,
+            act: Activation::None,
+        },
+        Spec::FullyConnected {
+            out: 5,
+            act: Activation::None,
+        },
+    ];
+    for (n, spec) in specs.iter().enumerate() {
+        for trial in 0..10 {
+            let owned = random_model("one", Shape::new(9, 11, 6), &[*spec], rng.next_u64()).unwrap();
+            let blob_bytes = owned.to_blob().unwrap();
+            let model = blob::decode(&blob_bytes).unwrap();
+            let input = rng.bytes(model.input_shape().len());
+            let engine_out = run(&model, Mode::Streaming, &input);
+            let info = model.layers[0];
+            let quant: Vec<ChannelQuant> = (0..info.weighted_channels())
+                .map(|c| model.channel_quant(0, c).unwrap())
+                .collect();
+            let mut direct = vec![0i8; info.output.len()];
+            match info.kernel {
+                Kernel::Conv(p) => {
+                    let (g, c, w) = p.scratch_len();
+                    conv2d::<Portable, _>(
+                        &p,
+                        model.weights(0),
+                        quant.as_slice(),
+                        &input,
+                        &mut direct,
+                        &mut vec![0; g],
+                        &mut vec![0; c],
+                        &mut vec![0; w],
+                    )
+                    .unwrap()
+                }
+                Kernel::Depthwise(p) => depthwise_conv2d::<Portable, _>(
+                    &p,
+                    model.weights(0),
+                    quant.as_slice(),
+                    &input,
+                    &mut direct,
+                    &mut vec![0; p.scratch_len()],
+                )
+                .unwrap(),
+                Kernel::FullyConnected(p) => fully_connected::<Portable, _>(
+                    &p,
+                    model.weights(0),
+                    quant.as_slice(),
+                    &input,
+                    &mut direct,
+                    &mut vec![0; p.out_features],
+                    &mut vec![0; p.in_features],
+                )
+                .unwrap(),
+                _ => unreachable!(),
+            }
+            assert_eq!(engine_out, direct, "spec {n} trial {trial}");
+        }
+    }
+}

@@ -2,6 +2,7 @@
 //! with its own kernel. Portable code: its inner loop runs along the channels of one
 //! pixel, which the compiler vectorises on the host and keeps in registers on Cortex-M.
 
+use super::mac::Mac;
 use super::{KernelError, PerChannel, expect_at_least, expect_len};
 use crate::quant::{Clamp, requantize_prepared};
 use crate::tensor::{Rows, Shape};
@@ -55,7 +56,7 @@ impl DepthwiseParams {
 }
 
 /// Computes output row `oy`. `acc` holds at least `channels` accumulators.
-pub fn depthwise_row<P: PerChannel + ?Sized>(
+pub fn depthwise_row<M: Mac, P: PerChannel + ?Sized>(
     p: &DepthwiseParams,
     filter: &[i8],
     quant: &P,
@@ -75,43 +76,39 @@ pub fn depthwise_row<P: PerChannel + ?Sized>(
     expect_len("output row", p.output.row_len(), out.len())?;
     let c = p.input.channels as usize;
     expect_at_least("accumulators", c, acc.len())?;
-    let acc = &mut acc[..c];
     let (kh, kw) = (p.kernel_h as isize, p.kernel_w as isize);
     let (h, w) = (p.input.height as isize, p.input.width as isize);
     let zp = p.input_zero_point;
+    let (ozp, clamp) = (p.output_zero_point, p.clamp);
     let y0 = (oy * p.stride as usize) as isize - p.pad_top as isize;
+    let window = input.window(y0, kh as usize, h as usize);
+    let rows = &window[..kh as usize];
+    let acc = &mut acc[..c];
     for ox in 0..p.output.width as usize {
-        acc.fill(0);
         let x0 = (ox * p.stride as usize) as isize - p.pad_left as isize;
-        for ky in 0..kh {
-            let y = y0 + ky;
-            if y < 0 || y >= h {
-                continue;
-            }
-            let row = input.row(y as usize);
-            for kx in 0..kw {
-                let x = x0 + kx;
-                if x < 0 || x >= w {
-                    continue;
-                }
-                let xs = &row[x as usize * c..(x as usize + 1) * c];
-                let ws = &filter[(ky * kw + kx) as usize * c..(ky * kw + kx + 1) as usize * c];
-                for ((a, &xv), &wv) in acc.iter_mut().zip(xs).zip(ws) {
-                    *a = a.wrapping_add((xv as i32 - zp) * wv as i32);
-                }
+        let (kx_lo, kx_hi) = ((-x0).max(0) as usize, (w - x0).min(kw) as usize);
+        acc.fill(0);
+        // Tap by tap, all channels of the pixel at once: the inner loop runs along
+        // contiguous channels of the input pixel and the filter tap.
+        for (ky, row) in rows.iter().enumerate() {
+            let Some(row) = row else { continue };
+            for kx in kx_lo..kx_hi {
+                let xi = (x0 + kx as isize) as usize * c;
+                let wi = (ky * kw as usize + kx) * c;
+                M::multiply_channels(acc, &row[xi..xi + c], &filter[wi..wi + c], -zp);
             }
         }
         let o = &mut out[ox * c..(ox + 1) * c];
         for (ch, (dst, &a)) in o.iter_mut().zip(acc.iter()).enumerate() {
             let q = quant.get(ch);
-            *dst = requantize_prepared(a.wrapping_add(q.0), q.1, p.output_zero_point, p.clamp);
+            *dst = requantize_prepared(a.wrapping_add(q.0), q.1, ozp, clamp);
         }
     }
     Ok(())
 }
 
 /// Whole-map depthwise convolution.
-pub fn depthwise_conv2d<P: PerChannel + ?Sized>(
+pub fn depthwise_conv2d<M: Mac, P: PerChannel + ?Sized>(
     p: &DepthwiseParams,
     filter: &[i8],
     quant: &P,
@@ -126,7 +123,7 @@ pub fn depthwise_conv2d<P: PerChannel + ?Sized>(
     })?;
     expect_len("output", p.output.len(), output.len())?;
     for (oy, out) in output.chunks_exact_mut(p.output.row_len().max(1)).enumerate() {
-        depthwise_row(p, filter, quant, &rows, oy, out, acc)?;
+        depthwise_row::<M, P>(p, filter, quant, &rows, oy, out, acc)?;
     }
     Ok(())
 }

@@ -31,6 +31,8 @@ pub trait Mac {
     fn dot_ps(w: &[i16], c: &[i16], k: usize) -> [i32; 2];
     /// Single × single.
     fn dot_ss(w: &[i16], c: &[i16], k: usize) -> i32;
+    /// Depthwise tap: `acc[i] += (x[i] + offset) · w[i]` over `acc.len()` channels.
+    fn multiply_channels(acc: &mut [i32], x: &[i8], w: &[i8], offset: i32);
     /// int8 weight rows against a single-layout column: `[w0·c, w1·c]`.
     fn dot_i8_2x1(w0: &[i8], w1: &[i8], c: &[i16]) -> [i32; 2];
     /// int8 weight row against a single-layout column.
@@ -90,6 +92,12 @@ impl Mac for Portable {
         w[..k].iter().zip(&c[..k]).fold(0, |acc, (&a, &b)| mac(acc, a, b))
     }
 
+    fn multiply_channels(acc: &mut [i32], x: &[i8], w: &[i8], offset: i32) {
+        for ((a, &xv), &wv) in acc.iter_mut().zip(x).zip(w) {
+            *a = a.wrapping_add((xv as i32 + offset) * wv as i32);
+        }
+    }
+
     fn dot_i8_2x1(w0: &[i8], w1: &[i8], c: &[i16]) -> [i32; 2] {
         let mut acc = [0i32; 2];
         for ((&a, &b), &x) in w0.iter().zip(w1).zip(c) {
@@ -141,6 +149,28 @@ mod dsp {
         // SAFETY: register arithmetic only; SMLAD exists on every thumbv7em core.
         unsafe {
             asm!("smlad {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
+                 c = in(reg) acc, options(pure, nomem, nostack));
+        }
+        r
+    }
+
+    #[inline(always)]
+    fn smlabb(a: u32, b: u32, acc: i32) -> i32 {
+        let r: i32;
+        // SAFETY: register arithmetic only.
+        unsafe {
+            asm!("smlabb {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
+                 c = in(reg) acc, options(pure, nomem, nostack));
+        }
+        r
+    }
+
+    #[inline(always)]
+    fn smlatt(a: u32, b: u32, acc: i32) -> i32 {
+        let r: i32;
+        // SAFETY: register arithmetic only.
+        unsafe {
+            asm!("smlatt {r}, {a}, {b}, {c}", r = lateout(reg) r, a = in(reg) a, b = in(reg) b,
                  c = in(reg) acc, options(pure, nomem, nostack));
         }
         r
@@ -380,6 +410,27 @@ mod dsp {
                 acc = mac(acc, w[k - 1], c[k - 1]);
             }
             acc
+        }
+
+        fn multiply_channels(acc: &mut [i32], x: &[i8], w: &[i8], offset: i32) {
+            let n = acc.len().min(x.len()).min(w.len());
+            let groups = n / 4;
+            let off = offset_pair(offset);
+            for g in 0..groups {
+                let (xw, ww) = (word_i8(x, g), word_i8(w, g));
+                // Channels (0, 2) and (1, 3) as halfword pairs; SMLABB / SMLATT multiply
+                // the bottom and top halves separately, one product per channel.
+                let (x02, x13) = (sadd16(sxtb16(xw), off), sadd16(sxtb16_ror8(xw), off));
+                let (w02, w13) = (sxtb16(ww), sxtb16_ror8(ww));
+                let a = &mut acc[4 * g..4 * g + 4];
+                a[0] = smlabb(x02, w02, a[0]);
+                a[1] = smlabb(x13, w13, a[1]);
+                a[2] = smlatt(x02, w02, a[2]);
+                a[3] = smlatt(x13, w13, a[3]);
+            }
+            for i in 4 * groups..n {
+                acc[i] = acc[i].wrapping_add((x[i] as i32 + offset) * w[i] as i32);
+            }
         }
 
         fn dot_i8_2x1(w0: &[i8], w1: &[i8], c: &[i16]) -> [i32; 2] {

@@ -100,6 +100,9 @@ pub(crate) fn check_window(w: &Window, input: Shape, output: Shape) -> Result<()
     if w.kernel_h == 0 || w.kernel_w == 0 || w.stride == 0 {
         return Err(KernelError::Geometry("zero kernel size or stride"));
     }
+    if w.kernel_h as usize > crate::tensor::MAX_KERNEL || w.kernel_w as usize > crate::tensor::MAX_KERNEL {
+        return Err(KernelError::Geometry("kernel larger than 16"));
+    }
     if input.is_empty() || output.is_empty() {
         return Err(KernelError::Geometry("empty tensor"));
     }

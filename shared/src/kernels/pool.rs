@@ -50,34 +50,56 @@ pub fn pool_row(p: &PoolParams, input: &Rows<'_>, oy: usize, out: &mut [i8]) -> 
     let y0 = (oy * w.stride as usize) as isize - w.pad_top as isize;
     let y_lo = y0.max(0);
     let y_hi = (y0 + w.kernel_h as isize).min(h_in);
+    let window = input.window(y0, w.kernel_h as usize, h_in as usize);
+    let rows = &window[..w.kernel_h as usize];
+    let (lo, hi) = (p.clamp.min as i32, p.clamp.max as i32);
     for ox in 0..p.output.width as usize {
         let x0 = (ox * w.stride as usize) as isize - w.pad_left as isize;
         let x_lo = x0.max(0);
         let x_hi = (x0 + w.kernel_w as isize).min(w_in);
         let count = ((y_hi - y_lo) * (x_hi - x_lo)) as i32;
-        for ch in 0..c {
-            let mut max = i8::MIN as i32;
-            let mut sum = 0i32;
-            for y in y_lo..y_hi {
-                let row = input.row(y as usize);
-                for x in x_lo..x_hi {
-                    let v = row[x as usize * c + ch] as i32;
-                    max = max.max(v);
-                    sum += v;
-                }
-            }
-            let v = match p.kind {
-                PoolKind::Max => max,
-                // TFLite: (sum ± count/2) / count with C's truncating division.
-                PoolKind::Average => {
-                    if sum > 0 {
-                        (sum + count / 2) / count
-                    } else {
-                        (sum - count / 2) / count
+        let o = &mut out[ox * c..(ox + 1) * c];
+        match p.kind {
+            PoolKind::Max => {
+                // Channels innermost: contiguous in both the input pixel and the output.
+                o.fill(i8::MIN);
+                for row in rows.iter().flatten() {
+                    for x in x_lo..x_hi {
+                        let px = &row[x as usize * c..(x as usize + 1) * c];
+                        for (m, &v) in o.iter_mut().zip(px) {
+                            *m = (*m).max(v);
+                        }
                     }
                 }
-            };
-            out[ox * c + ch] = v.max(p.clamp.min as i32).min(p.clamp.max as i32) as i8;
+                for m in o.iter_mut() {
+                    *m = (*m as i32).max(lo).min(hi) as i8;
+                }
+            }
+            PoolKind::Average => {
+                // Sums in blocks of channels kept on the stack (no scratch needed).
+                const BLOCK: usize = 16;
+                for (b, ob) in o.chunks_mut(BLOCK).enumerate() {
+                    let mut sum = [0i32; BLOCK];
+                    let base = b * BLOCK;
+                    for row in rows.iter().flatten() {
+                        for x in x_lo..x_hi {
+                            let px = &row[x as usize * c + base..x as usize * c + base + ob.len()];
+                            for (s, &v) in sum.iter_mut().zip(px) {
+                                *s += v as i32;
+                            }
+                        }
+                    }
+                    for (dst, &s) in ob.iter_mut().zip(&sum) {
+                        // TFLite: (sum ± count/2) / count with C's truncating division.
+                        let v = if s > 0 {
+                            (s + count / 2) / count
+                        } else {
+                            (s - count / 2) / count
+                        };
+                        *dst = v.max(lo).min(hi) as i8;
+                    }
+                }
+            }
         }
     }
     Ok(())
