@@ -301,7 +301,8 @@ impl Clamp {
     /// scale and zero point, intersect with the int8 range.
     pub fn for_activation(act: Activation, scale: f32, zero_point: i32) -> Clamp {
         let quantize = |real: f32| -> i32 {
-            let q = libm::roundf(real / scale) as i64 + zero_point as i64;
+            // `as` saturates a huge quotient (tiny scale); the sum must saturate too.
+            let q = (libm::roundf(real / scale) as i64).saturating_add(zero_point as i64);
             q.clamp(-128, 127) as i32
         };
         let (lo, hi) = match act {
@@ -320,13 +321,13 @@ impl Clamp {
 /// TFLite's `Quantize` and ONNX's `QuantizeLinear` rounds half to even: see
 /// [`quantize_f32_half_even`] for the ONNX one).
 pub fn quantize_f32(real: f32, scale: f32, zero_point: i32) -> i8 {
-    let q = libm::roundf(real / scale) as i64 + zero_point as i64;
+    let q = (libm::roundf(real / scale) as i64).saturating_add(zero_point as i64);
     q.clamp(-128, 127) as i8
 }
 
 /// ONNX `QuantizeLinear` rounding: half to even.
 pub fn quantize_f32_half_even(real: f32, scale: f32, zero_point: i32) -> i8 {
-    let q = libm::rintf(real / scale) as i64 + zero_point as i64;
+    let q = (libm::rintf(real / scale) as i64).saturating_add(zero_point as i64);
     q.clamp(-128, 127) as i8
 }
 

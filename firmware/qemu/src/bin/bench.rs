@@ -26,8 +26,8 @@ static mut ROW: [i8; 4096] = [0; 4096];
 fn run<M: Mac>(backend: &str, model: &Model<'_>, arena: &mut [u8], row: &mut [i8]) -> bool {
     let mut engine = match Engine::new(model, arena, Mode::Streaming) {
         Ok(e) => e,
-        Err(_) => {
-            println!("bench: the arena is too small for this model");
+        Err(e) => {
+            println!("bench: {}", e);
             return false;
         }
     };
@@ -45,8 +45,8 @@ fn run<M: Mac>(backend: &str, model: &Model<'_>, arena: &mut [u8], row: &mut [i8
             state ^= state << 17;
             *v = (state >> 56) as i8;
         }
-        if engine.push_row::<M>(row, &mut |_, r| outputs += r.len()).is_err() {
-            println!("bench: engine error");
+        if let Err(e) = engine.push_row::<M>(row, &mut |_, r| outputs += r.len()) {
+            println!("bench: {}", e);
             return false;
         }
     }
@@ -165,8 +165,8 @@ fn main() -> ! {
     }
     let model = match blob::decode(&blob_buf[..len]) {
         Ok(m) => m,
-        Err(_) => {
-            println!("bench: bench-model.tqm is not a valid model blob");
+        Err(e) => {
+            println!("bench: bench-model.tqm is not a valid model blob: {}", e);
             exit(false)
         }
     };

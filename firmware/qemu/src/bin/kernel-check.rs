@@ -25,8 +25,14 @@ static mut ARENA: Arena<{ 64 * 1024 }> = Arena::new();
 /// Runs `case` with backend `M`; `Ok(None)` when the output matches, else the first
 /// differing byte.
 fn check<M: Mac>(case: &Case<'_>, arena: &mut [u8], out: &mut [i8]) -> Result<Option<(usize, i8, i8)>, &'static str> {
-    let model = blob::decode(case.blob).map_err(|_| "blob rejected")?;
-    let mut engine = Engine::new(&model, arena, Mode::Streaming).map_err(|_| "engine refused the model")?;
+    let model = blob::decode(case.blob).map_err(|e| {
+        println!("  {}: {}", case.name, e);
+        "blob rejected"
+    })?;
+    let mut engine = Engine::new(&model, arena, Mode::Streaming).map_err(|e| {
+        println!("  {}: {}", case.name, e);
+        "engine refused the model"
+    })?;
     let input: &[i8] = bytemuck_i8(case.input);
     let expected: &[i8] = bytemuck_i8(case.expected);
     if expected.len() > out.len() {
@@ -41,7 +47,10 @@ fn check<M: Mac>(case: &Case<'_>, arena: &mut [u8], out: &mut [i8]) -> Result<Op
             Some(dst) => dst.copy_from_slice(row),
             None => overflow = true,
         })
-        .map_err(|_| "engine error")?;
+        .map_err(|e| {
+            println!("  {}: {}", case.name, e);
+            "engine error"
+        })?;
     if overflow || !engine.is_complete() {
         return Err("output rows missing or out of range");
     }

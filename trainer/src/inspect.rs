@@ -1,0 +1,85 @@
+//! A human-readable report of a model blob.
+
+use std::fmt::Write;
+
+use tqc_shared::blob::{self, BlobError};
+use tqc_shared::planner::{Mode, plan};
+
+/// Decodes `bytes` with the device's own validation and describes the model.
+pub fn report(bytes: &[u8]) -> Result<String, BlobError> {
+    let model = blob::decode(bytes)?;
+    let d = &model.desc;
+    let i = d.input;
+    let mut s = String::new();
+    // Writing into a String cannot fail.
+    let _ = writeln!(
+        s,
+        "model     {} ({} bytes, format v{})",
+        d.name,
+        bytes.len(),
+        blob::FORMAT_VERSION
+    );
+    let _ = writeln!(
+        s,
+        "input     {}x{}x{} int8, scale {}, zero point {}",
+        i.shape.height, i.shape.width, i.shape.channels, i.quant.scale, i.quant.zero_point
+    );
+    let classes: Vec<&str> = d.classes.iter().copied().collect();
+    let _ = writeln!(
+        s,
+        "classes   {}",
+        if classes.is_empty() {
+            "(unnamed outputs)".into()
+        } else {
+            classes.join(", ")
+        }
+    );
+    let _ = writeln!(
+        s,
+        "\n{:>5}  {:<10} {:>14} {:>10} {:>12}",
+        "layer", "kind", "output", "params", "MACs"
+    );
+    let (mut params, mut macs) = (0usize, 0u64);
+    for (n, (layer, info)) in d.layers.iter().zip(&model.layers).enumerate() {
+        let p = layer.weights.len() + layer.bias.len() / 4;
+        params += p;
+        macs += info.macs();
+        let o = info.output;
+        let _ = writeln!(
+            s,
+            "{:>5}  {:<10} {:>14} {:>10} {:>12}",
+            n,
+            info.kind(),
+            format!("{}x{}x{}", o.height, o.width, o.channels),
+            p,
+            info.macs()
+        );
+    }
+    let _ = writeln!(s, "{:>5}  {:<10} {:>14} {:>10} {:>12}", "total", "", "", params, macs);
+    let _ = writeln!(
+        s,
+        "\narena     {} bytes streaming (the device), {} bytes whole-map",
+        d.arena_bytes,
+        plan(&model, Mode::WholeMap).total
+    );
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_a_valid_blob_and_rejects_a_corrupt_one() {
+        let blob = ::tests::reference_network(24, 32, 1).to_blob().unwrap();
+        let r = report(&blob).unwrap();
+        assert!(r.contains("model     reference"), "{r}");
+        assert!(r.contains("sound, subsurface, surface"), "{r}");
+        assert!(r.contains("softmax"), "{r}");
+        let macs: u64 = blob::decode(&blob).unwrap().layers.iter().map(|l| l.macs()).sum();
+        assert!(r.contains(&macs.to_string()), "{r}");
+        let mut bad = blob.clone();
+        bad[20] ^= 1;
+        assert!(matches!(report(&bad), Err(BlobError::Crc { .. })));
+    }
+}
