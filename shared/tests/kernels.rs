@@ -286,6 +286,29 @@ fn softmax_fixed_point_values() {
     );
 }
 
+/// TFLM's `Softmax4DQuantizedInt8ShouldMatchGolden` setting: input scale 0.1, zero point 0,
+/// depth 5, output scale 1/256 and zero point −128, within 1 LSB of the quantized float
+/// golden. The inputs are the first rows of that test's 4-D data.
+#[test]
+fn softmax_tflm_test_setting() {
+    let inputs: [f32; 20] = [
+        3.0, 6.0, -5.0, 4.0, -9.0, -10.0, -10.0, -8.0, 2.0, 2.0, 8.0, -5.0, -8.0, 5.0, -6.0, -8.0, 6.0, 1.0, -10.0, -8.0,
+    ];
+    let golden: [f64; 20] = [
+        0.042009463, 0.843782625, 0.000014093, 0.114193561, 0.000000258, 0.000003072, 0.000003072, 0.000022699,
+        0.499985578, 0.499985578, 0.952571219, 0.000002153, 0.000000107, 0.047425728, 0.000000792, 0.000000826,
+        0.993305397, 0.006692839, 0.000000112, 0.000000826,
+    ];
+    let q: Vec<i8> = inputs.iter().map(|&x| tqc_shared::quant::quantize_f32(x, 0.1, 0)).collect();
+    let p = SoftmaxParams::new(1.0, 0.1).unwrap();
+    let mut out = [0i8; 20];
+    softmax(&p, 5, &q, &mut out).unwrap();
+    for (i, (&o, &g)) in out.iter().zip(&golden).enumerate() {
+        let want = ((g * 256.0).round() - 128.0).clamp(-128.0, 127.0);
+        assert!((o as f64 - want).abs() <= 1.0, "value {i}: {o}, golden {want}");
+    }
+}
+
 #[test]
 fn argmax_of_empty_is_none() {
     assert_eq!(argmax(&[]), None);
