@@ -8,6 +8,8 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
 mod inspect;
+#[allow(unused_imports)]
+use tqc_trainer as _;
 
 #[derive(Parser)]
 #[command(name = "trainer", version, about = "ThermoQC host tools", long_about = None)]
