@@ -1,4 +1,6 @@
 //! ThermoQC host library: specimens and the thermography simulator (more as issues land).
 
+pub mod preview;
 pub mod sim;
+pub mod simulate;
 pub mod specimen;

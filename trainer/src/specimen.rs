@@ -30,7 +30,11 @@ pub enum SpecimenError {
     #[error("{path}: {message}")]
     Parse { path: String, message: String },
     #[error("{path}: {field}: {reason}")]
-    Invalid { path: String, field: String, reason: String },
+    Invalid {
+        path: String,
+        field: String,
+        reason: String,
+    },
     #[error("no shipped specimen named {0:?} (shipped: {1})")]
     Unknown(String, String),
 }
@@ -94,7 +98,10 @@ pub struct Surface {
 
 impl Default for Surface {
     fn default() -> Self {
-        Surface { emissivity: 0.92, absorptivity: 0.9 }
+        Surface {
+            emissivity: 0.92,
+            absorptivity: 0.9,
+        }
     }
 }
 
@@ -219,8 +226,15 @@ impl Default for Station {
     /// Halogen lamps on a long pulse, a Lepton-class camera at 8.7 Hz, two minutes.
     fn default() -> Self {
         Station {
-            heating: Heating::Step { flux_w_m2: 4000.0, duration_s: 10.0 },
-            recording: Recording { duration_s: 120.0, frame_rate_hz: 8.7, preheat_frames: 10 },
+            heating: Heating::Step {
+                flux_w_m2: 4000.0,
+                duration_s: 10.0,
+            },
+            recording: Recording {
+                duration_s: 120.0,
+                frame_rate_hz: 8.7,
+                preheat_frames: 10,
+            },
             camera: Camera {
                 pixels: [160, 120],
                 view_mm: None,
@@ -229,8 +243,15 @@ impl Default for Station {
                 drift_k_per_min: 0.02,
             },
             lamps: Lamps { non_uniformity: 0.12 },
-            emissivity_texture: EmissivityTexture { amplitude: 0.01, correlation_mm: 8.0 },
-            environment: Environment { ambient_k: 293.15, convection_front_w_m2k: 8.0, convection_rear_w_m2k: 4.0 },
+            emissivity_texture: EmissivityTexture {
+                amplitude: 0.01,
+                correlation_mm: 8.0,
+            },
+            environment: Environment {
+                ambient_k: 293.15,
+                convection_front_w_m2k: 8.0,
+                convection_rear_w_m2k: 4.0,
+            },
         }
     }
 }
@@ -239,7 +260,10 @@ impl Default for Station {
 pub const SHIPPED: &[(&str, &str)] = &[
     ("gfrp-reference", include_str!("../specimens/gfrp-reference.toml")),
     ("gfrp-sound", include_str!("../specimens/gfrp-sound.toml")),
-    ("cfrp-delaminations", include_str!("../specimens/cfrp-delaminations.toml")),
+    (
+        "cfrp-delaminations",
+        include_str!("../specimens/cfrp-delaminations.toml"),
+    ),
 ];
 
 impl Specimen {
@@ -253,17 +277,24 @@ impl Specimen {
             let names: Vec<&str> = SHIPPED.iter().map(|(n, _)| *n).collect();
             return Err(SpecimenError::Unknown(name_or_path.into(), names.join(", ")));
         }
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| SpecimenError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| SpecimenError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::parse(&text, &path.display().to_string())
     }
 
     /// Parses and validates TOML text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, SpecimenError> {
-        let s: Specimen =
-            toml::from_str(text).map_err(|e| SpecimenError::Parse { path: origin.into(), message: e.to_string() })?;
-        s.validate()
-            .map_err(|(field, reason)| SpecimenError::Invalid { path: origin.into(), field, reason })?;
+        let s: Specimen = toml::from_str(text).map_err(|e| SpecimenError::Parse {
+            path: origin.into(),
+            message: e.to_string(),
+        })?;
+        s.validate().map_err(|(field, reason)| SpecimenError::Invalid {
+            path: origin.into(),
+            field,
+            reason,
+        })?;
         Ok(s)
     }
 
@@ -277,7 +308,10 @@ impl Specimen {
 
     /// The view rectangle `[x0, y0, x1, y1]` in mm.
     pub fn view_mm(&self) -> [f64; 4] {
-        self.station.camera.view_mm.unwrap_or([0.0, 0.0, self.plate.width_mm, self.plate.height_mm])
+        self.station
+            .camera
+            .view_mm
+            .unwrap_or([0.0, 0.0, self.plate.width_mm, self.plate.height_mm])
     }
 
     fn validate(&self) -> Result<(), (String, String)> {
@@ -314,7 +348,10 @@ impl Specimen {
         let inside = |field: &str, c: [f64; 2], d: f64| -> Result<(), (String, String)> {
             for (i, v) in c.iter().enumerate() {
                 if !v.is_finite() {
-                    return bad(&format!("{field}.center_mm[{i}]"), format!("{v} is not a finite number"));
+                    return bad(
+                        &format!("{field}.center_mm[{i}]"),
+                        format!("{v} is not a finite number"),
+                    );
                 }
             }
             positive(&format!("{field}.diameter_mm"), d)?;
@@ -337,7 +374,10 @@ impl Specimen {
             if h.depth_mm >= p.thickness_mm {
                 return bad(
                     &format!("{f}.depth_mm"),
-                    format!("{} mm is not less than the plate thickness {} mm", h.depth_mm, p.thickness_mm),
+                    format!(
+                        "{} mm is not less than the plate thickness {} mm",
+                        h.depth_mm, p.thickness_mm
+                    ),
                 );
             }
             footprints.push((f, h.center_mm, h.diameter_mm / 2.0));
@@ -348,10 +388,16 @@ impl Specimen {
             positive(&format!("{f}.absorptivity_factor"), s.absorptivity_factor)?;
             positive(&format!("{f}.emissivity_factor"), s.emissivity_factor)?;
             if s.absorptivity_factor * self.surface.absorptivity > 1.0 {
-                return bad(&format!("{f}.absorptivity_factor"), "makes the absorptivity exceed 1".into());
+                return bad(
+                    &format!("{f}.absorptivity_factor"),
+                    "makes the absorptivity exceed 1".into(),
+                );
             }
             if s.emissivity_factor * self.surface.emissivity > 1.0 {
-                return bad(&format!("{f}.emissivity_factor"), "makes the emissivity exceed 1".into());
+                return bad(
+                    &format!("{f}.emissivity_factor"),
+                    "makes the emissivity exceed 1".into(),
+                );
             }
             footprints.push((f, s.center_mm, s.diameter_mm / 2.0));
         }
@@ -361,7 +407,10 @@ impl Specimen {
             positive(&format!("{f}.depth_mm"), d.depth_mm)?;
             positive(&format!("{f}.thickness_mm"), d.thickness_mm)?;
             if d.depth_mm + d.thickness_mm >= p.thickness_mm {
-                return bad(&format!("{f}.depth_mm"), format!("the gap reaches the rear face ({} mm)", p.thickness_mm));
+                return bad(
+                    &format!("{f}.depth_mm"),
+                    format!("the gap reaches the rear face ({} mm)", p.thickness_mm),
+                );
             }
             footprints.push((f, d.center_mm, d.diameter_mm / 2.0));
         }
@@ -369,14 +418,20 @@ impl Specimen {
             for (fb, cb, rb) in &footprints[a + 1..] {
                 let dist = ((ca[0] - cb[0]).powi(2) + (ca[1] - cb[1]).powi(2)).sqrt();
                 if dist < ra + rb {
-                    return bad(&format!("{fb}.center_mm"), format!("overlaps {fa} (centres {dist:.2} mm apart)"));
+                    return bad(
+                        &format!("{fb}.center_mm"),
+                        format!("overlaps {fa} (centres {dist:.2} mm apart)"),
+                    );
                 }
             }
         }
 
         let st = &self.station;
         match &st.heating {
-            Heating::Flash { energy_j_m2, duration_s } => {
+            Heating::Flash {
+                energy_j_m2,
+                duration_s,
+            } => {
                 positive("station.heating.energy_j_m2", *energy_j_m2)?;
                 positive("station.heating.duration_s", *duration_s)?;
             }
@@ -389,15 +444,24 @@ impl Specimen {
         positive("station.recording.frame_rate_hz", st.recording.frame_rate_hz)?;
         let frames = st.recording.duration_s * st.recording.frame_rate_hz;
         if frames > 100_000.0 {
-            return bad("station.recording.duration_s", format!("{frames:.0} frames is more than 100000"));
+            return bad(
+                "station.recording.duration_s",
+                format!("{frames:.0} frames is more than 100000"),
+            );
         }
         let [w, h] = st.camera.pixels;
         if w == 0 || h == 0 || w > 2048 || h > 2048 {
-            return bad("station.camera.pixels", format!("{w} × {h} must be within 1..=2048 each"));
+            return bad(
+                "station.camera.pixels",
+                format!("{w} × {h} must be within 1..=2048 each"),
+            );
         }
         if let Some(v) = st.camera.view_mm {
             if v.iter().any(|x| !x.is_finite()) || v[0] < 0.0 || v[1] < 0.0 || v[2] > p.width_mm || v[3] > p.height_mm {
-                return bad("station.camera.view_mm", "must lie on the plate, [x0, y0, x1, y1] in mm".into());
+                return bad(
+                    "station.camera.view_mm",
+                    "must lie on the plate, [x0, y0, x1, y1] in mm".into(),
+                );
             }
             if v[2] <= v[0] || v[3] <= v[1] {
                 return bad("station.camera.view_mm", "needs x1 > x0 and y1 > y0".into());
@@ -407,11 +471,29 @@ impl Specimen {
         fraction("station.camera.fixed_pattern_k", st.camera.fixed_pattern_k, 0.0, 10.0)?;
         fraction("station.camera.drift_k_per_min", st.camera.drift_k_per_min, 0.0, 10.0)?;
         fraction("station.lamps.non_uniformity", st.lamps.non_uniformity, 0.0, 0.9)?;
-        fraction("station.emissivity_texture.amplitude", st.emissivity_texture.amplitude, 0.0, 0.3)?;
-        positive("station.emissivity_texture.correlation_mm", st.emissivity_texture.correlation_mm)?;
+        fraction(
+            "station.emissivity_texture.amplitude",
+            st.emissivity_texture.amplitude,
+            0.0,
+            0.3,
+        )?;
+        positive(
+            "station.emissivity_texture.correlation_mm",
+            st.emissivity_texture.correlation_mm,
+        )?;
         positive("station.environment.ambient_k", st.environment.ambient_k)?;
-        fraction("station.environment.convection_front_w_m2k", st.environment.convection_front_w_m2k, 0.0, 1000.0)?;
-        fraction("station.environment.convection_rear_w_m2k", st.environment.convection_rear_w_m2k, 0.0, 1000.0)?;
+        fraction(
+            "station.environment.convection_front_w_m2k",
+            st.environment.convection_front_w_m2k,
+            0.0,
+            1000.0,
+        )?;
+        fraction(
+            "station.environment.convection_rear_w_m2k",
+            st.environment.convection_rear_w_m2k,
+            0.0,
+            1000.0,
+        )?;
         Ok(())
     }
 }
@@ -443,21 +525,56 @@ mod tests {
     #[test]
     fn bad_files_name_the_field_and_reason() {
         let cases = [
-            ("thickness_mm = 20.0", "thickness_mm = -1.0", "plate.thickness_mm: must be positive"),
-            ("thickness_mm = 20.0", "thickness_mm = 0.0", "plate.thickness_mm: must be positive"),
-            ("thickness_mm = 20.0", "thickness_mm = nan", "plate.thickness_mm: NaN is not a finite number"),
-            ("thickness_mm = 20.0", "thickness_mm = 20.0\ncolour = 1", "unknown field `colour`"),
-            ("depth_mm = 15.7", "depth_mm = 25.0", "hole[0].depth_mm: 25 mm is not less than the plate thickness"),
-            ("center_mm = [35.0, 40.0]", "center_mm = [2.0, 40.0]", "hole[0].center_mm: a 7.85 mm defect at (2, 40) mm reaches outside"),
-            ("center_mm = [35.0, 40.0]", "center_mm = [76.0, 40.0]", "hole[1].center_mm: overlaps hole[0]"),
-            ("density_kg_m3 = 1900.0", "density_kg_m3 = inf", "material.density_kg_m3: inf is not a finite number"),
+            (
+                "thickness_mm = 20.0",
+                "thickness_mm = -1.0",
+                "plate.thickness_mm: must be positive",
+            ),
+            (
+                "thickness_mm = 20.0",
+                "thickness_mm = 0.0",
+                "plate.thickness_mm: must be positive",
+            ),
+            (
+                "thickness_mm = 20.0",
+                "thickness_mm = nan",
+                "plate.thickness_mm: NaN is not a finite number",
+            ),
+            (
+                "thickness_mm = 20.0",
+                "thickness_mm = 20.0\ncolour = 1",
+                "unknown field `colour`",
+            ),
+            (
+                "depth_mm = 15.7",
+                "depth_mm = 25.0",
+                "hole[0].depth_mm: 25 mm is not less than the plate thickness",
+            ),
+            (
+                "center_mm = [35.0, 40.0]",
+                "center_mm = [2.0, 40.0]",
+                "hole[0].center_mm: a 7.85 mm defect at (2, 40) mm reaches outside",
+            ),
+            (
+                "center_mm = [35.0, 40.0]",
+                "center_mm = [76.0, 40.0]",
+                "hole[1].center_mm: overlaps hole[0]",
+            ),
+            (
+                "density_kg_m3 = 1900.0",
+                "density_kg_m3 = inf",
+                "material.density_kg_m3: inf is not a finite number",
+            ),
         ];
         for (from, to, want) in cases {
             let e = error_for(from, to);
             assert!(e.contains(want), "{from} → {to}: {e}");
             assert!(e.starts_with("test.toml"), "{e}");
         }
-        assert!(matches!(Specimen::load("no-such-plate"), Err(SpecimenError::Unknown(..))));
+        assert!(matches!(
+            Specimen::load("no-such-plate"),
+            Err(SpecimenError::Unknown(..))
+        ));
     }
 
     #[test]

@@ -6,7 +6,12 @@ use super::schedule::{Pulse, Stepper};
 use super::solver::{Column, Solver, Thermal};
 
 /// GFRP through the thickness: k = 0.35 W/mK, ρc = 1900 · 1100 J/m³K.
-const GFRP: Thermal = Thermal { rho_c: 1900.0 * 1100.0, k_z: 0.35, k_xy: 0.75, h_rear: 0.0 };
+const GFRP: Thermal = Thermal {
+    rho_c: 1900.0 * 1100.0,
+    k_z: 0.35,
+    k_xy: 0.75,
+    h_rear: 0.0,
+};
 
 fn effusivity(t: &Thermal) -> f64 {
     (t.k_z * t.rho_c).sqrt()
@@ -15,7 +20,12 @@ fn effusivity(t: &Thermal) -> f64 {
 fn column_solver(thickness: f64, spec: GridSpec) -> Solver {
     let grid = ZGrid::new(thickness, spec, &[]);
     let last = grid.nodes() - 1;
-    let col = Column { last, gap: None, absorbed: 1.0, h_front: 0.0 };
+    let col = Column {
+        last,
+        gap: None,
+        absorbed: 1.0,
+        h_front: 0.0,
+    };
     Solver::new(1, 1, 1e-3, 1e-3, grid, vec![col], GFRP).unwrap()
 }
 
@@ -32,7 +42,9 @@ fn max_error(solver: &mut Solver, stepper: &mut Stepper, times: &[f64], exact: i
 }
 
 fn log_times(from: f64, to: f64, n: usize) -> Vec<f64> {
-    (0..n).map(|i| from * (to / from).powf(i as f64 / (n - 1) as f64)).collect()
+    (0..n)
+        .map(|i| from * (to / from).powf(i as f64 / (n - 1) as f64))
+        .collect()
 }
 
 /// Constant absorbed flux on a thick plate: ΔT = 2q√t / (e√π) while the heat has not
@@ -41,7 +53,13 @@ fn log_times(from: f64, to: f64, n: usize) -> Vec<f64> {
 fn constant_flux_on_a_thick_plate() {
     let q = 1000.0;
     let mut solver = column_solver(0.03, GridSpec::for_thickness(0.03));
-    let mut stepper = Stepper::new(Pulse { flux_w_m2: q, duration_s: 1e9 }, 1.0);
+    let mut stepper = Stepper::new(
+        Pulse {
+            flux_w_m2: q,
+            duration_s: 1e9,
+        },
+        1.0,
+    );
     let e = effusivity(&GFRP);
     let err = max_error(&mut solver, &mut stepper, &log_times(0.5, 120.0, 40), |t| {
         2.0 * q * t.sqrt() / (e * std::f64::consts::PI.sqrt())
@@ -55,7 +73,14 @@ fn constant_flux_on_a_thick_plate() {
 fn dirac_slab_error(spec: GridSpec, step_scale: f64) -> f64 {
     let (l, energy, tau) = (0.003, 10_000.0, 2e-4);
     let mut solver = column_solver(l, spec);
-    let mut stepper = Stepper::new(Pulse { flux_w_m2: energy / tau, duration_s: tau }, 1.0).scaled(step_scale);
+    let mut stepper = Stepper::new(
+        Pulse {
+            flux_w_m2: energy / tau,
+            duration_s: tau,
+        },
+        1.0,
+    )
+    .scaled(step_scale);
     let e = effusivity(&GFRP);
     let alpha = GFRP.k_z / GFRP.rho_c;
     let exact = |t: f64| {
@@ -64,13 +89,21 @@ fn dirac_slab_error(spec: GridSpec, step_scale: f64) -> f64 {
     };
     // From 500 pulse lengths on (the finite pulse then differs from a Dirac by < 0.05 %)
     // to 4 L²/α, well into the plateau.
-    max_error(&mut solver, &mut stepper, &log_times(0.1, 4.0 * l * l / alpha, 50), exact)
+    max_error(
+        &mut solver,
+        &mut stepper,
+        &log_times(0.1, 4.0 * l * l / alpha, 50),
+        exact,
+    )
 }
 
 #[test]
 fn dirac_pulse_on_an_adiabatic_slab() {
     let err = dirac_slab_error(GridSpec::for_thickness(0.003), 1.0);
-    eprintln!("Dirac pulse on a slab, 0.1 s – 4L²/α: max relative error {:.3} %", err * 100.0);
+    eprintln!(
+        "Dirac pulse on a slab, 0.1 s – 4L²/α: max relative error {:.3} %",
+        err * 100.0
+    );
     assert!(err < 0.01, "Dirac slab: max relative error {:.3} %", err * 100.0);
 }
 
@@ -78,9 +111,14 @@ fn dirac_pulse_on_an_adiabatic_slab() {
 #[test]
 fn refinement_converges() {
     let base = GridSpec::for_thickness(0.003);
-    let errors: Vec<f64> =
-        [0.5, 1.0, 2.0].iter().map(|&f| dirac_slab_error(base.refined(f), 1.0 / f)).collect();
-    eprintln!("refinement ×0.5, ×1, ×2: {:?} %", errors.iter().map(|e| e * 100.0).collect::<Vec<_>>());
+    let errors: Vec<f64> = [0.5, 1.0, 2.0]
+        .iter()
+        .map(|&f| dirac_slab_error(base.refined(f), 1.0 / f))
+        .collect();
+    eprintln!(
+        "refinement ×0.5, ×1, ×2: {:?} %",
+        errors.iter().map(|e| e * 100.0).collect::<Vec<_>>()
+    );
     assert!(errors[0] > errors[1] && errors[1] > errors[2], "errors {errors:?}");
     assert!(errors[1] / errors[2] > 1.8, "order of convergence too low: {errors:?}");
 }
@@ -93,20 +131,40 @@ fn energy_is_conserved_in_3d() {
     let (nx, ny) = (6, 5);
     let hole = grid.node_at(0.001);
     let gap_link = grid.node_at(0.002);
-    let mut cols = vec![Column { last: grid.nodes() - 1, gap: None, absorbed: 0.9, h_front: 0.0 }; nx * ny];
+    let mut cols = vec![
+        Column {
+            last: grid.nodes() - 1,
+            gap: None,
+            absorbed: 0.9,
+            h_front: 0.0
+        };
+        nx * ny
+    ];
     cols[2 * nx + 2].last = hole;
     cols[3 * nx + 4].gap = Some((gap_link, 0.1e-3 / super::solver::K_AIR));
     cols[0].absorbed = 1.0;
     let (dx, dy) = (1e-3, 1.5e-3);
     let mut solver = Solver::new(nx, ny, dx, dy, grid, cols.clone(), GFRP).unwrap();
-    let pulse = Pulse { flux_w_m2: 2000.0, duration_s: 5.0 };
+    let pulse = Pulse {
+        flux_w_m2: 2000.0,
+        duration_s: 5.0,
+    };
     let mut stepper = Stepper::new(pulse, 0.5);
     stepper.advance(&mut solver, 20.0);
-    let stored: f64 = (0..ny).flat_map(|y| (0..nx).map(move |x| (x, y))).map(|(x, y)| solver.stored_energy(x, y)).sum();
+    let stored: f64 = (0..ny)
+        .flat_map(|y| (0..nx).map(move |x| (x, y)))
+        .map(|(x, y)| solver.stored_energy(x, y))
+        .sum();
     let absorbed: f64 = cols.iter().map(|c| c.absorbed * 2000.0 * 5.0).sum();
-    assert!((stored - absorbed).abs() / absorbed < 1e-9, "stored {stored}, absorbed {absorbed}");
+    assert!(
+        (stored - absorbed).abs() / absorbed < 1e-9,
+        "stored {stored}, absorbed {absorbed}"
+    );
     // The hole column is warmer than its sound neighbours at the surface.
     let mut s = vec![0.0; nx * ny];
     solver.surface_into(&mut s);
-    assert!(s[2 * nx + 2] > s[2 * nx + 1] && s[2 * nx + 2] > s[nx + 2], "hole not warmer: {s:?}");
+    assert!(
+        s[2 * nx + 2] > s[2 * nx + 1] && s[2 * nx + 2] > s[nx + 2],
+        "hole not warmer: {s:?}"
+    );
 }

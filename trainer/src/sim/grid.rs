@@ -20,12 +20,20 @@ impl GridSpec {
     /// Default: 20 µm at the face growing by 25 % per node up to thickness / 12 (about
     /// 25 nodes through a 20 mm plate); converged to well under 1 % (see the tests).
     pub fn for_thickness(thickness_m: f64) -> Self {
-        GridSpec { first_m: 20e-6, ratio: 1.25, max_m: thickness_m / 12.0 }
+        GridSpec {
+            first_m: 20e-6,
+            ratio: 1.25,
+            max_m: thickness_m / 12.0,
+        }
     }
 
     /// Every spacing divided by `factor` (grid-refinement studies).
     pub fn refined(self, factor: f64) -> Self {
-        GridSpec { first_m: self.first_m / factor, ratio: self.ratio.powf(1.0 / factor), max_m: self.max_m / factor }
+        GridSpec {
+            first_m: self.first_m / factor,
+            ratio: self.ratio.powf(1.0 / factor),
+            max_m: self.max_m / factor,
+        }
     }
 }
 
@@ -90,7 +98,11 @@ impl ZGrid {
     /// Top and bottom of node `j`'s control volume when the column ends at node `last`.
     pub fn control_volume(&self, j: usize, last: usize) -> (f64, f64) {
         let top = if j == 0 { 0.0 } else { self.z[j] - self.dz(j - 1) / 2.0 };
-        let bottom = if j >= last { self.z[j] } else { self.z[j] + self.dz(j) / 2.0 };
+        let bottom = if j >= last {
+            self.z[j]
+        } else {
+            self.z[j] + self.dz(j) / 2.0
+        };
         (top, bottom)
     }
 }

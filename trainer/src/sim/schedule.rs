@@ -13,7 +13,11 @@ pub struct Pulse {
 
 impl Pulse {
     pub fn flux_at(&self, t: f64) -> f64 {
-        if (0.0..self.duration_s).contains(&t) { self.flux_w_m2 } else { 0.0 }
+        if (0.0..self.duration_s).contains(&t) {
+            self.flux_w_m2
+        } else {
+            0.0
+        }
     }
 }
 
@@ -41,7 +45,16 @@ impl Stepper {
     /// the time discretization error far below 1 % (see the analytic tests).
     pub fn new(pulse: Pulse, dt_max: f64) -> Self {
         let dt_min = (1e-3f64).min(pulse.duration_s / 50.0);
-        Stepper { pulse, t: 0.0, dt: dt_min, dt_min, dt_max, growth: 1.15, damping: DAMPING_STEPS, steps: 0 }
+        Stepper {
+            pulse,
+            t: 0.0,
+            dt: dt_min,
+            dt_min,
+            dt_max,
+            growth: 1.15,
+            damping: DAMPING_STEPS,
+            steps: 0,
+        }
     }
 
     /// The same controller with every step scaled by `factor` (convergence studies).

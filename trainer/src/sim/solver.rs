@@ -149,9 +149,12 @@ impl Solver {
         let nz = self.grid.nodes();
         let grid = &self.grid;
         let th = self.thermal;
-        self.theta.par_chunks_mut(nz).zip(self.columns.par_iter()).for_each(|(col, c)| {
-            step_column(col, c, grid, &th, dt, w, flux);
-        });
+        self.theta
+            .par_chunks_mut(nz)
+            .zip(self.columns.par_iter())
+            .for_each(|(col, c)| {
+                step_column(col, c, grid, &th, dt, w, flux);
+            });
         self.cell_updates += (self.nx * self.ny * nz) as u64;
         self.lateral(dt);
     }
@@ -172,7 +175,10 @@ impl Solver {
         let substeps = ((dt * rate / 0.9).ceil() as usize).max(1);
         let h = dt / substeps as f64;
         let (nx, ny, nz) = (self.nx, self.ny, self.grid.nodes());
-        let (gx, gy) = (self.thermal.k_xy / (self.dx * self.dx), self.thermal.k_xy / (self.dy * self.dy));
+        let (gx, gy) = (
+            self.thermal.k_xy / (self.dx * self.dx),
+            self.thermal.k_xy / (self.dy * self.dy),
+        );
         for _ in 0..substeps {
             let theta = &self.theta;
             let columns = &self.columns;
@@ -255,7 +261,10 @@ fn step_column(col: &mut [f64], c: &Column, grid: &ZGrid, th: &Thermal, dt: f64,
     for j in 0..=n {
         let gl = if j > 0 { g[j - 1] } else { 0.0 };
         let gr = if j < n { g[j] } else { 0.0 };
-        let (left, right) = (if j > 0 { col[j - 1] } else { 0.0 }, if j < n { col[j + 1] } else { 0.0 });
+        let (left, right) = (
+            if j > 0 { col[j - 1] } else { 0.0 },
+            if j < n { col[j + 1] } else { 0.0 },
+        );
         let explicit = gl * (left - col[j]) + gr * (right - col[j]) - loss(j) * col[j];
         let source = if j == 0 { c.absorbed * flux } else { 0.0 };
         let d = cap[j] * col[j] + (1.0 - w) * explicit + source;
