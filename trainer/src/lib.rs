@@ -1,6 +1,7 @@
 //! ThermoQC host library: specimens and the thermography simulator (more as issues land).
 
 pub mod preview;
+pub mod sequence;
 pub mod sim;
 pub mod simulate;
 pub mod specimen;
