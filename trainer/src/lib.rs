@@ -1,5 +1,7 @@
 //! ThermoQC host library: specimens and the thermography simulator (more as issues land).
 
+pub mod baseline;
+pub mod evaluate;
 pub mod preview;
 pub mod sequence;
 pub mod sim;

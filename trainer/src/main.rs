@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use tqc_trainer::baseline::{Method, Params};
+use tqc_trainer::sequence::ReadOptions;
 
 mod cli;
 
@@ -42,6 +44,62 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Classical processing of a recording — absolute contrast, PCT, PPT or TSR — into
+    /// processed images (npy + PNG), a score image and a thresholded defect map
+    /// (`map.npy`, u8 0/1).
+    Baseline {
+        #[arg(long, value_enum)]
+        method: Method,
+        /// A recording folder (sequence.npy, times.npy) or a sequence .npy file.
+        #[arg(long)]
+        sequence: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Analysis window start in s (default: the end of the heating when meta.json
+        /// says it, else 0).
+        #[arg(long)]
+        start_s: Option<f64>,
+        /// Robust z-score above which a pixel is flagged.
+        #[arg(long, default_value_t = 4.0)]
+        threshold: f64,
+        /// TSR polynomial degree (4..=7).
+        #[arg(long, default_value_t = 5)]
+        degree: usize,
+        /// PCT components / PPT frequencies kept.
+        #[arg(long, default_value_t = 4)]
+        components: usize,
+        #[command(flatten)]
+        read: ReadArgs,
+    },
+    /// Scores a defect map (u8 .npy: 0/1, or classes 0/1/2) against a recording's ground
+    /// truth: per-class IoU, pixel precision and recall, per-defect detection (found when
+    /// half its footprint is flagged), false-call area; prints a table, writes JSON.
+    Evaluate {
+        #[arg(long)]
+        map: PathBuf,
+        /// The recording folder holding labels.npy (and meta.json for named defects).
+        #[arg(long)]
+        truth: PathBuf,
+        /// Where to write the JSON (default: next to the map).
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+}
+
+/// How to read a recording that has no times.npy, or holds raw counts.
+#[derive(clap::Args)]
+struct ReadArgs {
+    /// Frame rate, when the recording has no times.npy.
+    #[arg(long)]
+    frame_rate: Option<f64>,
+    /// Frames before the heating starts (with --frame-rate).
+    #[arg(long, default_value_t = 0)]
+    preheat_frames: usize,
+    /// Raw counts to kelvin: kelvin = scale · counts + offset (a Lepton in TLinear: 0.01).
+    #[arg(long)]
+    counts_scale: Option<f64>,
+    #[arg(long, default_value_t = 0.0)]
+    counts_offset: f64,
 }
 
 fn main() -> ExitCode {
@@ -64,5 +122,29 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Simulate { specimen, out, seed } => cli::simulate::run(&specimen, &out, seed),
+        Command::Baseline {
+            method,
+            sequence,
+            out,
+            start_s,
+            threshold,
+            degree,
+            components,
+            read,
+        } => {
+            let opts = ReadOptions {
+                frame_rate_hz: read.frame_rate,
+                preheat_frames: read.preheat_frames,
+                counts_to_kelvin: read.counts_scale.map(|s| (s, read.counts_offset)),
+            };
+            let params = Params {
+                start_s: 0.0,
+                threshold,
+                tsr_degree: degree,
+                components,
+            };
+            cli::baseline::run(method, &sequence, &out, &opts, params, start_s)
+        }
+        Command::Evaluate { map, truth, json } => cli::evaluate::run(&map, &truth, json.as_deref()),
     }
 }

@@ -187,7 +187,7 @@ impl Sequence {
             )
         };
         let (shape, values, _) = read_values(&seq_path, open_npy(&seq_path)?)?;
-        if shape.len() != 3 || shape.iter().any(|&d| d == 0) {
+        if shape.len() != 3 || shape.contains(&0) {
             return Err(SequenceError::Shape {
                 path: seq_path,
                 shape,
@@ -401,7 +401,7 @@ mod tests {
         assert!(e.contains("not strictly increasing at index 2"), "{e}");
         // Wrong rank.
         let d = folder(3);
-        write(&d.path().join("sequence.npy"), &[18], &vec![293.0f32; 18]);
+        write(&d.path().join("sequence.npy"), &[18], &[293.0f32; 18]);
         let e = Sequence::open(d.path(), &ReadOptions::default())
             .unwrap_err()
             .to_string();

@@ -1,4 +1,6 @@
 //! The command-line front ends of the library.
 
+pub mod baseline;
+pub mod evaluate;
 pub mod inspect;
 pub mod simulate;

@@ -1,0 +1,81 @@
+//! `trainer evaluate`: a defect map against a recording's ground truth.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use npyz::NpyFile;
+
+use tqc_trainer::evaluate::{Footprint, components, evaluate};
+use tqc_trainer::sim::scene::Scene;
+use tqc_trainer::specimen::Specimen;
+
+fn read_u8(path: &Path) -> Result<(Vec<u64>, Vec<u8>)> {
+    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let npy =
+        NpyFile::new(std::io::BufReader::new(f)).with_context(|| format!("{} is not a .npy file", path.display()))?;
+    let shape = npy.shape().to_vec();
+    let v = npy
+        .into_vec::<u8>()
+        .with_context(|| format!("{}: expected a u8 map", path.display()))?;
+    Ok((shape, v))
+}
+
+/// Named footprints and the pixel area, from the specimen a simulated recording was made
+/// of (meta.json); None for recordings without one.
+fn from_meta(truth: &Path) -> Option<(Vec<Footprint>, f64)> {
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(truth.join("meta.json")).ok()?).ok()?;
+    let spec: Specimen = serde_json::from_value(meta["specimen"].clone()).ok()?;
+    let scene = Scene::build(&spec, meta["seed"].as_u64()?).ok()?;
+    let area = scene.dx * scene.dy * 1e6;
+    let fps = scene
+        .defects
+        .into_iter()
+        .map(|d| Footprint {
+            name: d.name,
+            class: d.class,
+            depth_mm: d.depth_mm,
+            pixels: d.pixels,
+        })
+        .collect();
+    Some((fps, area))
+}
+
+pub fn run(map_path: &Path, truth: &Path, json: Option<&Path>) -> Result<()> {
+    let (mshape, map) = read_u8(map_path)?;
+    let (lshape, labels) = read_u8(&truth.join("labels.npy"))?;
+    if mshape != lshape {
+        bail!("{} is {mshape:?}, the ground truth {lshape:?}", map_path.display());
+    }
+    let (w, h) = (lshape[1] as usize, lshape[0] as usize);
+    let (footprints, area) = match from_meta(truth) {
+        Some((f, a)) => (f, Some(a)),
+        None => (components(&labels, None, w, h), None),
+    };
+    let e = evaluate(&map, &labels, &footprints, area);
+    println!("{} against {}", map_path.display(), truth.display());
+    for c in &e.classes {
+        println!("  IoU {:<12} {:.3}", c.class, c.iou);
+    }
+    println!("  precision    {:.3}\n  recall       {:.3}", e.precision, e.recall);
+    match e.false_call_mm2 {
+        Some(a) => println!("  false calls  {} px ({a:.0} mm²)", e.false_call_pixels),
+        None => println!("  false calls  {} px", e.false_call_pixels),
+    }
+    println!("  defects found {}/{}", e.found, e.defects.len());
+    for d in &e.defects {
+        println!(
+            "    {:<44} {:>4}/{:<4} px  {}",
+            d.name,
+            d.flagged,
+            d.pixels,
+            if d.found { "found" } else { "missed" }
+        );
+    }
+    let json_path = json
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| map_path.with_extension("evaluation.json"));
+    std::fs::write(&json_path, serde_json::to_string_pretty(&e)?)
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
+    println!("  → {}", json_path.display());
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! Every classical method on a simulated part read back through the recording reader:
+//! the shallow hole and the surface spot are found, and the sound area stays mostly
+//! quiet; a defect-free plate gets few false calls.
+
+use tqc_trainer::baseline::{self, Method, Params};
+use tqc_trainer::evaluate::{Footprint, evaluate};
+use tqc_trainer::sequence::{ReadOptions, Sequence};
+use tqc_trainer::simulate::simulate_to_dir;
+use tqc_trainer::specimen::Specimen;
+
+const PART: &str = r#"
+name = "part"
+[plate]
+width_mm = 100.0
+height_mm = 75.0
+thickness_mm = 8.0
+[material]
+density_kg_m3 = 1900.0
+specific_heat_j_kgk = 1100.0
+conductivity_z_w_mk = 0.35
+conductivity_xy_w_mk = 0.75
+[[hole]]
+center_mm = [30.0, 37.0]
+diameter_mm = 18.0
+depth_mm = 1.5
+depth_from = "front"
+[[surface_defect]]
+center_mm = [75.0, 37.0]
+diameter_mm = 12.0
+absorptivity_factor = 1.1
+emissivity_factor = 1.05
+[station.heating]
+kind = "step"
+flux_w_m2 = 4000.0
+duration_s = 5.0
+[station.recording]
+duration_s = 60.0
+frame_rate_hz = 2.0
+preheat_frames = 6
+[station.camera]
+pixels = [50, 36]
+netd_k = 0.05
+fixed_pattern_k = 0.03
+drift_k_per_min = 0.02
+[station.lamps]
+non_uniformity = 0.1
+[station.emissivity_texture]
+amplitude = 0.005
+correlation_mm = 6.0
+[station.environment]
+ambient_k = 293.15
+convection_front_w_m2k = 8.0
+convection_rear_w_m2k = 4.0
+"#;
+
+#[test]
+fn every_method_finds_the_shallow_hole_and_the_surface_spot() {
+    let spec = Specimen::parse(PART, "part.toml").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (scene, _, _) = simulate_to_dir(&spec, 11, dir.path(), |_, _| {}).unwrap();
+    let seq = Sequence::open(dir.path(), &ReadOptions::default()).unwrap();
+    let labels = seq.labels.clone().unwrap();
+    let footprints: Vec<Footprint> = scene
+        .defects
+        .iter()
+        .map(|d| Footprint {
+            name: d.name.clone(),
+            class: d.class,
+            depth_mm: d.depth_mm,
+            pixels: d.pixels.clone(),
+        })
+        .collect();
+    for method in [Method::Contrast, Method::Pct, Method::Ppt, Method::Tsr] {
+        let params = Params {
+            start_s: 5.0,
+            threshold: 4.0,
+            tsr_degree: 5,
+            components: 4,
+        };
+        let out = baseline::run(&seq, method, &params).unwrap();
+        assert_eq!(out.map.len(), 50 * 36);
+        assert!(!out.images.is_empty());
+        let e = evaluate(&out.map, &labels, &footprints, None);
+        assert!(e.defects[0].found, "{method:?} missed the hole: {:?}", e.defects[0]);
+        if method == Method::Contrast {
+            // Only the contrast sees amplitude: PCT standardizes every pixel's history,
+            // TSR and PPT look at the shape of the cooling, and an absorptivity or
+            // emissivity spot only scales it.
+            assert!(
+                e.defects[1].found,
+                "{method:?} missed the surface spot: {:?}",
+                e.defects[1]
+            );
+        }
+        let sound = labels.iter().filter(|&&l| l == 0).count();
+        assert!(
+            e.false_call_pixels * 10 < sound,
+            "{method:?}: {} false calls of {sound}",
+            e.false_call_pixels
+        );
+    }
+    // Too short a window is an error, not a guess.
+    let params = Params {
+        start_s: 1000.0,
+        threshold: 4.0,
+        tsr_degree: 5,
+        components: 4,
+    };
+    assert!(baseline::run(&seq, Method::Tsr, &params).is_err());
+}
