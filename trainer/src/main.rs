@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use tqc_trainer::baseline::{Method, Params};
+use tqc_trainer::dataset::DatasetSpec;
 use tqc_trainer::sequence::ReadOptions;
 
 mod cli;
@@ -43,6 +44,30 @@ enum Command {
         /// Seed for the lamp profile, emissivity texture and camera noise.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+    /// Simulates many plates for training: random variations of a template specimen
+    /// (material ±20 %, thickness, defect sets, heating, noise, lamp profile, emissivity
+    /// texture, a share of defect-free plates), one folder per plate as `simulate`
+    /// writes it, and `index.json` with the split held out by plate.
+    Dataset {
+        /// Number of plates.
+        #[arg(long)]
+        plates: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
+        /// The specimen (shipped name or TOML file) whose plate, material and station are
+        /// varied; its own defects are replaced by random ones.
+        #[arg(long, default_value = "gfrp-sound")]
+        specimen_template: String,
+        /// Share of plates without defects.
+        #[arg(long, default_value_t = 0.2)]
+        sound_share: f64,
+        #[arg(long, default_value_t = 0.15)]
+        validation_share: f64,
+        #[arg(long, default_value_t = 0.15)]
+        test_share: f64,
     },
     /// Classical processing of a recording — absolute contrast, PCT, PPT or TSR — into
     /// processed images (npy + PNG), a score image and a thresholded defect map
@@ -144,6 +169,24 @@ fn run(cli: Cli) -> Result<()> {
                 components,
             };
             cli::baseline::run(method, &sequence, &out, &opts, params, start_s)
+        }
+        Command::Dataset {
+            plates,
+            seed,
+            out,
+            specimen_template,
+            sound_share,
+            validation_share,
+            test_share,
+        } => {
+            let spec = DatasetSpec {
+                plates,
+                seed,
+                sound_share,
+                validation_share,
+                test_share,
+            };
+            cli::dataset::run(&specimen_template, &spec, &out)
         }
         Command::Evaluate { map, truth, json } => cli::evaluate::run(&map, &truth, json.as_deref()),
     }

@@ -298,6 +298,16 @@ impl Specimen {
         Ok(s)
     }
 
+    /// Validates a specimen built in code (e.g. by the dataset generator); `origin` names
+    /// it in errors.
+    pub fn check(&self, origin: &str) -> Result<(), SpecimenError> {
+        self.validate().map_err(|(field, reason)| SpecimenError::Invalid {
+            path: origin.into(),
+            field,
+            reason,
+        })
+    }
+
     /// Distance from the inspected face to the bottom of `hole`, in mm.
     pub fn hole_ligament_mm(&self, hole: &Hole) -> f64 {
         match hole.depth_from {

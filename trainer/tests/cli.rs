@@ -72,3 +72,63 @@ fn bad_specimen_file_fails_with_the_field_named() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("no shipped specimen named \"no-such-part\""));
 }
+
+#[test]
+fn dataset_writes_plates_and_an_index_split_by_plate() {
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("small.toml");
+    let text = include_str!("../specimens/gfrp-sound.toml")
+        .replace("duration_s = 600.0", "duration_s = 12.0")
+        .replace("pixels = [160, 120]", "pixels = [32, 24]");
+    std::fs::write(&template, text).unwrap();
+    let out = dir.path().join("ds");
+    let o = trainer()
+        .args(["dataset", "--plates", "6", "--seed", "4", "--specimen-template"])
+        .arg(&template)
+        .arg("--out")
+        .arg(&out)
+        .args(["--validation-share", "0.2", "--test-share", "0.2"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let index: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("index.json")).unwrap()).unwrap();
+    let plates = index["plates"].as_array().unwrap();
+    assert_eq!(plates.len(), 6);
+    let splits: Vec<&str> = plates.iter().map(|p| p["split"].as_str().unwrap()).collect();
+    assert_eq!(splits.iter().filter(|s| **s == "test").count(), 1);
+    assert_eq!(splits.iter().filter(|s| **s == "validation").count(), 1);
+    for p in plates {
+        let d = out.join(p["dir"].as_str().unwrap());
+        for f in ["sequence.npy", "times.npy", "labels.npy", "depth.npy", "meta.json"] {
+            assert!(d.join(f).is_file(), "{} lacks {f}", d.display());
+        }
+    }
+    // Deterministic: a second run gives the same index and the same frames.
+    let out2 = dir.path().join("ds2");
+    let o = trainer()
+        .args(["dataset", "--plates", "6", "--seed", "4", "--specimen-template"])
+        .arg(&template)
+        .arg("--out")
+        .arg(&out2)
+        .args(["--validation-share", "0.2", "--test-share", "0.2"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    assert_eq!(
+        std::fs::read(out.join("index.json")).unwrap(),
+        std::fs::read(out2.join("index.json")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(out.join("plate-00003/sequence.npy")).unwrap(),
+        std::fs::read(out2.join("plate-00003/sequence.npy")).unwrap()
+    );
+    // Bad arguments are refused before any work.
+    let o = trainer()
+        .args(["dataset", "--plates", "0", "--out"])
+        .arg(dir.path().join("x"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--plates must be at least 1"));
+}
