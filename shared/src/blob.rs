@@ -3,7 +3,7 @@
 //! ```text
 //! offset  size  field
 //!      0     4  magic "TQCM"
-//!      4     2  format version (little endian), currently 1
+//!      4     2  format version (little endian), currently 2
 //!      6     2  reserved, 0
 //!      8     4  payload length in bytes (little endian)
 //!     12     4  CRC-32 (ISO-HDLC, as zlib) of the payload (little endian)
@@ -23,7 +23,8 @@ use crate::model::{Model, ModelDesc, ModelError};
 use crate::planner::{Mode, plan};
 
 pub const MAGIC: [u8; 4] = *b"TQCM";
-pub const FORMAT_VERSION: u16 = 1;
+/// 2: the input spec carries the feature schedule.
+pub const FORMAT_VERSION: u16 = 2;
 pub const HEADER_LEN: usize = 16;
 
 const CRC32: Crc<u32> = Crc::<u32>::new(&CRC_32_ISO_HDLC);

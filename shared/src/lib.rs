@@ -5,12 +5,14 @@
 //!   with a portable path and a Cortex-M DSP path ([`kernels::mac`]);
 //! - [`model`], [`blob`]: the model description and its postcard blob with validation;
 //! - [`planner`]: the arena plan (tensor liveness and reuse);
-//! - [`engine`]: runs a model over a caller-provided arena, streaming rows or whole maps.
+//! - [`engine`]: runs a model over a caller-provided arena, streaming rows or whole maps;
+//! - [`features`]: the streaming fixed-point thermal features host and device share.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod blob;
 pub mod engine;
+pub mod features;
 pub mod kernels;
 pub mod model;
 pub mod planner;

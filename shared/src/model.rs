@@ -85,10 +85,13 @@ pub struct Layer<'a> {
 }
 
 /// What the model expects as input.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct InputSpec {
     pub shape: Shape,
     pub quant: QuantParams,
+    /// How the input is computed from a recording (inspection models); `None` for
+    /// models fed directly (kernel tests, benchmarks).
+    pub features: Option<crate::features::FeatureSpec>,
 }
 
 /// The blob payload.
@@ -149,6 +152,10 @@ pub enum ModelError {
     EmptyInput(Shape),
     #[error("input scale is not a positive finite number")]
     InputScale,
+    #[error("input features: {0}")]
+    Features(crate::features::FeatureError),
+    #[error("the feature schedule has {features} channels, the input {channels}")]
+    FeatureChannels { features: usize, channels: usize },
     #[error("model lists {classes} class names but its last layer has {channels} output channels")]
     ClassCount { classes: usize, channels: usize },
     #[error("layer {index}: {problem}")]
@@ -280,6 +287,15 @@ impl<'a> Model<'a> {
         }
         if !positive(desc.input.quant.scale) {
             return Err(ModelError::InputScale);
+        }
+        if let Some(f) = &desc.input.features {
+            f.check().map_err(ModelError::Features)?;
+            if f.channels() != desc.input.shape.channels as usize {
+                return Err(ModelError::FeatureChannels {
+                    features: f.channels(),
+                    channels: desc.input.shape.channels as usize,
+                });
+            }
         }
         let mut layers = heapless::Vec::new();
         let mut shape = desc.input.shape;

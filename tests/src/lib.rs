@@ -59,7 +59,7 @@ impl OwnedModel {
     pub fn desc(&self) -> ModelDesc<'_> {
         ModelDesc {
             name: &self.name,
-            input: self.input,
+            input: self.input.clone(),
             classes: self.classes.iter().map(String::as_str).collect(),
             layers: self
                 .layers
@@ -283,6 +283,7 @@ pub fn random_model(name: &str, input: Shape, specs: &[Spec], seed: u64) -> Resu
             input: InputSpec {
                 shape: input,
                 quant: in_quant,
+                features: None,
             },
             classes: vec![],
             layers: layers.clone(),
@@ -297,6 +298,7 @@ pub fn random_model(name: &str, input: Shape, specs: &[Spec], seed: u64) -> Resu
         input: InputSpec {
             shape: input,
             quant: in_quant,
+            features: None,
         },
         classes: vec![],
         layers,

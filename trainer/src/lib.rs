@@ -3,6 +3,7 @@
 pub mod baseline;
 pub mod dataset;
 pub mod evaluate;
+pub mod features;
 pub mod preview;
 pub mod sequence;
 pub mod sim;

@@ -108,3 +108,52 @@ fn every_method_finds_the_shallow_hole_and_the_surface_spot() {
     };
     assert!(baseline::run(&seq, Method::Tsr, &params).is_err());
 }
+
+/// The shared feature extractor on a simulated part: the hole cools slower than sound
+/// material (shape channels), the surface spot stands out in amplitude only.
+#[test]
+fn shared_features_separate_the_defects() {
+    use tqc_shared::features::FeatureSpec;
+    use tqc_shared::model::QuantParams;
+    use tqc_trainer::features::feature_image;
+    let spec = Specimen::parse(PART, "part.toml").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (scene, _, _) = simulate_to_dir(&spec, 3, dir.path(), |_, _| {}).unwrap();
+    let seq = Sequence::open(dir.path(), &ReadOptions::default()).unwrap();
+    let fspec = FeatureSpec::log_spaced(5_000, 50_000, 5, 100).unwrap();
+    let quant = QuantParams {
+        scale: 1.0 / 64.0,
+        zero_point: -128,
+    };
+    let (image, saturated) = feature_image(&seq, &fspec, quant).unwrap();
+    assert_eq!(saturated, 0);
+    assert_eq!(image.len(), seq.pixels() * 5);
+    let labels = seq.labels.as_ref().unwrap();
+    let mean = |idx: &[usize], c: usize| idx.iter().map(|&p| image[p * 5 + c] as f64).sum::<f64>() / idx.len() as f64;
+    let sound: Vec<usize> = (0..seq.pixels()).filter(|&p| labels[p] == 0).collect();
+    let (hole, spot) = (&scene.defects[0].pixels, &scene.defects[1].pixels);
+    // Late shape channel: the hole keeps more of its rise.
+    assert!(
+        mean(hole, 4) > mean(&sound, 4) + 3.0,
+        "hole {} sound {}",
+        mean(hole, 4),
+        mean(&sound, 4)
+    );
+    // Amplitude channel: the spot absorbs 10 % more.
+    assert!(
+        mean(spot, 0) > mean(&sound, 0) + 3.0,
+        "spot {} sound {}",
+        mean(spot, 0),
+        mean(&sound, 0)
+    );
+    // …and its cooling shape is that of sound material.
+    assert!(
+        (mean(spot, 4) - mean(&sound, 4)).abs() < 3.0,
+        "spot {} sound {}",
+        mean(spot, 4),
+        mean(&sound, 4)
+    );
+    // A schedule longer than the recording is an error, not a guess.
+    let long = FeatureSpec::log_spaced(5_000, 500_000, 5, 100).unwrap();
+    assert!(feature_image(&seq, &long, quant).is_err());
+}

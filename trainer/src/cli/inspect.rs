@@ -9,7 +9,7 @@ use tqc_shared::planner::{Mode, plan};
 pub fn report(bytes: &[u8]) -> Result<String, BlobError> {
     let model = blob::decode(bytes)?;
     let d = &model.desc;
-    let i = d.input;
+    let i = &d.input;
     let mut s = String::new();
     // Writing into a String cannot fail.
     let _ = writeln!(
@@ -24,6 +24,24 @@ pub fn report(bytes: &[u8]) -> Result<String, BlobError> {
         "input     {}x{}x{} int8, scale {}, zero point {}",
         i.shape.height, i.shape.width, i.shape.channels, i.quant.scale, i.quant.zero_point
     );
+    match &i.features {
+        Some(f) => {
+            let times: Vec<String> = f
+                .times_ms
+                .iter()
+                .map(|t| format!("{:.1}", *t as f64 / 1000.0))
+                .collect();
+            let _ = writeln!(
+                s,
+                "features  rise at {} s (±{} ‰ windows)",
+                times.join(", "),
+                f.window_permille
+            );
+        }
+        None => {
+            let _ = writeln!(s, "features  none (the input is fed directly)");
+        }
+    }
     let classes: Vec<&str> = d.classes.iter().copied().collect();
     let _ = writeln!(
         s,

@@ -1,0 +1,467 @@
+//! Per-pixel thermal features, computed from the frame stream as it arrives — the same
+//! code on the device and in the trainer.
+//!
+//! Frames come as radiometric `u16` centikelvin (a Lepton 3.5 in TLinear mode; the host
+//! converts kelvin with [`kelvin_to_centikelvin`]) with their time in ms from the start
+//! of heating (pre-heating frames negative). The extractor keeps:
+//! - the **cold reference**: the mean of the pre-heating frames, per pixel;
+//! - the **rise** ΔT averaged over a window around each scheduled time `t_k`
+//!   (`t_k ± window_permille/1000 · t_k`; a window that no frame falls in takes the first
+//!   frame after it, so any frame rate works).
+//!
+//! Channels of the int8 feature image (HWC, `times.len()` channels):
+//! - channel 0, **amplitude**: ΔT(t₀) over the median ΔT(t₀) of the image — what surface
+//!   spots change (lamp non-uniformity shows here as a smooth field);
+//! - channel k ≥ 1, **shape**: ΔT(t_k) / ΔT(t₀) of the same pixel — emissivity, lamp
+//!   intensity and absorptivity scale a pixel's whole history, so they cancel; what lies
+//!   below the surface changes how it cools.
+//!
+//! Ratios are Q12 fixed point and quantized to int8 with the model's input quantization
+//! through the engine's own requantization, so host and device agree bit for bit.
+//! Memory: 10 bytes per pixel of state plus the feature image (one byte per channel).
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::QuantParams;
+use crate::quant::{Prepared, quantize_multiplier};
+
+/// Most feature channels.
+pub const MAX_FEATURES: usize = 16;
+/// Fractional bits of the ratios.
+pub const RATIO_BITS: u32 = 12;
+
+/// The feature schedule, stored in the model blob's input spec.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeatureSpec {
+    /// Sample times in ms after the start of heating, strictly increasing; the first is
+    /// the reference of the shape channels.
+    pub times_ms: heapless::Vec<u32, MAX_FEATURES>,
+    /// Half-width of each averaging window relative to its time (‰).
+    pub window_permille: u16,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FeatureError {
+    #[error("feature schedule: {0}")]
+    Schedule(&'static str),
+    #[error("{what} holds {found} values, expected {expected}")]
+    Buffer {
+        what: &'static str,
+        expected: usize,
+        found: usize,
+    },
+    #[error("frame at {t_ms} ms is not after the previous one ({previous_ms} ms)")]
+    Time { t_ms: i64, previous_ms: i64 },
+    #[error("the heating started before any pre-heating frame: no cold reference")]
+    NoColdFrames,
+    #[error("the recording ended before sample {sample} at {t_ms} ms")]
+    TooShort { sample: usize, t_ms: u32 },
+    #[error("input quantization cannot represent the features")]
+    Quantization,
+}
+
+impl FeatureSpec {
+    /// Log-spaced times from `first_ms` to `last_ms`, `channels` of them.
+    pub fn log_spaced(
+        first_ms: u32,
+        last_ms: u32,
+        channels: usize,
+        window_permille: u16,
+    ) -> Result<Self, FeatureError> {
+        let mut times_ms = heapless::Vec::new();
+        for k in 0..channels {
+            let f = if channels > 1 {
+                k as f64 / (channels - 1) as f64
+            } else {
+                0.0
+            };
+            let t = first_ms as f64 * libm::pow(last_ms as f64 / first_ms as f64, f);
+            times_ms
+                .push(libm::round(t) as u32)
+                .map_err(|_| FeatureError::Schedule("more than 16 channels"))?;
+        }
+        let s = FeatureSpec {
+            times_ms,
+            window_permille,
+        };
+        s.check()?;
+        Ok(s)
+    }
+
+    pub fn channels(&self) -> usize {
+        self.times_ms.len()
+    }
+
+    /// Window `[start, end]` of sample `k` in ms.
+    pub fn window(&self, k: usize) -> (i64, i64) {
+        let t = self.times_ms[k] as i64;
+        let half = t * self.window_permille as i64 / 1000;
+        (t - half, t + half)
+    }
+
+    pub fn check(&self) -> Result<(), FeatureError> {
+        let n = self.times_ms.len();
+        if n < 2 {
+            return Err(FeatureError::Schedule("needs at least two sample times"));
+        }
+        if self.window_permille == 0 || self.window_permille > 450 {
+            return Err(FeatureError::Schedule("window must be within 1..=450 ‰"));
+        }
+        if self.times_ms[0] == 0 {
+            return Err(FeatureError::Schedule(
+                "sample times must be after the start of heating",
+            ));
+        }
+        for k in 1..n {
+            if self.times_ms[k] <= self.times_ms[k - 1] {
+                return Err(FeatureError::Schedule("sample times must increase"));
+            }
+            if self.window(k).0 <= self.window(k - 1).1 {
+                return Err(FeatureError::Schedule("averaging windows overlap"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Kelvin to Lepton TLinear centikelvin, rounded and clamped to `u16`.
+pub fn kelvin_to_centikelvin(k: f32) -> u16 {
+    let v = libm::roundf(k * 100.0);
+    if v.is_nan() { 0 } else { v.clamp(0.0, 65535.0) as u16 }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Cold,
+    Heating,
+    Done,
+}
+
+/// Streaming feature extraction over caller-provided buffers.
+pub struct FeatureExtractor<'a> {
+    spec: &'a FeatureSpec,
+    pixels: usize,
+    /// Sum of the pre-heating frames, then their mean (centikelvin).
+    cold: &'a mut [u32],
+    /// Sum of rises (centikelvin) in the current window.
+    window: &'a mut [i32],
+    /// Mean rise at the reference time, at least 1 centikelvin.
+    reference: &'a mut [u16],
+    /// The feature image, HWC.
+    features: &'a mut [i8],
+    requant: Prepared,
+    zero_point: i32,
+    phase: Phase,
+    cold_frames: u32,
+    sample: usize,
+    in_window: u32,
+    last_ms: Option<i64>,
+    /// Pixels read at 0 or 65535 (saturated or dead) since the start.
+    pub saturated: u32,
+}
+
+impl<'a> FeatureExtractor<'a> {
+    /// `cold`, `window`, `reference` hold one value per pixel, `features` one byte per
+    /// pixel and channel.
+    pub fn new(
+        spec: &'a FeatureSpec,
+        input: QuantParams,
+        cold: &'a mut [u32],
+        window: &'a mut [i32],
+        reference: &'a mut [u16],
+        features: &'a mut [i8],
+    ) -> Result<Self, FeatureError> {
+        spec.check()?;
+        let pixels = cold.len();
+        for (what, found) in [("window buffer", window.len()), ("reference buffer", reference.len())] {
+            if found != pixels {
+                return Err(FeatureError::Buffer {
+                    what,
+                    expected: pixels,
+                    found,
+                });
+            }
+        }
+        if features.len() != pixels * spec.channels() {
+            return Err(FeatureError::Buffer {
+                what: "feature image",
+                expected: pixels * spec.channels(),
+                found: features.len(),
+            });
+        }
+        // int8 = ratio_q12 / (4096 · scale) + zero point, with the engine's arithmetic.
+        let real = 1.0 / (input.scale as f64 * (1u32 << RATIO_BITS) as f64);
+        let rq = quantize_multiplier(real).map_err(|_| FeatureError::Quantization)?;
+        let requant = Prepared::new(rq).ok_or(FeatureError::Quantization)?;
+        cold.fill(0);
+        window.fill(0);
+        reference.fill(0);
+        features.fill(0);
+        Ok(FeatureExtractor {
+            spec,
+            pixels,
+            cold,
+            window,
+            reference,
+            features,
+            requant,
+            zero_point: input.zero_point as i32,
+            phase: Phase::Cold,
+            cold_frames: 0,
+            sample: 0,
+            in_window: 0,
+            last_ms: None,
+            saturated: 0,
+        })
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.phase == Phase::Done
+    }
+
+    /// The feature image (complete once [`Self::is_complete`]).
+    pub fn features(&self) -> &[i8] {
+        self.features
+    }
+
+    fn quantize(&self, ratio_q12: i32) -> i8 {
+        let v = crate::quant::multiply_prepared(ratio_q12, self.requant).saturating_add(self.zero_point);
+        v.clamp(-128, 127) as i8
+    }
+
+    /// Closes the current sample window into its feature channel.
+    fn close_window(&mut self) {
+        let k = self.sample;
+        let n = self.in_window.max(1) as i64;
+        let channels = self.spec.channels();
+        if k == 0 {
+            for (r, &s) in self.reference.iter_mut().zip(self.window.iter()) {
+                let mean = (s as i64 + n / 2).div_euclid(n);
+                *r = mean.clamp(1, u16::MAX as i64) as u16;
+            }
+            let median = median_u16(self.reference) as i64;
+            for p in 0..self.pixels {
+                let ratio = ((self.reference[p] as i64) << RATIO_BITS) / median.max(1);
+                self.features[p * channels] = self.quantize(ratio.min(i32::MAX as i64) as i32);
+            }
+        } else {
+            for p in 0..self.pixels {
+                let mean = (self.window[p] as i64 + n / 2).div_euclid(n);
+                let ratio = (mean << RATIO_BITS) / self.reference[p] as i64;
+                self.features[p * channels + k] = self.quantize(ratio.clamp(i32::MIN as i64, i32::MAX as i64) as i32);
+            }
+        }
+        self.window.fill(0);
+        self.in_window = 0;
+        self.sample += 1;
+        if self.sample == channels {
+            self.phase = Phase::Done;
+        }
+    }
+
+    /// Adds one frame (centikelvin, row-major) taken `t_ms` after the start of heating.
+    pub fn push_frame(&mut self, t_ms: i64, frame: &[u16]) -> Result<(), FeatureError> {
+        if frame.len() != self.pixels {
+            return Err(FeatureError::Buffer {
+                what: "frame",
+                expected: self.pixels,
+                found: frame.len(),
+            });
+        }
+        if let Some(previous_ms) = self.last_ms
+            && t_ms <= previous_ms
+        {
+            return Err(FeatureError::Time { t_ms, previous_ms });
+        }
+        self.last_ms = Some(t_ms);
+        self.saturated += frame.iter().filter(|&&v| v == 0 || v == u16::MAX).count() as u32;
+        if t_ms < 0 {
+            if self.phase == Phase::Cold {
+                for (c, &v) in self.cold.iter_mut().zip(frame) {
+                    *c += v as u32;
+                }
+                self.cold_frames += 1;
+            }
+            return Ok(());
+        }
+        if self.phase == Phase::Cold {
+            if self.cold_frames == 0 {
+                return Err(FeatureError::NoColdFrames);
+            }
+            let n = self.cold_frames;
+            for c in self.cold.iter_mut() {
+                *c = (*c + n / 2) / n;
+            }
+            self.phase = Phase::Heating;
+        }
+        while self.phase == Phase::Heating {
+            let (start, end) = self.spec.window(self.sample);
+            if t_ms < start {
+                return Ok(());
+            }
+            if t_ms > end && self.in_window > 0 {
+                self.close_window();
+                continue;
+            }
+            // Inside the window, or the first frame after an empty one.
+            for ((s, &v), &c) in self.window.iter_mut().zip(frame).zip(self.cold.iter()) {
+                *s += v as i32 - c as i32;
+            }
+            self.in_window += 1;
+            if t_ms >= end {
+                self.close_window();
+            }
+            return Ok(());
+        }
+        Ok(())
+    }
+
+    /// Ends the recording: closes a window that has frames; an unfinished schedule is an
+    /// error naming the first sample that never came.
+    pub fn finish(&mut self) -> Result<(), FeatureError> {
+        if self.phase == Phase::Heating && self.in_window > 0 {
+            self.close_window();
+        }
+        if self.phase != Phase::Done {
+            let k = self.sample.min(self.spec.channels() - 1);
+            return Err(FeatureError::TooShort {
+                sample: k,
+                t_ms: self.spec.times_ms[k],
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Exact median (lower middle) of `values` without sorting or allocating: a binary search
+/// on the value, counting.
+pub fn median_u16(values: &[u16]) -> u16 {
+    if values.is_empty() {
+        return 0;
+    }
+    let target = (values.len() - 1) / 2;
+    let (mut lo, mut hi) = (0u32, u16::MAX as u32);
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        let at_most = values.iter().filter(|&&v| v as u32 <= mid).count();
+        if at_most > target { hi = mid } else { lo = mid + 1 }
+    }
+    lo as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    extern crate std;
+    use std::vec;
+    use std::vec::Vec;
+
+    fn spec() -> FeatureSpec {
+        FeatureSpec::log_spaced(2_000, 64_000, 6, 100).unwrap()
+    }
+
+    #[test]
+    fn schedule_checks() {
+        let s = spec();
+        assert_eq!(s.times_ms.as_slice(), [2000, 4000, 8000, 16000, 32000, 64000]);
+        assert!(
+            FeatureSpec::log_spaced(2_000, 2_100, 4, 100).is_err(),
+            "overlapping windows"
+        );
+        let mut bad = s.clone();
+        bad.window_permille = 0;
+        assert!(bad.check().is_err());
+    }
+
+    #[test]
+    fn median_is_exact() {
+        assert_eq!(median_u16(&[5, 1, 9, 3, 7]), 5);
+        assert_eq!(median_u16(&[4, 1, 3, 2]), 2);
+        assert_eq!(median_u16(&[65535]), 65535);
+        let v: Vec<u16> = (0..1001).map(|i| ((i * 7919) % 1001) as u16).collect();
+        assert_eq!(median_u16(&v), 500);
+    }
+
+    /// A synthetic recording: pixel 0 cools like a semi-infinite body after a pulse, pixel
+    /// 1 the same at twice the emissivity-scaled amplitude, pixel 2 cools slower.
+    fn run(frame_ms: i64, quant: QuantParams) -> Result<Vec<i8>, FeatureError> {
+        let s = spec();
+        let (mut cold, mut window, mut reference, mut features) =
+            (vec![0u32; 3], vec![0i32; 3], vec![0u16; 3], vec![0i8; 18]);
+        let mut fx = FeatureExtractor::new(&s, quant, &mut cold, &mut window, &mut reference, &mut features)?;
+        let mut t = -5 * frame_ms;
+        while t <= 80_000 {
+            let rise = |a: f64, tau: f64| if t <= 0 { 0.0 } else { a / (1.0 + t as f64 / tau).sqrt() };
+            let frame = [
+                29315 + rise(1000.0, 2000.0) as u16,
+                29315 + rise(2000.0, 2000.0) as u16,
+                29315 + rise(1000.0, 8000.0) as u16,
+            ];
+            fx.push_frame(t, &frame)?;
+            t += frame_ms;
+        }
+        fx.finish()?;
+        assert!(fx.is_complete());
+        Ok(fx.features().to_vec())
+    }
+
+    #[test]
+    fn features_cancel_emissivity_and_see_slow_cooling() {
+        let quant = QuantParams {
+            scale: 1.0 / 64.0,
+            zero_point: -128,
+        };
+        for frame_ms in [115, 1000, 3000] {
+            let f = run(frame_ms, quant).unwrap();
+            // Shape channels of pixels 0 and 1 (same history, twice the amplitude) agree.
+            for k in 1..6 {
+                assert!(
+                    (f[k] as i32 - f[6 + k] as i32).abs() <= 1,
+                    "{frame_ms} ms, channel {k}: {:?}",
+                    f
+                );
+                // The slow pixel keeps more of its rise.
+                assert!(f[12 + k] > f[k], "{frame_ms} ms, channel {k}: {:?}", f);
+            }
+            // Amplitude: the median pixel (the slow one) has ratio 1 → 64 counts above
+            // the zero point; pixel 1 is twice pixel 0.
+            assert_eq!(f[12], -128 + 64, "{f:?}");
+            let (a0, a1) = (f[0] as i32 + 128, f[6] as i32 + 128);
+            assert!((a1 - 2 * a0).abs() <= 2, "{f:?}");
+        }
+    }
+
+    #[test]
+    fn bad_streams_are_errors() {
+        let quant = QuantParams {
+            scale: 1.0 / 64.0,
+            zero_point: -128,
+        };
+        let s = spec();
+        let (mut cold, mut window, mut reference, mut features) =
+            (vec![0u32; 3], vec![0i32; 3], vec![0u16; 3], vec![0i8; 18]);
+        let mut fx = FeatureExtractor::new(&s, quant, &mut cold, &mut window, &mut reference, &mut features).unwrap();
+        assert_eq!(fx.push_frame(0, &[1, 2, 3]), Err(FeatureError::NoColdFrames));
+        let mut fx = FeatureExtractor::new(&s, quant, &mut cold, &mut window, &mut reference, &mut features).unwrap();
+        assert!(matches!(fx.push_frame(-10, &[1, 2]), Err(FeatureError::Buffer { .. })));
+        fx.push_frame(-10, &[29315; 3]).unwrap();
+        assert_eq!(
+            fx.push_frame(-10, &[29315; 3]),
+            Err(FeatureError::Time {
+                t_ms: -10,
+                previous_ms: -10
+            })
+        );
+        fx.push_frame(2_000, &[30000; 3]).unwrap();
+        assert_eq!(fx.finish(), Err(FeatureError::TooShort { sample: 1, t_ms: 4000 }));
+        let mut short = vec![0i8; 5];
+        assert!(matches!(
+            FeatureExtractor::new(&s, quant, &mut cold, &mut window, &mut reference, &mut short),
+            Err(FeatureError::Buffer {
+                what: "feature image",
+                ..
+            })
+        ));
+    }
+}
