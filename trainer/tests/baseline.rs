@@ -8,50 +8,7 @@ use tqc_trainer::sequence::{ReadOptions, Sequence};
 use tqc_trainer::simulate::simulate_to_dir;
 use tqc_trainer::specimen::Specimen;
 
-const PART: &str = r#"
-name = "part"
-[plate]
-width_mm = 100.0
-height_mm = 75.0
-thickness_mm = 8.0
-[material]
-density_kg_m3 = 1900.0
-specific_heat_j_kgk = 1100.0
-conductivity_z_w_mk = 0.35
-conductivity_xy_w_mk = 0.75
-[[hole]]
-center_mm = [30.0, 37.0]
-diameter_mm = 18.0
-depth_mm = 1.5
-depth_from = "front"
-[[surface_defect]]
-center_mm = [75.0, 37.0]
-diameter_mm = 12.0
-absorptivity_factor = 1.1
-emissivity_factor = 1.05
-[station.heating]
-kind = "step"
-flux_w_m2 = 4000.0
-duration_s = 5.0
-[station.recording]
-duration_s = 60.0
-frame_rate_hz = 2.0
-preheat_frames = 6
-[station.camera]
-pixels = [50, 36]
-netd_k = 0.05
-fixed_pattern_k = 0.03
-drift_k_per_min = 0.02
-[station.lamps]
-non_uniformity = 0.1
-[station.emissivity_texture]
-amplitude = 0.005
-correlation_mm = 6.0
-[station.environment]
-ambient_k = 293.15
-convection_front_w_m2k = 8.0
-convection_rear_w_m2k = 4.0
-"#;
+const PART: &str = include_str!("fixtures/small-part.toml");
 
 #[test]
 fn every_method_finds_the_shallow_hole_and_the_surface_spot() {
@@ -78,7 +35,7 @@ fn every_method_finds_the_shallow_hole_and_the_surface_spot() {
             components: 4,
         };
         let out = baseline::run(&seq, method, &params).unwrap();
-        assert_eq!(out.map.len(), 50 * 36);
+        assert_eq!(out.map.len(), 40 * 30);
         assert!(!out.images.is_empty());
         let e = evaluate(&out.map, &labels, &footprints, None);
         assert!(e.defects[0].found, "{method:?} missed the hole: {:?}", e.defects[0]);
@@ -120,7 +77,7 @@ fn shared_features_separate_the_defects() {
     let dir = tempfile::tempdir().unwrap();
     let (scene, _, _) = simulate_to_dir(&spec, 3, dir.path(), |_, _| {}).unwrap();
     let seq = Sequence::open(dir.path(), &ReadOptions::default()).unwrap();
-    let fspec = FeatureSpec::log_spaced(5_000, 50_000, 5, 100).unwrap();
+    let fspec = FeatureSpec::log_spaced(5_000, 35_000, 5, 100).unwrap();
     let quant = QuantParams {
         scale: 1.0 / 64.0,
         zero_point: -128,

@@ -8,49 +8,7 @@ use tqc_trainer::sim::scene::{SOUND, SUBSURFACE, SURFACE};
 use tqc_trainer::simulate::simulate_to_dir;
 use tqc_trainer::specimen::Specimen;
 
-const SMALL: &str = r#"
-name = "small"
-[plate]
-width_mm = 80.0
-height_mm = 60.0
-thickness_mm = 6.0
-[material]
-density_kg_m3 = 1900.0
-specific_heat_j_kgk = 1100.0
-conductivity_z_w_mk = 0.35
-conductivity_xy_w_mk = 0.75
-[[hole]]
-center_mm = [25.0, 30.0]
-diameter_mm = 16.0
-depth_mm = 1.5
-depth_from = "front"
-[[surface_defect]]
-center_mm = [60.0, 30.0]
-diameter_mm = 10.0
-absorptivity_factor = 1.1
-[station.heating]
-kind = "step"
-flux_w_m2 = 4000.0
-duration_s = 5.0
-[station.recording]
-duration_s = 40.0
-frame_rate_hz = 2.0
-preheat_frames = 4
-[station.camera]
-pixels = [40, 30]
-netd_k = 0.05
-fixed_pattern_k = 0.03
-drift_k_per_min = 0.02
-[station.lamps]
-non_uniformity = 0.1
-[station.emissivity_texture]
-amplitude = 0.01
-correlation_mm = 6.0
-[station.environment]
-ambient_k = 293.15
-convection_front_w_m2k = 8.0
-convection_rear_w_m2k = 4.0
-"#;
+const SMALL: &str = include_str!("fixtures/small-part.toml");
 
 fn read<T: npyz::Deserialize>(path: &Path) -> (Vec<u64>, Vec<T>) {
     let file = NpyFile::new(std::fs::File::open(path).unwrap()).unwrap();
