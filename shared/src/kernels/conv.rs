@@ -132,19 +132,30 @@ fn multiply<M: Mac, P: PerChannel + ?Sized>(
     let (wq_pairs, wq_last) = wq.split_at(pairs * 2 * k);
     if pair {
         let (out0, out1) = out[ox * cout..(ox + 2) * cout].split_at_mut(cout);
+        // Dot products for a block of channel pairs in one backend call, then their
+        // requantization: the DSP backend keeps the whole block in one loop.
+        const BLOCK: usize = 16;
+        let mut accs = [[0i32; 4]; BLOCK];
         let mut oc = 0;
-        for ((w, o0), o1) in wq_pairs
-            .chunks_exact(2 * k)
-            .zip(out0.chunks_exact_mut(2))
-            .zip(out1.chunks_exact_mut(2))
+        for ((wb, o0b), o1b) in wq_pairs
+            .chunks(BLOCK * 2 * k)
+            .zip(out0.chunks_mut(2 * BLOCK))
+            .zip(out1.chunks_mut(2 * BLOCK))
         {
-            let (q0, q1) = (quant.get(oc), quant.get(oc + 1));
-            let a = M::dot_pp(w, cols, k);
-            o0[0] = rq(a[0], q0);
-            o1[0] = rq(a[1], q0);
-            o0[1] = rq(a[2], q1);
-            o1[1] = rq(a[3], q1);
-            oc += 2;
+            let n = wb.len() / (2 * k);
+            M::dot_pp_many(wb, cols, k, &mut accs[..n]);
+            for ((a, o0), o1) in accs[..n]
+                .iter()
+                .zip(o0b.chunks_exact_mut(2))
+                .zip(o1b.chunks_exact_mut(2))
+            {
+                let (q0, q1) = (quant.get(oc), quant.get(oc + 1));
+                o0[0] = rq(a[0], q0);
+                o1[0] = rq(a[1], q0);
+                o0[1] = rq(a[2], q1);
+                o1[1] = rq(a[3], q1);
+                oc += 2;
+            }
         }
         if cout % 2 == 1 {
             let q = quant.get(cout - 1);

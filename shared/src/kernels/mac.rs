@@ -25,6 +25,13 @@ pub trait Mac {
     fn widen_pair_segment(a: &[i8], b: &[i8], offset: i32, dst: &mut [i16], at: usize, k: usize);
     /// Pair × pair: `[a·c, a·d, b·c, b·d]` for weights `(a, b)` and columns `(c, d)`.
     fn dot_pp(w: &[i16], c: &[i16], k: usize) -> [i32; 4];
+    /// [`Mac::dot_pp`] for consecutive weight pairs `w[i·2k..(i+1)·2k]`, one result per
+    /// pair in `out` (as many pairs as `out` holds).
+    fn dot_pp_many(w: &[i16], c: &[i16], k: usize, out: &mut [[i32; 4]]) {
+        for (wp, o) in w.chunks_exact(2 * k).zip(out.iter_mut()) {
+            *o = Self::dot_pp(wp, c, k);
+        }
+    }
     /// Single × pair: `[w·c, w·d]`.
     fn dot_sp(w: &[i16], c: &[i16], k: usize) -> [i32; 2];
     /// Pair × single: `[a·c, b·c]`.
@@ -359,6 +366,78 @@ mod dsp {
                 a11 = mac(a11, wb, cb);
             }
             [a00, a01, a10, a11]
+        }
+
+        fn dot_pp_many(w: &[i16], c: &[i16], k: usize, out: &mut [[i32; 4]]) {
+            let pairs = out.len().min(w.len() / (2 * k).max(1));
+            let groups = k / 4;
+            let aligned = (w.as_ptr() as usize | c.as_ptr() as usize).is_multiple_of(4);
+            // One asm block for all pairs: the channel loop's bookkeeping lives in a small
+            // parameter block so the 12 allocatable registers hold the operands.
+            if !aligned || !k.is_multiple_of(8) || groups < 2 || pairs == 0 || c.len() < 2 * k {
+                for (wp, o) in w.chunks_exact(2 * k).zip(out.iter_mut()) {
+                    *o = Self::dot_pp(wp, c, k);
+                }
+                return;
+            }
+            // [column base, inner iterations, output cursor, pairs left]
+            let mut params: [usize; 4] = [c.as_ptr() as usize, groups / 2, out.as_mut_ptr() as usize, pairs];
+            // SAFETY: each pair reads 2k halfwords of `w` (pairs·2k ≤ w.len()) and 2k of
+            // `c` (checked above), 8-byte steps on word-aligned addresses (LDRD), and
+            // writes 16 bytes to `out` (pairs ≤ out.len()); `params` outlives the block.
+            unsafe {
+                asm!(
+                    "1:",
+                    "ldr {pc}, [{prm}]",
+                    "ldr {n}, [{prm}, #4]",
+                    "movs {a00}, #0",
+                    "movs {a01}, #0",
+                    "movs {a10}, #0",
+                    "movs {a11}, #0",
+                    "2:",
+                    "ldrd {x}, {y}, [{pw}], #8",
+                    "ldrd {u}, {v}, [{pc}], #8",
+                    "smlad {a00}, {x}, {u}, {a00}",
+                    "smlad {a01}, {x}, {v}, {a01}",
+                    "smlad {a10}, {y}, {u}, {a10}",
+                    "smlad {a11}, {y}, {v}, {a11}",
+                    "ldrd {x}, {y}, [{pw}], #8",
+                    "ldrd {u}, {v}, [{pc}], #8",
+                    "smlad {a00}, {x}, {u}, {a00}",
+                    "smlad {a01}, {x}, {v}, {a01}",
+                    "smlad {a10}, {y}, {u}, {a10}",
+                    "smlad {a11}, {y}, {v}, {a11}",
+                    "ldrd {x}, {y}, [{pw}], #8",
+                    "ldrd {u}, {v}, [{pc}], #8",
+                    "smlad {a00}, {x}, {u}, {a00}",
+                    "smlad {a01}, {x}, {v}, {a01}",
+                    "smlad {a10}, {y}, {u}, {a10}",
+                    "smlad {a11}, {y}, {v}, {a11}",
+                    "ldrd {x}, {y}, [{pw}], #8",
+                    "ldrd {u}, {v}, [{pc}], #8",
+                    "smlad {a00}, {x}, {u}, {a00}",
+                    "smlad {a01}, {x}, {v}, {a01}",
+                    "smlad {a10}, {y}, {u}, {a10}",
+                    "smlad {a11}, {y}, {v}, {a11}",
+                    "subs {n}, {n}, #1",
+                    "bne 2b",
+                    "ldr {pc}, [{prm}, #8]",
+                    "strd {a00}, {a01}, [{pc}], #8",
+                    "strd {a10}, {a11}, [{pc}], #8",
+                    "str {pc}, [{prm}, #8]",
+                    "ldr {n}, [{prm}, #12]",
+                    "subs {n}, {n}, #1",
+                    "str {n}, [{prm}, #12]",
+                    "bne 1b",
+                    pw = inout(reg) w.as_ptr() => _,
+                    prm = in(reg) params.as_mut_ptr(),
+                    pc = out(reg) _,
+                    n = out(reg) _,
+                    x = out(reg) _, y = out(reg) _, u = out(reg) _, v = out(reg) _,
+                    a00 = out(reg) _, a01 = out(reg) _, a10 = out(reg) _, a11 = out(reg) _,
+                    options(nostack),
+                );
+            }
         }
 
         fn dot_sp(w: &[i16], c: &[i16], k: usize) -> [i32; 2] {
