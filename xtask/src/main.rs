@@ -181,6 +181,20 @@ fn kernel_check() -> Result<()> {
     Ok(())
 }
 
+/// The host's target triple (the firmware workspace builds for the thumb target by
+/// default; its host-testable crates need the host's).
+fn host_triple() -> Result<String> {
+    let out = Command::new(std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into()))
+        .arg("-vV")
+        .output()
+        .context("cannot run rustc -vV")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .map(str::to_string)
+        .context("rustc -vV printed no host triple")
+}
+
 fn test() -> Result<()> {
     let started = Instant::now();
     // Fail early, before the long builds, when QEMU is missing.
@@ -203,6 +217,11 @@ fn test() -> Result<()> {
     run(cargo()
         .current_dir(firmware_dir())
         .args(["clippy", "--release", "--locked", "--", "-D", "warnings"]))?;
+    step("firmware drivers against mocked buses, on the host");
+    let host = host_triple()?;
+    run(cargo()
+        .current_dir(firmware_dir())
+        .args(["test", "--locked", "-p", "tqc-drivers", "--target", &host]))?;
     step("thumb builds: the shared crate alone (no std, no alloc) and the firmware");
     run(cargo().current_dir(root()).args([
         "build",
