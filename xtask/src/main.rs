@@ -23,6 +23,10 @@ enum Task {
     /// Only the on-target kernel check: builds the firmware, writes the kernel vectors and
     /// replays them under QEMU on a Cortex-M4 and a Cortex-M7.
     KernelCheck,
+    /// Flash and static RAM of each firmware image, read from its ELF sections, against
+    /// the budgets of DESIGN.md (flash ≤ 1 MiB bar / 512 KiB goal, RAM ≤ 512 KiB bar /
+    /// 256 KiB goal). Exits non-zero when an image is over a bar.
+    Size,
     /// Runs the reference network under QEMU (`-icount shift=0`) and prints, per layer,
     /// MACs, instructions and MACs per instruction for the DSP and the portable paths.
     Bench {
@@ -232,6 +236,8 @@ fn test() -> Result<()> {
         "thermoqc-shared",
     ]))?;
     build_firmware()?;
+    step("image sizes against the budgets");
+    size()?;
     step("on-target kernel check under QEMU (Cortex-M4 and Cortex-M7)");
     kernel_check()?;
     println!("\nall checks passed in {:.0?}", started.elapsed());
@@ -254,10 +260,68 @@ fn bench(board: Board) -> Result<()> {
     Ok(())
 }
 
+/// (flash, RAM) bytes of an ELF: flash holds what is loaded (code, read-only data and the
+/// initial values of .data), RAM what is allocated (.data, .bss, .uninit).
+fn image_size(path: &Path) -> Result<(u64, u64)> {
+    use object::{Object, ObjectSection, SectionKind};
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let elf = object::File::parse(&*bytes).with_context(|| format!("{} is not an ELF file", path.display()))?;
+    let (mut flash, mut ram) = (0, 0);
+    for section in elf.sections() {
+        let name = section.name().unwrap_or("");
+        match section.kind() {
+            SectionKind::Text | SectionKind::ReadOnlyData | SectionKind::ReadOnlyString => flash += section.size(),
+            SectionKind::Data => {
+                flash += section.size();
+                ram += section.size();
+            }
+            SectionKind::UninitializedData => ram += section.size(),
+            _ if name == ".vector_table" => flash += section.size(),
+            _ => {}
+        }
+    }
+    Ok((flash, ram))
+}
+
+fn size() -> Result<()> {
+    const KIB: u64 = 1024;
+    let (flash_bar, flash_goal, ram_bar, ram_goal) = (1024 * KIB, 512 * KIB, 512 * KIB, 256 * KIB);
+    let mut over = false;
+    println!(
+        "{:<14} {:>12} {:>12}   budgets: flash bar 1024 KiB (goal 512), RAM bar 512 KiB (goal 256)",
+        "image", "flash", "RAM"
+    );
+    for bin in ["kernel-check", "bench"] {
+        let (flash, ram) = image_size(&firmware_elf(bin))?;
+        let verdict = |v: u64, bar: u64, goal: u64| {
+            if v > bar {
+                "OVER THE BAR"
+            } else if v > goal {
+                "over the goal"
+            } else {
+                "within the goal"
+            }
+        };
+        println!(
+            "{bin:<14} {:>8.1} KiB {:>8.1} KiB   flash {}, RAM {}",
+            flash as f64 / KIB as f64,
+            ram as f64 / KIB as f64,
+            verdict(flash, flash_bar, flash_goal),
+            verdict(ram, ram_bar, ram_goal)
+        );
+        over |= flash > flash_bar || ram > ram_bar;
+    }
+    if over {
+        bail!("an image is over a budget bar");
+    }
+    Ok(())
+}
+
 fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Test => test(),
         Task::KernelCheck => build_firmware().and_then(|_| kernel_check()),
+        Task::Size => build_firmware().and_then(|_| size()),
         Task::Bench { board } => bench(board),
     }
 }
