@@ -38,12 +38,8 @@ pub struct RunStats {
 /// defect and the reference over time, and a few frames.
 pub struct Recorded {
     pub times: Vec<f64>,
-    /// Mean apparent temperature over each defect's footprint, per frame.
-    pub defect_means: Vec<Vec<f32>>,
     /// Local contrast of each defect per frame: footprint mean minus its sound ring.
     pub defect_contrast: Vec<Vec<f32>>,
-    /// Mean over the sound reference patch, per frame.
-    pub reference_mean: Vec<f32>,
     /// (frame index, frame) kept for previews.
     pub snapshots: Vec<(usize, Vec<f32>)>,
     /// Frame with the largest mean absolute defect contrast, and that frame.
@@ -176,19 +172,16 @@ pub fn simulate_to_dir(
         .writer(BufWriter::new(file))
         .begin_nd()?;
 
-    // Previews need footprints before the run: build the scene once more cheaply from
-    // the same seed (deterministic), or collect lazily — here lazily on the first frame.
+    // The per-frame contrasts need the defect footprints during the run: the scene built
+    // once more from the same seed (deterministic, cheap next to the simulation).
     let mut rec = Recorded {
         times: times.clone(),
-        defect_means: Vec::new(),
         defect_contrast: Vec::new(),
-        reference_mean: Vec::new(),
         snapshots: Vec::new(),
         best: None,
         cold: vec![0.0; w * h],
     };
     let footprint = Scene::build(spec, seed)?;
-    rec.defect_means = vec![Vec::with_capacity(times.len()); footprint.defects.len()];
     rec.defect_contrast = vec![Vec::with_capacity(times.len()); footprint.defects.len()];
     let preheat = spec.station.recording.preheat_frames as usize;
     let snapshot_at: Vec<usize> = {
@@ -214,20 +207,11 @@ pub fn simulate_to_dir(
         seed,
         |k, _t, frame| {
             writer.extend(frame.iter().copied())?;
-            let reference = mean_over(frame, &footprint.sound_reference);
-            rec.reference_mean.push(reference);
             // The best frame for a contrast image: largest summed local contrast of the
             // in-depth defects (surface ones peak at the end of heating anyway).
             let mut score = 0.0;
-            for ((d, means), contrast) in footprint
-                .defects
-                .iter()
-                .zip(rec.defect_means.iter_mut())
-                .zip(rec.defect_contrast.iter_mut())
-            {
-                let m = mean_over(frame, &d.pixels);
-                let c = m - mean_over(frame, &d.ring);
-                means.push(m);
+            for (d, contrast) in footprint.defects.iter().zip(rec.defect_contrast.iter_mut()) {
+                let c = mean_over(frame, &d.pixels) - mean_over(frame, &d.ring);
                 contrast.push(c);
                 if c.is_finite() && d.class != crate::sim::scene::SURFACE {
                     score += c.max(0.0) as f64;

@@ -55,8 +55,6 @@ pub struct Scene {
     pub labels: Vec<u8>,
     pub depth_mm: Vec<f32>,
     pub defects: Vec<DefectView>,
-    /// Rows and columns of a sound reference patch (for contrast curves), if any.
-    pub sound_reference: Vec<usize>,
 }
 
 /// A smooth zero-mean random field with unit standard deviation: white noise blurred by
@@ -75,7 +73,7 @@ fn smooth_field(w: usize, h: usize, sigma_px: f64, rng: &mut ChaCha8Rng) -> Vec<
                 let mut s = 0.0;
                 for (k, kv) in kernel.iter().enumerate() {
                     let o = k as isize - radius;
-                    // Mirror at the borders keeps the statistics uniform.
+                    // Edge pixels repeat beyond the border.
                     let (xx, yy) = if along_x {
                         (x as isize + o, y as isize)
                     } else {
@@ -260,19 +258,6 @@ impl Scene {
                 })
                 .collect();
         }
-        // Sound reference: sound pixels at least 15 mm from every defect, nearest the
-        // lamp's mean intensity (so lamp non-uniformity biases contrasts least).
-        let clear = |i: usize| {
-            let p = centre(i);
-            let far = |c: [f64; 2], d: f64| ((p[0] - c[0]).powi(2) + (p[1] - c[1]).powi(2)).sqrt() > d / 2.0 + 15.0;
-            spec.holes.iter().all(|x| far(x.center_mm, x.diameter_mm))
-                && spec.delaminations.iter().all(|x| far(x.center_mm, x.diameter_mm))
-                && spec.surface_defects.iter().all(|x| far(x.center_mm, x.diameter_mm))
-        };
-        let mut candidates: Vec<usize> = (0..w * h).filter(|&i| labels[i] == SOUND && clear(i)).collect();
-        candidates.sort_by(|&a, &b| (lamp[a] - 1.0).abs().total_cmp(&(lamp[b] - 1.0).abs()));
-        candidates.truncate(64);
-
         Ok(Scene {
             width: w,
             height: h,
@@ -286,7 +271,6 @@ impl Scene {
             labels,
             depth_mm: depth,
             defects,
-            sound_reference: candidates,
         })
     }
 }
