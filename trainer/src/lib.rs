@@ -1,6 +1,7 @@
 //! ThermoQC host library: specimens and the thermography simulator (more as issues land).
 
 pub mod baseline;
+pub mod cnn;
 pub mod dataset;
 pub mod evaluate;
 pub mod features;

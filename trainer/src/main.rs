@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use tqc_trainer::baseline::{Method, Params};
+use tqc_trainer::cnn::TrainConfig;
 use tqc_trainer::dataset::DatasetSpec;
 use tqc_trainer::sequence::ReadOptions;
 
@@ -68,6 +69,27 @@ enum Command {
         validation_share: f64,
         #[arg(long, default_value_t = 0.15)]
         test_share: f64,
+    },
+    /// Trains the CNN on a dataset folder (from `trainer dataset`): features through the
+    /// shared extractor, Adam, class-weighted cross-entropy; writes metrics.csv and
+    /// training-curves.png. Quantization and export to onnx_models/ are not built yet.
+    Train {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        epochs: usize,
+        #[arg(long, default_value_t = 1e-2)]
+        learning_rate: f64,
+        /// Feature maps per hidden layer.
+        #[arg(long, default_value_t = 16)]
+        width: usize,
+        /// Feature channels (log-spaced sample times).
+        #[arg(long, default_value_t = 8)]
+        channels: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// Classical processing of a recording — absolute contrast, PCT, PPT or TSR — into
     /// processed images (npy + PNG), a score image and a thresholded defect map
@@ -187,6 +209,24 @@ fn run(cli: Cli) -> Result<()> {
                 test_share,
             };
             cli::dataset::run(&specimen_template, &spec, &out)
+        }
+        Command::Train {
+            data,
+            out,
+            epochs,
+            learning_rate,
+            width,
+            channels,
+            seed,
+        } => {
+            let cfg = TrainConfig {
+                epochs,
+                learning_rate,
+                width,
+                seed,
+                class_weights: [1.0, 8.0, 8.0],
+            };
+            cli::train::run(&data, &out, &cfg, channels)
         }
         Command::Evaluate { map, truth, json } => cli::evaluate::run(&map, &truth, json.as_deref()),
     }

@@ -5,3 +5,4 @@ pub mod dataset;
 pub mod evaluate;
 pub mod inspect;
 pub mod simulate;
+pub mod train;
