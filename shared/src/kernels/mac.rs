@@ -237,6 +237,74 @@ mod dsp {
         ((offset as u32) << 16) | (offset as u32 & 0xffff)
     }
 
+    /// Pair × pair dot products of `out.len()` consecutive weight pairs against one
+    /// column pair, `double` iterations of two groups (16 MACs × 2) each, in one asm
+    /// loop: per group two `LDRD` of weights and two of columns feed eight `SMLAD`. The
+    /// channel loop's bookkeeping lives in a small parameter block so that the 12
+    /// allocatable registers hold the operands.
+    ///
+    /// SAFETY: `w` must hold `out.len() · 16 · double` readable halfwords, `c` at least
+    /// `16 · double`, both word-aligned; `double ≥ 1` and `out` non-empty.
+    #[inline(always)]
+    unsafe fn smlad_pairs(w: *const i16, c: *const i16, double: usize, out: &mut [[i32; 4]]) {
+        // [column base, inner iterations, output cursor, pairs left]
+        let mut params: [usize; 4] = [c as usize, double, out.as_mut_ptr() as usize, out.len()];
+        // SAFETY: per the caller's contract; `params` outlives the block.
+        unsafe {
+            asm!(
+                "1:",
+                "ldr {pc}, [{prm}]",
+                "ldr {n}, [{prm}, #4]",
+                "movs {a00}, #0",
+                "movs {a01}, #0",
+                "movs {a10}, #0",
+                "movs {a11}, #0",
+                "2:",
+                "ldrd {x}, {y}, [{pw}], #8",
+                "ldrd {u}, {v}, [{pc}], #8",
+                "smlad {a00}, {x}, {u}, {a00}",
+                "smlad {a01}, {x}, {v}, {a01}",
+                "smlad {a10}, {y}, {u}, {a10}",
+                "smlad {a11}, {y}, {v}, {a11}",
+                "ldrd {x}, {y}, [{pw}], #8",
+                "ldrd {u}, {v}, [{pc}], #8",
+                "smlad {a00}, {x}, {u}, {a00}",
+                "smlad {a01}, {x}, {v}, {a01}",
+                "smlad {a10}, {y}, {u}, {a10}",
+                "smlad {a11}, {y}, {v}, {a11}",
+                "ldrd {x}, {y}, [{pw}], #8",
+                "ldrd {u}, {v}, [{pc}], #8",
+                "smlad {a00}, {x}, {u}, {a00}",
+                "smlad {a01}, {x}, {v}, {a01}",
+                "smlad {a10}, {y}, {u}, {a10}",
+                "smlad {a11}, {y}, {v}, {a11}",
+                "ldrd {x}, {y}, [{pw}], #8",
+                "ldrd {u}, {v}, [{pc}], #8",
+                "smlad {a00}, {x}, {u}, {a00}",
+                "smlad {a01}, {x}, {v}, {a01}",
+                "smlad {a10}, {y}, {u}, {a10}",
+                "smlad {a11}, {y}, {v}, {a11}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                "ldr {pc}, [{prm}, #8]",
+                "strd {a00}, {a01}, [{pc}], #8",
+                "strd {a10}, {a11}, [{pc}], #8",
+                "str {pc}, [{prm}, #8]",
+                "ldr {n}, [{prm}, #12]",
+                "subs {n}, {n}, #1",
+                "str {n}, [{prm}, #12]",
+                "bne 1b",
+                pw = inout(reg) w => _,
+                prm = in(reg) params.as_mut_ptr(),
+                pc = out(reg) _,
+                n = out(reg) _,
+                x = out(reg) _, y = out(reg) _, u = out(reg) _, v = out(reg) _,
+                a00 = out(reg) _, a01 = out(reg) _, a10 = out(reg) _, a11 = out(reg) _,
+                options(nostack),
+            );
+        }
+    }
+
     impl Mac for Dsp {
         fn widen(src: &[i8], offset: i32, dst: &mut [i16]) {
             let n = src.len().min(dst.len());
@@ -301,51 +369,16 @@ mod dsp {
         fn dot_pp(w: &[i16], c: &[i16], k: usize) -> [i32; 4] {
             let k = k.min(w.len() / 2).min(c.len() / 2);
             let groups = k / 4;
-            let (mut a00, mut a01, mut a10, mut a11) = (0i32, 0i32, 0i32, 0i32);
+            let [mut a00, mut a01, mut a10, mut a11] = [0i32; 4];
             // LDRD needs word-aligned addresses; the engine's buffers always are.
             let aligned = (w.as_ptr() as usize | c.as_ptr() as usize).is_multiple_of(4);
             let double = if aligned { groups / 2 } else { 0 };
             if double > 0 {
-                // SAFETY: reads 2 · 16 bytes per iteration from each operand, `double`
-                // times: 32·double ≤ 16·groups bytes ≤ 2k halfwords, inside both slices.
-                unsafe {
-                    asm!(
-                        "2:",
-                        "ldrd {x}, {y}, [{pw}], #8",
-                        "ldrd {u}, {v}, [{pc}], #8",
-                        "smlad {a00}, {x}, {u}, {a00}",
-                        "smlad {a01}, {x}, {v}, {a01}",
-                        "smlad {a10}, {y}, {u}, {a10}",
-                        "smlad {a11}, {y}, {v}, {a11}",
-                        "ldrd {x}, {y}, [{pw}], #8",
-                        "ldrd {u}, {v}, [{pc}], #8",
-                        "smlad {a00}, {x}, {u}, {a00}",
-                        "smlad {a01}, {x}, {v}, {a01}",
-                        "smlad {a10}, {y}, {u}, {a10}",
-                        "smlad {a11}, {y}, {v}, {a11}",
-                        "ldrd {x}, {y}, [{pw}], #8",
-                        "ldrd {u}, {v}, [{pc}], #8",
-                        "smlad {a00}, {x}, {u}, {a00}",
-                        "smlad {a01}, {x}, {v}, {a01}",
-                        "smlad {a10}, {y}, {u}, {a10}",
-                        "smlad {a11}, {y}, {v}, {a11}",
-                        "ldrd {x}, {y}, [{pw}], #8",
-                        "ldrd {u}, {v}, [{pc}], #8",
-                        "smlad {a00}, {x}, {u}, {a00}",
-                        "smlad {a01}, {x}, {v}, {a01}",
-                        "smlad {a10}, {y}, {u}, {a10}",
-                        "smlad {a11}, {y}, {v}, {a11}",
-                        "subs {n}, {n}, #1",
-                        "bne 2b",
-                        pw = inout(reg) w.as_ptr() => _,
-                        pc = inout(reg) c.as_ptr() => _,
-                        n = inout(reg) double => _,
-                        x = out(reg) _, y = out(reg) _, u = out(reg) _, v = out(reg) _,
-                        a00 = inout(reg) a00, a01 = inout(reg) a01,
-                        a10 = inout(reg) a10, a11 = inout(reg) a11,
-                        options(nostack, readonly),
-                    );
-                }
+                let mut acc = [[0i32; 4]; 1];
+                // SAFETY: one pair, `double` iterations read 32·double ≤ 16·groups bytes
+                // ≤ 2k halfwords of each operand, word-aligned (checked above).
+                unsafe { smlad_pairs(w.as_ptr(), c.as_ptr(), double, &mut acc) };
+                [a00, a01, a10, a11] = acc[0];
             }
             for g in 2 * double..groups {
                 for half in [0, 4] {
@@ -372,72 +405,17 @@ mod dsp {
             let pairs = out.len().min(w.len() / (2 * k).max(1));
             let groups = k / 4;
             let aligned = (w.as_ptr() as usize | c.as_ptr() as usize).is_multiple_of(4);
-            // One asm block for all pairs: the channel loop's bookkeeping lives in a small
-            // parameter block so the 12 allocatable registers hold the operands.
+            // Consecutive pairs in one asm loop need each pair to end where the next
+            // starts: whole double groups (k a multiple of 8).
             if !aligned || !k.is_multiple_of(8) || groups < 2 || pairs == 0 || c.len() < 2 * k {
                 for (wp, o) in w.chunks_exact(2 * k).zip(out.iter_mut()) {
                     *o = Self::dot_pp(wp, c, k);
                 }
                 return;
             }
-            // [column base, inner iterations, output cursor, pairs left]
-            let mut params: [usize; 4] = [c.as_ptr() as usize, groups / 2, out.as_mut_ptr() as usize, pairs];
             // SAFETY: each pair reads 2k halfwords of `w` (pairs·2k ≤ w.len()) and 2k of
-            // `c` (checked above), 8-byte steps on word-aligned addresses (LDRD), and
-            // writes 16 bytes to `out` (pairs ≤ out.len()); `params` outlives the block.
-            unsafe {
-                asm!(
-                    "1:",
-                    "ldr {pc}, [{prm}]",
-                    "ldr {n}, [{prm}, #4]",
-                    "movs {a00}, #0",
-                    "movs {a01}, #0",
-                    "movs {a10}, #0",
-                    "movs {a11}, #0",
-                    "2:",
-                    "ldrd {x}, {y}, [{pw}], #8",
-                    "ldrd {u}, {v}, [{pc}], #8",
-                    "smlad {a00}, {x}, {u}, {a00}",
-                    "smlad {a01}, {x}, {v}, {a01}",
-                    "smlad {a10}, {y}, {u}, {a10}",
-                    "smlad {a11}, {y}, {v}, {a11}",
-                    "ldrd {x}, {y}, [{pw}], #8",
-                    "ldrd {u}, {v}, [{pc}], #8",
-                    "smlad {a00}, {x}, {u}, {a00}",
-                    "smlad {a01}, {x}, {v}, {a01}",
-                    "smlad {a10}, {y}, {u}, {a10}",
-                    "smlad {a11}, {y}, {v}, {a11}",
-                    "ldrd {x}, {y}, [{pw}], #8",
-                    "ldrd {u}, {v}, [{pc}], #8",
-                    "smlad {a00}, {x}, {u}, {a00}",
-                    "smlad {a01}, {x}, {v}, {a01}",
-                    "smlad {a10}, {y}, {u}, {a10}",
-                    "smlad {a11}, {y}, {v}, {a11}",
-                    "ldrd {x}, {y}, [{pw}], #8",
-                    "ldrd {u}, {v}, [{pc}], #8",
-                    "smlad {a00}, {x}, {u}, {a00}",
-                    "smlad {a01}, {x}, {v}, {a01}",
-                    "smlad {a10}, {y}, {u}, {a10}",
-                    "smlad {a11}, {y}, {v}, {a11}",
-                    "subs {n}, {n}, #1",
-                    "bne 2b",
-                    "ldr {pc}, [{prm}, #8]",
-                    "strd {a00}, {a01}, [{pc}], #8",
-                    "strd {a10}, {a11}, [{pc}], #8",
-                    "str {pc}, [{prm}, #8]",
-                    "ldr {n}, [{prm}, #12]",
-                    "subs {n}, {n}, #1",
-                    "str {n}, [{prm}, #12]",
-                    "bne 1b",
-                    pw = inout(reg) w.as_ptr() => _,
-                    prm = in(reg) params.as_mut_ptr(),
-                    pc = out(reg) _,
-                    n = out(reg) _,
-                    x = out(reg) _, y = out(reg) _, u = out(reg) _, v = out(reg) _,
-                    a00 = out(reg) _, a01 = out(reg) _, a10 = out(reg) _, a11 = out(reg) _,
-                    options(nostack),
-                );
-            }
+            // `c` (checked above), word-aligned; `out` holds at least `pairs` results.
+            unsafe { smlad_pairs(w.as_ptr(), c.as_ptr(), groups / 2, &mut out[..pairs]) };
         }
 
         fn dot_sp(w: &[i16], c: &[i16], k: usize) -> [i32; 2] {
