@@ -5,7 +5,7 @@
 use tqc_shared::blob;
 use tqc_shared::engine::Engine;
 use tqc_shared::kernels::mac::Portable;
-use tqc_shared::model::{InputSpec, Layer, ModelDesc, ModelError, Op, QuantParams};
+use tqc_shared::model::{InputSpec, ModelError, Op, QuantParams};
 use tqc_shared::planner::Mode;
 use tqc_shared::quant::Activation;
 use tqc_shared::tensor::{Padding, Shape};
@@ -35,65 +35,7 @@ impl Rng {
     }
 }
 
-/// A layer with owned weights.
-#[derive(Clone, Debug)]
-pub struct OwnedLayer {
-    pub op: Op,
-    pub activation: Activation,
-    pub output: QuantParams,
-    pub weights: Vec<u8>,
-    pub weight_scales: Vec<u8>,
-    pub bias: Vec<u8>,
-}
-
-/// A model with owned data, from which a [`ModelDesc`] and a blob are made.
-#[derive(Clone, Debug)]
-pub struct OwnedModel {
-    pub name: String,
-    pub input: InputSpec,
-    pub classes: Vec<String>,
-    pub layers: Vec<OwnedLayer>,
-}
-
-impl OwnedModel {
-    pub fn desc(&self) -> ModelDesc<'_> {
-        ModelDesc {
-            name: &self.name,
-            input: self.input.clone(),
-            classes: self.classes.iter().map(String::as_str).collect(),
-            layers: self
-                .layers
-                .iter()
-                .map(|l| Layer {
-                    op: l.op,
-                    activation: l.activation,
-                    output: l.output,
-                    weights: &l.weights,
-                    weight_scales: &l.weight_scales,
-                    bias: &l.bias,
-                })
-                .collect(),
-            arena_bytes: 0,
-        }
-    }
-
-    /// The sealed, encoded blob.
-    pub fn to_blob(&self) -> Result<Vec<u8>, blob::BlobError> {
-        let mut desc = self.desc();
-        blob::seal(&mut desc)?;
-        let size = blob::HEADER_LEN
-            + 1024
-            + self
-                .layers
-                .iter()
-                .map(|l| l.weights.len() + l.weight_scales.len() + l.bias.len() + 64)
-                .sum::<usize>();
-        let mut out = vec![0u8; size];
-        let n = blob::encode(&desc, &mut out)?;
-        out.truncate(n);
-        Ok(out)
-    }
-}
+pub use tqc_shared::owned::{OwnedLayer, OwnedModel};
 
 /// What to put in a layer; weights and quantization are drawn at random.
 #[derive(Clone, Copy, Debug)]

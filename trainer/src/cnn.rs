@@ -4,15 +4,29 @@
 //! Architecture (only layers the engine runs; batch normalization is folded into the
 //! convolutions at export): 3×3 conv K→w, BN, ReLU; 3×3 conv w→w, BN, ReLU; 3×3 conv w→w,
 //! BN, ReLU; 1×1 conv w→3 (logits at full resolution; the device applies softmax and
-//! argmax). Inputs are the shared extractor's int8 features, dequantized.
+//! argmax). Inputs are the shared extractor's int8 features, dequantized. Dropout before
+//! the head during training only.
+//!
+//! Training: one plate per step (a 160×120 plate holds ~19 000 labelled pixels, enough
+//! for batch-norm statistics), plates shuffled every epoch, augmented (flips, gain of the
+//! amplitude channel, a linear lamp-profile tilt, noise, re-quantized to the device's
+//! int8 grid), Adam / AdamW / SGD with Nesterov momentum, linear warm-up then cosine
+//! decay, L2 (and optional L1) weight decay, class-weighted cross-entropy, early stopping
+//! on the validation split keeping the best epoch. Deterministic for a seed.
 
 use burn::module::{AutodiffModule, Module};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig2d};
-use burn::optim::{AdamConfig, GradientsParams, Optimizer};
+use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, PaddingConfig2d};
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, Optimizer, SgdConfig};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Int, Tensor, TensorData, activation};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
 
 use crate::sequence::{ReadOptions, Sequence};
 
@@ -27,11 +41,12 @@ pub struct ThermoNet<B: Backend> {
     bn2: BatchNorm<B>,
     conv3: Conv2d<B>,
     bn3: BatchNorm<B>,
+    dropout: Dropout,
     head: Conv2d<B>,
 }
 
 impl<B: Backend> ThermoNet<B> {
-    pub fn new(channels: usize, width: usize, device: &B::Device) -> Self {
+    pub fn new(channels: usize, width: usize, dropout: f64, device: &B::Device) -> Self {
         let conv = |i: usize, o: usize, k: usize| {
             Conv2dConfig::new([i, o], [k, k])
                 .with_padding(PaddingConfig2d::Same)
@@ -44,6 +59,7 @@ impl<B: Backend> ThermoNet<B> {
             bn2: BatchNormConfig::new(width).init(device),
             conv3: conv(width, width, 3),
             bn3: BatchNormConfig::new(width).init(device),
+            dropout: DropoutConfig::new(dropout).init(),
             head: conv(width, CLASSES, 1),
         }
     }
@@ -53,7 +69,16 @@ impl<B: Backend> ThermoNet<B> {
         let x = activation::relu(self.bn1.forward(self.conv1.forward(x)));
         let x = activation::relu(self.bn2.forward(self.conv2.forward(x)));
         let x = activation::relu(self.bn3.forward(self.conv3.forward(x)));
-        self.head.forward(x)
+        self.head.forward(self.dropout.forward(x))
+    }
+
+    /// The trained layers in order, for folding and export: the three 3×3 convolutions
+    /// with their batch norms, then the head.
+    pub fn layers(&self) -> ([(&Conv2d<B>, &BatchNorm<B>); 3], &Conv2d<B>) {
+        (
+            [(&self.conv1, &self.bn1), (&self.conv2, &self.bn2), (&self.conv3, &self.bn3)],
+            &self.head,
+        )
     }
 }
 
@@ -65,6 +90,8 @@ pub struct Sample {
     pub width: usize,
     pub features: Vec<f32>,
     pub labels: Vec<u8>,
+    /// The int8 feature image as the device computes it (HWC); empty for augmented copies.
+    pub image: Vec<i8>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,25 +135,203 @@ pub fn load_sample(
         width: seq.width,
         features,
         labels,
+        image,
     })
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
+/// The optimizer of a training run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+pub enum OptimizerKind {
+    Adam,
+    /// Adam with decoupled weight decay.
+    Adamw,
+    /// SGD with Nesterov momentum 0.9.
+    Sgd,
+}
+
+/// Augmentation of the feature images during training.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Augment {
+    /// Random horizontal and vertical flips.
+    pub flips: bool,
+    /// Gain of the amplitude channel, uniform in `1 ± gain` (emissivity, lamp power).
+    pub gain: f32,
+    /// Lamp-profile tilt of the amplitude channel: up to `± tilt` from edge to centre.
+    pub tilt: f32,
+    /// Gaussian noise on every feature, in feature units.
+    pub noise: f32,
+}
+
+impl Augment {
+    pub const NONE: Augment = Augment {
+        flips: false,
+        gain: 0.0,
+        tilt: 0.0,
+        noise: 0.0,
+    };
+    pub const DEFAULT: Augment = Augment {
+        flips: true,
+        gain: 0.1,
+        tilt: 0.1,
+        noise: 0.01,
+    };
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TrainConfig {
     pub epochs: usize,
+    /// Peak learning rate (after the warm-up).
     pub learning_rate: f64,
+    /// Epochs of linear warm-up from zero; cosine decay to 1 % of the peak afterwards.
+    pub warmup_epochs: usize,
+    pub optimizer: OptimizerKind,
+    /// L2 penalty (decoupled for AdamW).
+    pub weight_decay: f32,
+    /// L1 penalty on the convolution weights, added to the loss (0 = off).
+    pub l1: f32,
+    /// Dropout before the head.
+    pub dropout: f64,
     pub width: usize,
     pub seed: u64,
     /// Loss weight of each class (rare defect pixels count more).
     pub class_weights: [f32; CLASSES],
+    /// Stop after this many epochs without a better validation score (`None`: never).
+    pub patience: Option<usize>,
+    pub augment: Augment,
+}
+
+impl TrainConfig {
+    /// Learning rate at `step` of `total` (warm-up steps first).
+    pub fn rate_at(&self, step: usize, warmup: usize, total: usize) -> f64 {
+        if step < warmup {
+            return self.learning_rate * (step + 1) as f64 / warmup as f64;
+        }
+        let span = total.saturating_sub(warmup).max(1) as f64;
+        let f = ((step - warmup) as f64 / span).min(1.0);
+        let floor = 0.01 * self.learning_rate;
+        floor + (self.learning_rate - floor) * 0.5 * (1.0 + (std::f64::consts::PI * f).cos())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct EpochReport {
     pub epoch: usize,
+    pub learning_rate: f64,
     pub train_loss: f64,
     pub validation_loss: f64,
     pub iou: [f64; CLASSES],
+    /// Mean IoU of the defect classes: what early stopping watches.
+    pub score: f64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("no training plates")]
+    NoTrainingPlates,
+    #[error("no validation plates: early stopping and the metrics need a validation split")]
+    NoValidationPlates,
+    #[error("the training plates hold no defect pixel: nothing to learn")]
+    NoDefects,
+    #[error("plate {index} is {found}, the first plate {expected}: all plates need one shape")]
+    Shape {
+        index: usize,
+        expected: String,
+        found: String,
+    },
+    #[error("label {label} at pixel {pixel} of plate {index} is not a class (0..{CLASSES})")]
+    Label { index: usize, pixel: usize, label: u8 },
+    #[error("the loss became {value} at epoch {epoch}: lower the learning rate")]
+    Diverged { epoch: usize, value: f64 },
+    #[error("invalid configuration: {0}")]
+    Config(&'static str),
+}
+
+fn check_data(train: &[Sample], validation: &[Sample], cfg: &TrainConfig) -> Result<(), TrainError> {
+    let first = train.first().ok_or(TrainError::NoTrainingPlates)?;
+    if validation.is_empty() {
+        return Err(TrainError::NoValidationPlates);
+    }
+    if cfg.epochs == 0 || cfg.width == 0 {
+        return Err(TrainError::Config("epochs and width must be positive"));
+    }
+    if !(cfg.learning_rate.is_finite() && cfg.learning_rate > 0.0) {
+        return Err(TrainError::Config("the learning rate must be positive"));
+    }
+    if !(0.0..1.0).contains(&cfg.dropout) {
+        return Err(TrainError::Config("dropout must be within 0..1"));
+    }
+    if cfg.class_weights.iter().any(|w| !(w.is_finite() && *w > 0.0)) {
+        return Err(TrainError::Config("class weights must be positive"));
+    }
+    let shape = |s: &Sample| format!("{}×{}×{}", s.channels, s.height, s.width);
+    for (index, s) in train.iter().chain(validation).enumerate() {
+        if (s.channels, s.height, s.width) != (first.channels, first.height, first.width) {
+            return Err(TrainError::Shape {
+                index,
+                expected: shape(first),
+                found: shape(s),
+            });
+        }
+        if let Some((pixel, &label)) = s.labels.iter().enumerate().find(|(_, l)| **l as usize >= CLASSES) {
+            return Err(TrainError::Label { index, pixel, label });
+        }
+    }
+    if train.iter().all(|s| s.labels.iter().all(|&l| l == 0)) {
+        return Err(TrainError::NoDefects);
+    }
+    Ok(())
+}
+
+/// An augmented copy of `s`; features stay on the int8 grid of `quant`.
+pub fn augment(s: &Sample, a: &Augment, quant: tqc_shared::model::QuantParams, rng: &mut ChaCha8Rng) -> Sample {
+    let (c, h, w) = (s.channels, s.height, s.width);
+    let px = h * w;
+    let (flip_x, flip_y) = if a.flips {
+        (rng.random::<bool>(), rng.random::<bool>())
+    } else {
+        (false, false)
+    };
+    let gain = 1.0 + a.gain * (2.0 * rng.random::<f32>() - 1.0);
+    let (tx, ty) = (
+        a.tilt * (2.0 * rng.random::<f32>() - 1.0),
+        a.tilt * (2.0 * rng.random::<f32>() - 1.0),
+    );
+    let noise = Normal::new(0.0f32, a.noise.max(0.0)).ok();
+    let (lo, hi) = (
+        quant.scale * (-128 - quant.zero_point as i32) as f32,
+        quant.scale * (127 - quant.zero_point as i32) as f32,
+    );
+    let mut out = Sample {
+        channels: c,
+        height: h,
+        width: w,
+        features: vec![0.0; s.features.len()],
+        labels: vec![0; px],
+        image: Vec::new(),
+    };
+    for y in 0..h {
+        let sy = if flip_y { h - 1 - y } else { y };
+        for x in 0..w {
+            let sx = if flip_x { w - 1 - x } else { x };
+            let (d, src) = (y * w + x, sy * w + sx);
+            out.labels[d] = s.labels[src];
+            let u = 2.0 * x as f32 / (w.max(2) - 1) as f32 - 1.0;
+            let v = 2.0 * y as f32 / (h.max(2) - 1) as f32 - 1.0;
+            for k in 0..c {
+                let mut f = s.features[k * px + src];
+                if k == 0 {
+                    f *= gain * (1.0 + tx * u + ty * v);
+                }
+                if let Some(n) = noise {
+                    f += n.sample(rng);
+                }
+                // Back onto the device's grid: the network only ever sees int8 features.
+                let q = (f / quant.scale).round() * quant.scale;
+                out.features[k * px + d] = q.clamp(lo, hi);
+            }
+        }
+    }
+    out
 }
 
 fn batch<B: Backend>(samples: &[&Sample], device: &B::Device) -> (Tensor<B, 4>, Tensor<B, 1, Int>) {
@@ -149,19 +354,33 @@ fn pixel_rows<B: Backend>(logits: Tensor<B, 4>) -> Tensor<B, 2> {
     logits.permute([0, 2, 3, 1]).reshape([n * h * w, c])
 }
 
-/// Per-class IoU of a prediction against labels.
+/// Per-class IoU of a prediction against labels (1 for a class absent from both).
 pub fn iou(pred: &[u8], labels: &[u8]) -> [f64; CLASSES] {
+    let m = confusion(pred, labels);
     let mut out = [0.0; CLASSES];
     for (c, o) in out.iter_mut().enumerate() {
-        let (mut inter, mut union) = (0usize, 0usize);
-        for (&p, &l) in pred.iter().zip(labels) {
-            let (a, b) = (p as usize == c, l as usize == c);
-            inter += usize::from(a && b);
-            union += usize::from(a || b);
-        }
+        let inter = m[c][c];
+        let union: u64 = (0..CLASSES).map(|k| m[c][k] + m[k][c]).sum::<u64>() - inter;
         *o = if union == 0 { 1.0 } else { inter as f64 / union as f64 };
     }
     out
+}
+
+/// Confusion matrix, `[true class][predicted class]` pixel counts.
+pub fn confusion(pred: &[u8], labels: &[u8]) -> [[u64; CLASSES]; CLASSES] {
+    let mut m = [[0u64; CLASSES]; CLASSES];
+    for (&p, &l) in pred.iter().zip(labels) {
+        if (p as usize) < CLASSES && (l as usize) < CLASSES {
+            m[l as usize][p as usize] += 1;
+        }
+    }
+    m
+}
+
+/// Float logits of one plate, CHW.
+pub fn logits<B: Backend>(model: &ThermoNet<B>, sample: &Sample, device: &B::Device) -> Vec<f32> {
+    let (x, _) = batch::<B>(&[sample], device);
+    model.forward(x).into_data().iter::<f32>().collect()
 }
 
 /// Predicted classes of `samples` (argmax of the logits).
@@ -172,36 +391,112 @@ pub fn predict<B: Backend>(model: &ThermoNet<B>, samples: &[&Sample], device: &B
     idx.into_data().iter::<i64>().map(|v| v as u8).collect()
 }
 
-/// Trains on `train` (one plate per step, all plates every epoch), reports each epoch on
-/// `validation`.
+fn l1_penalty<B: Backend>(model: &ThermoNet<B>) -> Tensor<B, 1> {
+    let (convs, head) = model.layers();
+    let mut total = head.weight.val().abs().sum();
+    for (c, _) in convs {
+        total = total + c.weight.val().abs().sum();
+    }
+    total
+}
+
+/// Trains on `train` (one plate per step, all plates every epoch in a seeded order),
+/// reports each epoch on `validation`, and returns the model of the best epoch.
 pub fn train<B: AutodiffBackend>(
     train: &[Sample],
     validation: &[Sample],
     cfg: &TrainConfig,
+    quant: tqc_shared::model::QuantParams,
+    device: &B::Device,
+    on_epoch: impl FnMut(&EpochReport),
+) -> Result<(ThermoNet<B::InnerBackend>, Vec<EpochReport>), TrainError> {
+    check_data(train, validation, cfg)?;
+    B::seed(device, cfg.seed);
+    let model = ThermoNet::<B>::new(train[0].channels, cfg.width, cfg.dropout, device);
+    continue_training(model, train, validation, cfg, quant, device, on_epoch)
+}
+
+/// The training loop from a given model (a fresh one, or a shipped one for fine-tuning).
+pub fn continue_training<B: AutodiffBackend>(
+    model: ThermoNet<B>,
+    train: &[Sample],
+    validation: &[Sample],
+    cfg: &TrainConfig,
+    quant: tqc_shared::model::QuantParams,
+    device: &B::Device,
+    on_epoch: impl FnMut(&EpochReport),
+) -> Result<(ThermoNet<B::InnerBackend>, Vec<EpochReport>), TrainError> {
+    check_data(train, validation, cfg)?;
+    match cfg.optimizer {
+        OptimizerKind::Adam => {
+            let o = AdamConfig::new()
+                .with_weight_decay((cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay)))
+                .init();
+            run(model, o, train, validation, cfg, quant, device, on_epoch)
+        }
+        OptimizerKind::Adamw => {
+            let o = AdamWConfig::new().with_weight_decay(cfg.weight_decay).init();
+            run(model, o, train, validation, cfg, quant, device, on_epoch)
+        }
+        OptimizerKind::Sgd => {
+            let o = SgdConfig::new()
+                .with_momentum(Some(MomentumConfig {
+                    momentum: 0.9,
+                    dampening: 0.0,
+                    nesterov: true,
+                }))
+                .with_weight_decay((cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay)))
+                .init();
+            run(model, o, train, validation, cfg, quant, device, on_epoch)
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run<B: AutodiffBackend, O: Optimizer<ThermoNet<B>, B>>(
+    mut model: ThermoNet<B>,
+    mut optim: O,
+    train: &[Sample],
+    validation: &[Sample],
+    cfg: &TrainConfig,
+    quant: tqc_shared::model::QuantParams,
     device: &B::Device,
     mut on_epoch: impl FnMut(&EpochReport),
-) -> (ThermoNet<B>, Vec<EpochReport>) {
-    B::seed(device, cfg.seed);
-    let channels = train[0].channels;
-    let mut model = ThermoNet::<B>::new(channels, cfg.width, device);
-    let mut optim = AdamConfig::new().init();
+) -> Result<(ThermoNet<B::InnerBackend>, Vec<EpochReport>), TrainError> {
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x7471_635f_6175_6731);
     let loss_fn = CrossEntropyLossConfig::new()
         .with_weights(Some(cfg.class_weights.to_vec()))
         .init(device);
-    let mut reports = Vec::new();
+    let loss_valid = CrossEntropyLossConfig::new()
+        .with_weights(Some(cfg.class_weights.to_vec()))
+        .init::<B::InnerBackend>(device);
+    let total_steps = cfg.epochs * train.len();
+    let warmup_steps = cfg.warmup_epochs * train.len();
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    let (mut reports, mut best): (Vec<EpochReport>, Option<(f64, ThermoNet<B::InnerBackend>)>) = (Vec::new(), None);
+    let mut since_best = 0;
+    let mut step = 0;
     for epoch in 1..=cfg.epochs {
-        let mut total = 0.0;
-        for s in train {
-            let (x, y) = batch::<B>(&[s], device);
-            let loss = loss_fn.forward(pixel_rows(model.forward(x)), y);
-            total += loss.clone().into_scalar().elem::<f64>();
+        order.shuffle(&mut rng);
+        let (mut total, mut rate) = (0.0, 0.0);
+        for &i in &order {
+            let s = augment(&train[i], &cfg.augment, quant, &mut rng);
+            let (x, y) = batch::<B>(&[&s], device);
+            let mut loss = loss_fn.forward(pixel_rows(model.forward(x)), y);
+            if cfg.l1 > 0.0 {
+                loss = loss + l1_penalty(&model).mul_scalar(cfg.l1);
+            }
+            let value = loss.clone().into_scalar().elem::<f64>();
+            if !value.is_finite() {
+                return Err(TrainError::Diverged { epoch, value });
+            }
+            total += value;
             let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = optim.step(cfg.learning_rate, model, grads);
+            rate = cfg.rate_at(step, warmup_steps, total_steps);
+            model = optim.step(rate, model, grads);
+            step += 1;
         }
         let valid = model.valid();
-        let loss_valid = CrossEntropyLossConfig::new()
-            .with_weights(Some(cfg.class_weights.to_vec()))
-            .init::<B::InnerBackend>(device);
         let (mut vloss, mut pred, mut truth) = (0.0, Vec::new(), Vec::new());
         for s in validation {
             let (x, y) = batch::<B::InnerBackend>(&[s], device);
@@ -212,14 +507,46 @@ pub fn train<B: AutodiffBackend>(
             pred.extend(predict(&valid, &[s], device));
             truth.extend_from_slice(&s.labels);
         }
+        let iou = iou(&pred, &truth);
         let report = EpochReport {
             epoch,
-            train_loss: total / train.len().max(1) as f64,
-            validation_loss: vloss / validation.len().max(1) as f64,
-            iou: iou(&pred, &truth),
+            learning_rate: rate,
+            train_loss: total / train.len() as f64,
+            validation_loss: vloss / validation.len() as f64,
+            iou,
+            score: 0.5 * (iou[1] + iou[2]),
         };
         on_epoch(&report);
+        let better = best.as_ref().is_none_or(|(b, _)| report.score > *b);
         reports.push(report);
+        if better {
+            best = Some((reports[reports.len() - 1].score, valid));
+            since_best = 0;
+        } else {
+            since_best += 1;
+            if cfg.patience.is_some_and(|p| since_best >= p) {
+                break;
+            }
+        }
     }
-    (model, reports)
+    let (_, model) = best.ok_or(TrainError::Config("no epoch ran"))?;
+    Ok((model, reports))
+}
+
+/// Recorder of trained weights (full precision, named MessagePack).
+pub type Recorder = burn::record::NamedMpkFileRecorder<burn::record::FullPrecisionSettings>;
+
+/// Writes the weights to `path` (`.mpk` is added).
+pub fn save<B: Backend>(model: &ThermoNet<B>, path: &std::path::Path) -> Result<(), burn::record::RecorderError> {
+    model.clone().save_file(path.to_path_buf(), &Recorder::new())
+}
+
+/// Reads weights written by [`save`] into a network of the given size.
+pub fn load<B: Backend>(
+    path: &std::path::Path,
+    channels: usize,
+    width: usize,
+    device: &B::Device,
+) -> Result<ThermoNet<B>, burn::record::RecorderError> {
+    ThermoNet::new(channels, width, 0.0, device).load_file(path.to_path_buf(), &Recorder::new(), device)
 }

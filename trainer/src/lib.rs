@@ -1,10 +1,15 @@
-//! ThermoQC host library: specimens and the thermography simulator (more as issues land).
+//! ThermoQC host library: specimens, the thermography simulator, datasets, classical
+//! baselines, the CNN, its quantization and export, and the host twin of the device.
 
 pub mod baseline;
 pub mod cnn;
 pub mod dataset;
 pub mod evaluate;
+pub mod export;
 pub mod features;
+pub mod infer;
+pub mod model_eval;
+pub mod onnx_run;
 pub mod preview;
 pub mod sequence;
 pub mod sim;

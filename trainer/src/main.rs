@@ -1,5 +1,5 @@
-//! `trainer`: the host side of ThermoQC. Today it inspects model blobs; simulation,
-//! datasets, training, quantization and export land here as their issues do.
+//! `trainer`: the host side of ThermoQC — simulation, datasets, baselines, training,
+//! quantization and export, the host twin of the device, model blobs.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use tqc_trainer::baseline::{Method, Params};
-use tqc_trainer::cnn::TrainConfig;
+use tqc_trainer::cnn::{Augment, OptimizerKind, TrainConfig};
 use tqc_trainer::dataset::DatasetSpec;
 use tqc_trainer::sequence::ReadOptions;
 
@@ -71,25 +71,77 @@ enum Command {
         test_share: f64,
     },
     /// Trains the CNN on a dataset folder (from `trainer dataset`): features through the
-    /// shared extractor, Adam, class-weighted cross-entropy; writes metrics.csv and
-    /// training-curves.png. Quantization and export to onnx_models/ are not built yet.
+    /// shared extractor, augmentation, warm-up + cosine learning rate, early stopping on
+    /// the validation split. Writes metrics.csv, training-curves.png, confusion.png,
+    /// validation-maps.png and the weights into OUT, then folds batch norm, calibrates
+    /// int8 on the training plates and exports NAME.onnx, NAME.int8.onnx, NAME.tqm and
+    /// NAME.training.json into EXPORT_TO.
     Train {
         #[arg(long)]
         data: PathBuf,
+        /// Folder for metrics, plots and weights.
         #[arg(long)]
         out: PathBuf,
-        #[arg(long, default_value_t = 20)]
+        /// Folder for the exported model (default: OUT).
+        #[arg(long)]
+        export_to: Option<PathBuf>,
+        /// Model name: the exported files are NAME.onnx, NAME.int8.onnx, NAME.tqm.
+        #[arg(long, default_value = "thermonet")]
+        name: String,
+        #[arg(long, default_value_t = 40)]
         epochs: usize,
-        #[arg(long, default_value_t = 1e-2)]
+        /// Peak learning rate.
+        #[arg(long, default_value_t = 5e-3)]
         learning_rate: f64,
+        #[arg(long, default_value_t = 2)]
+        warmup_epochs: usize,
+        #[arg(long, value_enum, default_value = "adamw")]
+        optimizer: OptimizerKind,
+        /// L2 weight decay (decoupled for AdamW).
+        #[arg(long, default_value_t = 1e-4)]
+        weight_decay: f32,
+        /// L1 penalty on the convolution weights.
+        #[arg(long, default_value_t = 0.0)]
+        l1: f32,
+        /// Dropout before the 1×1 head.
+        #[arg(long, default_value_t = 0.1)]
+        dropout: f64,
+        /// Epochs without a better validation score before stopping (0: never stop early).
+        #[arg(long, default_value_t = 10)]
+        patience: usize,
+        /// Train without augmentation (flips, gain, lamp tilt, noise).
+        #[arg(long)]
+        no_augment: bool,
+        /// Loss weights of sound, subsurface, surface pixels.
+        #[arg(long, value_delimiter = ',', default_value = "1,8,8")]
+        class_weights: Vec<f32>,
         /// Feature maps per hidden layer.
-        #[arg(long, default_value_t = 16)]
+        #[arg(long, default_value_t = 12)]
         width: usize,
         /// Feature channels (log-spaced sample times).
         #[arg(long, default_value_t = 8)]
         channels: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+    },
+    /// Inspects a recording with a model blob exactly as the device does (shared feature
+    /// extractor, shared int8 engine): writes classes.npy (u8 per pixel), logits.npy,
+    /// overlay.png (the class map over the best-contrast image) and verdict.json (PASS or
+    /// FAIL, defect regions with position and size).
+    Infer {
+        /// The model blob (.tqm).
+        #[arg(long)]
+        model: PathBuf,
+        /// A recording folder (sequence.npy, times.npy) or a sequence .npy file.
+        #[arg(long)]
+        sequence: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Smallest defect region (pixels) that fails the part.
+        #[arg(long, default_value_t = tqc_shared::verdict::VerdictConfig::DEFAULT.min_region_pixels)]
+        min_region_pixels: u32,
+        #[command(flatten)]
+        read: ReadArgs,
     },
     /// Classical processing of a recording — absolute contrast, PCT, PPT or TSR — into
     /// processed images (npy + PNG), a score image and a thresholded defect map
@@ -121,13 +173,31 @@ enum Command {
     /// Scores a defect map (u8 .npy: 0/1, or classes 0/1/2) against a recording's ground
     /// truth: per-class IoU, pixel precision and recall, per-defect detection (found when
     /// half its footprint is flagged), false-call area; prints a table, writes JSON.
+    ///
+    /// With `--model M.tqm --data DIR` instead: the model on a dataset split — CNN float
+    /// (M.onnx through tract, when present), CNN int8 (the blob through the shared
+    /// engine) and the four baselines — as a table and JSON; `--card` also simulates the
+    /// reference plate and writes the model card.
     Evaluate {
-        #[arg(long)]
-        map: PathBuf,
+        /// A defect map (.npy) to score (with --truth).
+        #[arg(long, conflicts_with_all = ["model", "data"], required_unless_present = "model")]
+        map: Option<PathBuf>,
         /// The recording folder holding labels.npy (and meta.json for named defects).
+        #[arg(long, requires = "map")]
+        truth: Option<PathBuf>,
+        /// A model blob (.tqm) to evaluate on --data.
+        #[arg(long, requires = "data")]
+        model: Option<PathBuf>,
+        /// A dataset folder (index.json).
         #[arg(long)]
-        truth: PathBuf,
-        /// Where to write the JSON (default: next to the map).
+        data: Option<PathBuf>,
+        /// The split of --data to evaluate on.
+        #[arg(long, default_value = "test")]
+        split: String,
+        /// Write the model card (Markdown) here.
+        #[arg(long, requires = "model")]
+        card: Option<PathBuf>,
+        /// Where to write the JSON (default: next to the map / the model).
         #[arg(long)]
         json: Option<PathBuf>,
     },
@@ -213,21 +283,79 @@ fn run(cli: Cli) -> Result<()> {
         Command::Train {
             data,
             out,
+            export_to,
+            name,
             epochs,
             learning_rate,
+            warmup_epochs,
+            optimizer,
+            weight_decay,
+            l1,
+            dropout,
+            patience,
+            no_augment,
+            class_weights,
             width,
             channels,
             seed,
         } => {
+            let class_weights: [f32; 3] = class_weights
+                .try_into()
+                .map_err(|v: Vec<f32>| anyhow::anyhow!("--class-weights takes 3 values, got {}", v.len()))?;
             let cfg = TrainConfig {
                 epochs,
                 learning_rate,
+                warmup_epochs,
+                optimizer,
+                weight_decay,
+                l1,
+                dropout,
                 width,
                 seed,
-                class_weights: [1.0, 8.0, 8.0],
+                class_weights,
+                patience: (patience > 0).then_some(patience),
+                augment: if no_augment { Augment::NONE } else { Augment::DEFAULT },
             };
-            cli::train::run(&data, &out, &cfg, channels)
+            let export_to = export_to.unwrap_or_else(|| out.clone());
+            cli::train::run(
+                &data,
+                &out,
+                &cfg,
+                channels,
+                &cli::train::Options {
+                    name: &name,
+                    export_to: &export_to,
+                },
+            )
         }
-        Command::Evaluate { map, truth, json } => cli::evaluate::run(&map, &truth, json.as_deref()),
+        Command::Infer {
+            model,
+            sequence,
+            out,
+            min_region_pixels,
+            read,
+        } => {
+            let opts = ReadOptions {
+                frame_rate_hz: read.frame_rate,
+                preheat_frames: read.preheat_frames,
+                counts_to_kelvin: read.counts_scale.map(|s| (s, read.counts_offset)),
+            };
+            cli::infer::run(&model, &sequence, &out, &opts, min_region_pixels)
+        }
+        Command::Evaluate {
+            map,
+            truth,
+            model,
+            data,
+            split,
+            card,
+            json,
+        } => match (map, truth, model, data) {
+            (Some(map), Some(truth), _, _) => cli::evaluate::run(&map, &truth, json.as_deref()),
+            (_, _, Some(model), Some(data)) => {
+                cli::model_card::run(&model, &data, &split, json.as_deref(), card.as_deref())
+            }
+            _ => anyhow::bail!("give --map with --truth, or --model with --data"),
+        },
     }
 }

@@ -261,3 +261,9 @@ pub fn simulate_to_dir(
     commit(&tmp, &meta_path)?;
     Ok((scene, stats, rec))
 }
+
+/// Heating duration recorded in a simulated recording's meta.json, if any.
+pub fn heating_end(dir: &Path) -> Option<f64> {
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).ok()?).ok()?;
+    meta["specimen"]["station"]["heating"]["duration_s"].as_f64()
+}

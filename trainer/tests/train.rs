@@ -1,24 +1,48 @@
-//! A smoke training run (seconds): features through the shared extractor, a few epochs
-//! on tiny plates, the loss falls and the metrics are sane.
+//! Training, quantization and export on tiny simulated plates (seconds): the loss falls,
+//! a seed reproduces a run bit for bit, bad data gives clear errors, and the exported
+//! files agree with each other — float ONNX (tract) with burn, int8 ONNX (tract) with the
+//! shared engine, the blob with `trainer infer`'s host twin.
+
+use std::sync::OnceLock;
 
 use burn::backend::{Autodiff, NdArray};
 use tqc_shared::features::FeatureSpec;
 use tqc_shared::model::QuantParams;
-use tqc_trainer::cnn::{Sample, TrainConfig, load_sample, train};
+use tqc_shared::verdict::VerdictConfig;
+use tqc_trainer::cnn::{
+    Augment, OptimizerKind, Sample, TrainConfig, TrainError, iou, load_sample, logits, predict, train,
+};
+use tqc_trainer::export::fold::FloatNet;
+use tqc_trainer::export::export;
+use tqc_trainer::onnx_run::OnnxModel;
 use tqc_trainer::simulate::simulate_to_dir;
 use tqc_trainer::specimen::Specimen;
 
 type B = Autodiff<NdArray<f32>>;
+type Inner = NdArray<f32>;
 
-fn plates() -> Vec<Sample> {
-    let text = include_str!("fixtures/small-part.toml");
-    let spec = FeatureSpec::log_spaced(6_000, 34_000, 4, 100).unwrap();
-    let quant = QuantParams {
-        scale: 1.0 / 64.0,
-        zero_point: -128,
-    };
-    (0..3)
-        .map(|i| {
+const QUANT: QuantParams = QuantParams {
+    scale: 1.0 / 64.0,
+    zero_point: -128,
+};
+
+fn spec() -> FeatureSpec {
+    FeatureSpec::log_spaced(6_000, 34_000, 4, 100).unwrap()
+}
+
+struct Plates {
+    samples: Vec<Sample>,
+    _dirs: Vec<tempfile::TempDir>,
+    dirs: Vec<std::path::PathBuf>,
+}
+
+fn plates() -> &'static Plates {
+    static P: OnceLock<Plates> = OnceLock::new();
+    P.get_or_init(|| {
+        let text = include_str!("fixtures/small-part.toml");
+        let mut samples = Vec::new();
+        let mut dirs = Vec::new();
+        for i in 0..3 {
             // Move the defects around from plate to plate.
             let t = text.replace(
                 "center_mm = [25.0, 30.0]",
@@ -27,26 +51,49 @@ fn plates() -> Vec<Sample> {
             let s = Specimen::parse(&t, "small.toml").unwrap();
             let dir = tempfile::tempdir().unwrap();
             simulate_to_dir(&s, 100 + i as u64, dir.path(), |_, _| {}).unwrap();
-            load_sample(dir.path(), &spec, quant).unwrap()
-        })
-        .collect()
+            samples.push(load_sample(dir.path(), &spec(), QUANT).unwrap());
+            dirs.push(dir);
+        }
+        Plates {
+            samples,
+            dirs: dirs.iter().map(|d| d.path().to_path_buf()).collect(),
+            _dirs: dirs,
+        }
+    })
+}
+
+/// burn's NdArray backend seeds one process-wide generator, so runs in parallel test
+/// threads would draw from each other's stream: training tests take turns.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn config(epochs: usize) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        learning_rate: 2e-2,
+        warmup_epochs: 1,
+        optimizer: OptimizerKind::Adam,
+        weight_decay: 0.0,
+        l1: 0.0,
+        dropout: 0.0,
+        width: 8,
+        seed: 7,
+        class_weights: [1.0, 4.0, 4.0],
+        patience: None,
+        augment: Augment::NONE,
+    }
 }
 
 #[test]
 fn smoke_training_reduces_the_loss() {
-    let data = plates();
+    let _turn = serial();
+    let data = &plates().samples;
     assert_eq!(data[0].channels, 4);
     assert_eq!(data[0].features.len(), 4 * 40 * 30);
-    let cfg = TrainConfig {
-        epochs: 12,
-        learning_rate: 3e-2,
-        width: 8,
-        seed: 7,
-        class_weights: [1.0, 4.0, 4.0],
-    };
-    let device = Default::default();
     let mut seen = 0;
-    let (_model, reports) = train::<B>(&data[..2], &data[2..], &cfg, &device, |_| seen += 1);
+    let (_model, reports) = train::<B>(&data[..2], &data[2..], &config(12), QUANT, &Default::default(), |_| seen += 1).unwrap();
     assert_eq!(seen, 12);
     assert!(
         reports
@@ -56,6 +103,145 @@ fn smoke_training_reduces_the_loss() {
     let (first, last) = (reports[0].train_loss, reports[11].train_loss);
     assert!(last < 0.7 * first, "training loss {first} → {last}");
     assert!(reports.iter().all(|r| r.iou.iter().all(|v| (0.0..=1.0).contains(v))));
-    // Twenty-four steps are too few for the batch-norm running statistics, so the
-    // validation numbers of a smoke run are checked for sanity only, not for quality.
+    // Warm-up (linear from zero), then cosine decay to 1 % of the peak.
+    let cfg = config(12);
+    let peak = cfg.learning_rate;
+    assert_eq!(cfg.rate_at(0, 4, 24), peak / 4.0);
+    assert_eq!(cfg.rate_at(3, 4, 24), peak);
+    assert!((cfg.rate_at(4, 4, 24) - peak).abs() < 1e-12);
+    assert!((cfg.rate_at(24, 4, 24) - 0.01 * peak).abs() < 1e-12);
+    assert!(reports.windows(2).skip(1).all(|w| w[1].learning_rate < w[0].learning_rate));
+}
+
+#[test]
+fn every_optimizer_and_augmentation_trains() {
+    let _turn = serial();
+    let data = &plates().samples;
+    for optimizer in [OptimizerKind::Adamw, OptimizerKind::Sgd] {
+        let cfg = TrainConfig {
+            optimizer,
+            weight_decay: 1e-4,
+            l1: 1e-5,
+            dropout: 0.1,
+            augment: Augment::DEFAULT,
+            learning_rate: if optimizer == OptimizerKind::Sgd { 5e-2 } else { 2e-2 },
+            ..config(8)
+        };
+        let (_m, r) = train::<B>(&data[..2], &data[2..], &cfg, QUANT, &Default::default(), |_| {}).unwrap();
+        assert!(r[7].train_loss < r[0].train_loss, "{optimizer:?}: {} → {}", r[0].train_loss, r[7].train_loss);
+    }
+}
+
+#[test]
+fn a_seed_reproduces_the_run() {
+    let _turn = serial();
+    let data = &plates().samples;
+    let cfg = TrainConfig {
+        augment: Augment::DEFAULT,
+        ..config(3)
+    };
+    let run = || train::<B>(&data[..2], &data[2..], &cfg, QUANT, &Default::default(), |_| {}).unwrap();
+    let (m1, r1) = run();
+    let (m2, r2) = run();
+    assert_eq!(r1, r2);
+    let device = Default::default();
+    assert_eq!(logits(&m1, &data[2], &device), logits(&m2, &data[2], &device));
+}
+
+#[test]
+fn early_stopping_keeps_the_best_epoch() {
+    let _turn = serial();
+    let data = &plates().samples;
+    let cfg = TrainConfig {
+        patience: Some(2),
+        ..config(30)
+    };
+    let device = Default::default();
+    let (model, r) = train::<B>(&data[..2], &data[2..], &cfg, QUANT, &device, |_| {}).unwrap();
+    // The first epoch reaching the best score is the one kept.
+    let best = r.iter().fold(&r[0], |b, e| if e.score > b.score { e } else { b });
+    let pred = predict(&model, &[&data[2]], &device);
+    assert_eq!(iou(&pred, &data[2].labels), best.iou);
+    if r.len() < 30 {
+        assert_eq!(r.len(), best.epoch + 2, "stopped two epochs after the best");
+    }
+}
+
+#[test]
+fn bad_training_data_is_refused() {
+    let _turn = serial();
+    let data = &plates().samples;
+    let device = Default::default();
+    let cfg = config(1);
+    let err = |t: &[Sample], v: &[Sample]| train::<B>(t, v, &cfg, QUANT, &device, |_| {}).err().map(|e| e.to_string());
+    assert!(matches!(
+        train::<B>(&[], &data[..1], &cfg, QUANT, &device, |_| {}),
+        Err(TrainError::NoTrainingPlates)
+    ));
+    assert!(err(&data[..1], &[]).unwrap().contains("validation"));
+    let mut sound = data[0].clone();
+    sound.labels.fill(0);
+    assert!(err(std::slice::from_ref(&sound), &data[..1]).unwrap().contains("no defect pixel"));
+    let mut odd = data[1].clone();
+    odd.width -= 1;
+    assert!(err(&[data[0].clone(), odd], &data[..1]).unwrap().contains("one shape"));
+    let mut bad = data[0].clone();
+    bad.labels[5] = 9;
+    assert!(err(&[bad], &data[..1]).unwrap().contains("pixel 5"));
+    let diverge = TrainConfig {
+        learning_rate: f64::NAN,
+        ..cfg
+    };
+    assert!(train::<B>(&data[..2], &data[2..], &diverge, QUANT, &device, |_| {}).is_err());
+}
+
+#[test]
+fn exported_models_agree_with_burn_and_the_engine() {
+    let _turn = serial();
+    let p = plates();
+    let data = &p.samples;
+    let device = Default::default();
+    let (model, _) = train::<B>(&data[..2], &data[2..], &config(10), QUANT, &device, |_| {}).unwrap();
+    let net = FloatNet::from_burn(&model);
+    let dir = tempfile::tempdir().unwrap();
+    let a = export(&net, &data[..2], QUANT, spec(), "tiny", dir.path()).unwrap();
+    let (h, w) = (data[0].height, data[0].width);
+
+    // Float ONNX through tract = burn, to 1e-4 on the logits.
+    let float = OnnxModel::load(&a.float_onnx, 4, h, w).unwrap();
+    let int8 = OnnxModel::load(&a.int8_onnx, 4, h, w).unwrap();
+    let (mut same, mut within, mut total) = (0usize, 0usize, 0usize);
+    let out_q = a.quant.output();
+    for s in data {
+        let reference = logits::<Inner>(&model, s, &device);
+        let onnx = float.logits(&s.features).unwrap();
+        let max = reference.iter().zip(&onnx).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(max <= 1e-4, "float ONNX vs burn: max |Δ| {max}");
+
+        // Int8 ONNX through tract vs the engine on the blob.
+        let (engine_logits, engine_classes) = tqc_trainer::infer::run_features(&a.blob_bytes, &s.image).unwrap();
+        let qdq = int8.logits(&s.features).unwrap();
+        let px = h * w;
+        let qdq_classes = tqc_trainer::onnx_run::argmax_chw(&qdq, 3);
+        for p in 0..px {
+            total += 1;
+            same += usize::from(qdq_classes[p] == engine_classes[p]);
+            let ok = (0..3).all(|c| {
+                let q = (qdq[c * px + p] / out_q.scale).round() as i32 + out_q.zero_point as i32;
+                (q.clamp(-128, 127) - engine_logits[p * 3 + c] as i32).abs() <= 1
+            });
+            within += usize::from(ok);
+        }
+    }
+    let (agree, lsb) = (same as f64 / total as f64, within as f64 / total as f64);
+    assert!(agree >= 0.999, "int8 ONNX vs engine argmax agreement {agree}");
+    assert!(lsb >= 0.99, "int8 ONNX vs engine logits within 1 LSB {lsb}");
+
+    // The blob through the host twin on the recording itself gives the same classes as
+    // the engine on the training-time features.
+    let seq = tqc_trainer::sequence::Sequence::open(&p.dirs[2], &Default::default()).unwrap();
+    let out = tqc_trainer::infer::infer(&a.blob_bytes, &seq, &VerdictConfig::DEFAULT).unwrap();
+    let (_, classes) = tqc_trainer::infer::run_features(&a.blob_bytes, &data[2].image).unwrap();
+    assert_eq!(out.classes, classes);
+    assert_eq!(out.features, data[2].image);
 }

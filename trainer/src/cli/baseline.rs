@@ -9,11 +9,7 @@ use tqc_trainer::baseline::{self, Method, Params};
 use tqc_trainer::preview::{self, Raster};
 use tqc_trainer::sequence::{ReadOptions, Sequence};
 
-/// Heating duration recorded in a simulated recording's meta.json, if any.
-pub fn heating_end(dir: &Path) -> Option<f64> {
-    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).ok()?).ok()?;
-    meta["specimen"]["station"]["heating"]["duration_s"].as_f64()
-}
+pub use tqc_trainer::simulate::heating_end;
 
 pub fn write_npy<T: npyz::AutoSerialize + Copy>(path: &Path, shape: &[u64], data: &[T]) -> Result<()> {
     let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;

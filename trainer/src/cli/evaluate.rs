@@ -5,9 +5,7 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use npyz::NpyFile;
 
-use tqc_trainer::evaluate::{Footprint, components, evaluate};
-use tqc_trainer::sim::scene::Scene;
-use tqc_trainer::specimen::Specimen;
+use tqc_trainer::evaluate::{components, evaluate, footprints_of};
 
 fn read_u8(path: &Path) -> Result<(Vec<u64>, Vec<u8>)> {
     let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -20,26 +18,6 @@ fn read_u8(path: &Path) -> Result<(Vec<u64>, Vec<u8>)> {
     Ok((shape, v))
 }
 
-/// Named footprints and the pixel area, from the specimen a simulated recording was made
-/// of (meta.json); None for recordings without one.
-fn from_meta(truth: &Path) -> Option<(Vec<Footprint>, f64)> {
-    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(truth.join("meta.json")).ok()?).ok()?;
-    let spec: Specimen = serde_json::from_value(meta["specimen"].clone()).ok()?;
-    let scene = Scene::build(&spec, meta["seed"].as_u64()?).ok()?;
-    let area = scene.dx * scene.dy * 1e6;
-    let fps = scene
-        .defects
-        .into_iter()
-        .map(|d| Footprint {
-            name: d.name,
-            class: d.class,
-            depth_mm: d.depth_mm,
-            pixels: d.pixels,
-        })
-        .collect();
-    Some((fps, area))
-}
-
 pub fn run(map_path: &Path, truth: &Path, json: Option<&Path>) -> Result<()> {
     let (mshape, map) = read_u8(map_path)?;
     let (lshape, labels) = read_u8(&truth.join("labels.npy"))?;
@@ -47,7 +25,7 @@ pub fn run(map_path: &Path, truth: &Path, json: Option<&Path>) -> Result<()> {
         bail!("{} is {mshape:?}, the ground truth {lshape:?}", map_path.display());
     }
     let (w, h) = (lshape[1] as usize, lshape[0] as usize);
-    let (footprints, area) = match from_meta(truth) {
+    let (footprints, area) = match footprints_of(truth) {
         Some((f, a)) => (f, Some(a)),
         None => (components(&labels, None, w, h), None),
     };

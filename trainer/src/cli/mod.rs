@@ -3,6 +3,8 @@
 pub mod baseline;
 pub mod dataset;
 pub mod evaluate;
+pub mod infer;
 pub mod inspect;
+pub mod model_card;
 pub mod simulate;
 pub mod train;

@@ -1,5 +1,6 @@
-//! `trainer train`: the CNN on a dataset folder, with a progress bar, per-epoch metrics in
-//! CSV and training curves in PNG.
+//! `trainer train`: the CNN on a dataset folder — progress bar, per-epoch metrics in CSV,
+//! training curves, confusion matrix and predicted maps in PNG — then batch-norm folding,
+//! int8 calibration and export of `<name>.onnx`, `<name>.int8.onnx`, `<name>.tqm`.
 
 use std::io::Write;
 use std::path::Path;
@@ -11,7 +12,10 @@ use plotters::prelude::*;
 
 use tqc_shared::features::FeatureSpec;
 use tqc_shared::model::QuantParams;
-use tqc_trainer::cnn::{EpochReport, Sample, TrainConfig, load_sample, train};
+use rayon::prelude::*;
+use tqc_trainer::cnn::{CLASSES, EpochReport, Sample, TrainConfig, confusion, load_sample, logits, predict, train};
+use tqc_trainer::export::fold::FloatNet;
+use tqc_trainer::export::{export, write_atomic};
 
 type Backend = Autodiff<NdArray<f32>>;
 
@@ -59,6 +63,7 @@ fn curves_png(path: &Path, reports: &[EpochReport]) -> Result<()> {
         .x_label_area_size(30)
         .y_label_area_size(50)
         .build_cartesian_2d(1f64..n.max(2.0), 0f64..max_loss.max(1e-6))?;
+
     c.configure_mesh().x_desc("epoch").draw()?;
     c.draw_series(LineSeries::new(
         reports.iter().map(|r| (r.epoch as f64, r.train_loss)),
@@ -102,21 +107,126 @@ fn curves_png(path: &Path, reports: &[EpochReport]) -> Result<()> {
     Ok(())
 }
 
-pub fn run(data: &Path, out: &Path, cfg: &TrainConfig, channels: usize) -> Result<()> {
+/// Confusion matrix (rows: truth, columns: prediction, row-normalized colour, counts).
+fn confusion_png(path: &Path, m: &[[u64; CLASSES]; CLASSES]) -> Result<()> {
+    let names = ["sound", "subsurface", "surface"];
+    let root = BitMapBackend::new(path, (520, 460)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut c = ChartBuilder::on(&root)
+        .caption("validation confusion (rows: truth)", ("sans-serif", 18))
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(90)
+        .build_cartesian_2d(0i32..3, 0i32..3)?;
+    c.configure_mesh()
+        .disable_mesh()
+        .x_labels(3)
+        .y_labels(3)
+        .x_label_formatter(&|x| names.get(*x as usize).unwrap_or(&"").to_string())
+        .y_label_formatter(&|y| names.get(2 - *y as usize).unwrap_or(&"").to_string())
+        .x_desc("predicted")
+        .draw()?;
+    for (t, row) in m.iter().enumerate() {
+        let sum = row.iter().sum::<u64>().max(1) as f64;
+        for (p, &n) in row.iter().enumerate() {
+            let f = n as f64 / sum;
+            let shade = (255.0 * (1.0 - f)) as u8;
+            let y = 2 - t as i32;
+            c.draw_series(std::iter::once(Rectangle::new(
+                [(p as i32, y), (p as i32 + 1, y + 1)],
+                RGBColor(shade, shade, 255).filled(),
+            )))?;
+            c.draw_series(std::iter::once(Text::new(
+                format!("{n}\n{:.1} %", 100.0 * f),
+                (p as i32, y + 1),
+                ("sans-serif", 15).into_font(),
+            )))?;
+        }
+    }
+    root.present()?;
+    Ok(())
+}
+
+/// Truth and prediction of a few validation plates, side by side.
+fn maps_png(path: &Path, pairs: &[(&Sample, Vec<u8>)]) -> Result<()> {
+    let (w, h) = pairs.first().map_or((1, 1), |(s, _)| (s.width, s.height));
+    let scale = 3;
+    let (cw, ch) = ((2 * w + 10) * scale, (h + 4) * scale);
+    let mut img = vec![255u8; cw * ch * pairs.len() * 3];
+    let colour = |c: u8| match c {
+        0 => [40, 40, 40],
+        1 => [220, 40, 30],
+        _ => [40, 120, 230],
+    };
+    for (k, (s, pred)) in pairs.iter().enumerate() {
+        for (col, map) in [&s.labels, pred].into_iter().enumerate() {
+            for y in 0..h * scale {
+                for x in 0..w * scale {
+                    let c = colour(map[(y / scale) * w + x / scale]);
+                    let (px, py) = (x + col * (w + 10) * scale, y + k * ch);
+                    let o = (py * cw + px) * 3;
+                    img[o..o + 3].copy_from_slice(&c);
+                }
+            }
+        }
+    }
+    let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), cw as u32, (ch * pairs.len()) as u32);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.write_header()?.write_image_data(&img)?;
+    Ok(())
+}
+
+/// Plate folders of a dataset split.
+pub fn split_dirs(data: &Path, split: &str) -> Result<Vec<std::path::PathBuf>> {
     let index: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(data.join("index.json"))
             .with_context(|| format!("{}: no index.json (made by trainer dataset)", data.display()))?,
-    )?;
-    let plates = index["plates"].as_array().context("index.json: no plates")?;
-    let dirs = |split: &str| -> Vec<std::path::PathBuf> {
-        plates
-            .iter()
-            .filter(|p| p["split"] == split)
-            .filter_map(|p| p["dir"].as_str())
-            .map(|d| data.join(d))
-            .collect()
-    };
-    let (train_dirs, val_dirs) = (dirs("train"), dirs("validation"));
+    )
+    .with_context(|| format!("{}: index.json is not JSON", data.display()))?;
+    let plates = index["plates"]
+        .as_array()
+        .with_context(|| format!("{}: index.json has no plates", data.display()))?;
+    Ok(plates
+        .iter()
+        .filter(|p| p["split"] == split)
+        .filter_map(|p| p["dir"].as_str())
+        .map(|d| data.join(d))
+        .collect())
+}
+
+pub fn load_plates(dirs: &[std::path::PathBuf], spec: &FeatureSpec) -> Result<Vec<Sample>> {
+    dirs.par_iter()
+        .map(|d| load_sample(d, spec, FEATURE_QUANT).with_context(|| format!("loading {}", d.display())))
+        .collect()
+}
+
+/// What a training run leaves beside the artifacts (read by the model card).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct TrainingRecord {
+    pub data: String,
+    pub dataset_index: serde_json::Value,
+    pub config: TrainConfig,
+    pub features: FeatureSpec,
+    pub channels: usize,
+    pub epochs_run: usize,
+    pub best_epoch: usize,
+    pub train_plates: usize,
+    pub validation_plates: usize,
+    pub wall_time_s: f64,
+    pub parameters: usize,
+    pub macs: usize,
+    pub float_vs_burn_max_abs: f32,
+}
+
+pub struct Options<'a> {
+    pub name: &'a str,
+    pub export_to: &'a Path,
+}
+
+pub fn run(data: &Path, out: &Path, cfg: &TrainConfig, channels: usize, opts: &Options<'_>) -> Result<()> {
+    let (train_dirs, val_dirs) = (split_dirs(data, "train")?, split_dirs(data, "validation")?);
     if train_dirs.is_empty() || val_dirs.is_empty() {
         bail!(
             "{}: the index needs plates in both the train and the validation split",
@@ -124,54 +234,113 @@ pub fn run(data: &Path, out: &Path, cfg: &TrainConfig, channels: usize) -> Resul
         );
     }
     let spec = schedule_for(&train_dirs[0], channels)?;
-    let load = |dirs: &[std::path::PathBuf]| -> Result<Vec<Sample>> {
-        dirs.iter()
-            .map(|d| load_sample(d, &spec, FEATURE_QUANT).with_context(|| format!("loading {}", d.display())))
-            .collect()
-    };
-    let (train_set, val_set) = (load(&train_dirs)?, load(&val_dirs)?);
-    if train_set.iter().all(|s| s.labels.iter().all(|&l| l == 0)) {
-        bail!("the training plates hold no defect pixel: nothing to learn");
-    }
+    let (train_set, val_set) = (load_plates(&train_dirs, &spec)?, load_plates(&val_dirs, &spec)?);
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut csv = std::fs::File::create(out.join("metrics.csv")).context("metrics.csv")?;
     writeln!(
         csv,
-        "epoch,train_loss,validation_loss,iou_sound,iou_subsurface,iou_surface"
+        "epoch,learning_rate,train_loss,validation_loss,iou_sound,iou_subsurface,iou_surface"
     )?;
     let bar = ProgressBar::new(cfg.epochs as u64);
     bar.set_style(
-        ProgressStyle::with_template("epochs [{bar:40}] {pos}/{len} {msg}")
+        ProgressStyle::with_template("epochs [{bar:40}] {pos}/{len} {elapsed} (ETA {eta}) {msg}")
             .context("template")?
             .progress_chars("=> "),
     );
     let started = std::time::Instant::now();
-    let (_model, reports) = train::<Backend>(&train_set, &val_set, cfg, &Default::default(), |r| {
+    let device = Default::default();
+    let (model, reports) = train::<Backend>(&train_set, &val_set, cfg, FEATURE_QUANT, &device, |r| {
         let _ = writeln!(
             csv,
-            "{},{:.6},{:.6},{:.4},{:.4},{:.4}",
-            r.epoch, r.train_loss, r.validation_loss, r.iou[0], r.iou[1], r.iou[2]
+            "{},{:.6},{:.6},{:.6},{:.4},{:.4},{:.4}",
+            r.epoch, r.learning_rate, r.train_loss, r.validation_loss, r.iou[0], r.iou[1], r.iou[2]
         );
         bar.set_message(format!(
             "loss {:.4}, IoU {:.2}/{:.2}/{:.2}",
             r.train_loss, r.iou[0], r.iou[1], r.iou[2]
         ));
         bar.inc(1);
-    });
+    })?;
     bar.finish_and_clear();
+    let wall = started.elapsed().as_secs_f64();
     curves_png(&out.join("training-curves.png"), &reports)?;
-    let last = reports.last().context("no epoch ran")?;
+    let best = reports
+        .iter()
+        .max_by(|a, b| a.score.total_cmp(&b.score))
+        .context("no epoch ran")?;
+    tqc_trainer::cnn::save(&model, &out.join("model")).context("saving the weights")?;
+
+    // Plots of the kept model on the validation plates.
+    let (mut pred, mut truth) = (Vec::new(), Vec::new());
+    let mut pairs = Vec::new();
+    for (i, s) in val_set.iter().enumerate() {
+        let p = predict(&model, &[s], &device);
+        truth.extend_from_slice(&s.labels);
+        pred.extend_from_slice(&p);
+        if i < 4 {
+            pairs.push((s, p));
+        }
+    }
+    confusion_png(&out.join("confusion.png"), &confusion(&pred, &truth))?;
+    maps_png(&out.join("validation-maps.png"), &pairs)?;
+
+    // Fold, check the fold against burn, quantize on the training plates, export.
+    let net = FloatNet::from_burn(&model);
+    let probe = &val_set[0];
+    let reference = logits(&model, probe, &device);
+    let folded = net.forward(&probe.features, probe.height, probe.width);
+    let max_abs = reference
+        .iter()
+        .zip(&folded)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    let artifacts = export(&net, &train_set, FEATURE_QUANT, spec.clone(), opts.name, opts.export_to)?;
+    let (h, w) = (probe.height, probe.width);
+    let record = TrainingRecord {
+        data: data.display().to_string(),
+        dataset_index: serde_json::from_str(&std::fs::read_to_string(data.join("index.json"))?)?,
+        config: *cfg,
+        features: spec,
+        channels,
+        epochs_run: reports.len(),
+        best_epoch: best.epoch,
+        train_plates: train_set.len(),
+        validation_plates: val_set.len(),
+        wall_time_s: wall,
+        parameters: net.parameters(),
+        macs: net.macs(h, w),
+        float_vs_burn_max_abs: max_abs,
+    };
+    write_atomic(
+        &opts.export_to.join(format!("{}.training.json", opts.name)),
+        serde_json::to_string_pretty(&record)?.as_bytes(),
+    )?;
     println!(
-        "{} epochs on {} plates ({} validation) in {:.1} s: loss {:.4}, validation IoU sound {:.3}, subsurface {:.3}, surface {:.3} → {}",
+        "{} epochs ({} planned) on {} plates ({} validation) in {:.1} s; best epoch {}: validation IoU sound {:.3}, subsurface {:.3}, surface {:.3}",
         reports.len(),
+        cfg.epochs,
         train_set.len(),
         val_set.len(),
-        started.elapsed().as_secs_f64(),
-        last.train_loss,
-        last.iou[0],
-        last.iou[1],
-        last.iou[2],
-        out.display()
+        wall,
+        best.epoch,
+        best.iou[0],
+        best.iou[1],
+        best.iou[2],
+    );
+    println!(
+        "{} parameters, {:.1} M MACs per {}×{} part; folded float vs burn max |Δlogit| {:.2e}",
+        record.parameters,
+        record.macs as f64 / 1e6,
+        w,
+        h,
+        max_abs
+    );
+    println!(
+        "plots and weights → {}\nexported → {}, {}, {} (arena {} B)",
+        out.display(),
+        artifacts.float_onnx.display(),
+        artifacts.int8_onnx.display(),
+        artifacts.blob.display(),
+        tqc_shared::blob::decode(&artifacts.blob_bytes)?.desc.arena_bytes
     );
     Ok(())
 }

@@ -1,0 +1,196 @@
+//! From a per-pixel class map to the part's verdict: connected defect regions
+//! (8-connected pixels of one defect class) and PASS / FAIL by their size.
+//!
+//! No allocation: the caller lends a stack of one `u32` per pixel (each pixel is pushed
+//! at most once, so it never overflows) and a fixed-capacity list for the regions.
+//! The map is marked in place while searching (bit 7, classes are below 8) and restored.
+
+use crate::model::MAX_CLASSES;
+
+/// Class 0 of every inspection model is sound material.
+pub const SOUND: u8 = 0;
+const SEEN: u8 = 0x80;
+
+/// How a class map becomes a verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VerdictConfig {
+    /// A defect region of at least this many pixels fails the part; smaller ones are
+    /// reported but treated as noise (a Lepton pixel on the reference plate is ~2 mm).
+    pub min_region_pixels: u32,
+}
+
+impl VerdictConfig {
+    /// The station default: 6 pixels (≈ 24 mm² on the reference plate, the area of a
+    /// 5.5 mm circle — smaller than the smallest reference hole).
+    pub const DEFAULT: VerdictConfig = VerdictConfig { min_region_pixels: 6 };
+}
+
+impl Default for VerdictConfig {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// The decision shown on the LEDs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Verdict {
+    Pass,
+    Fail,
+    /// Not inspected properly (camera, heating, model or data fault): inspect again.
+    Retest,
+}
+
+/// One connected region of a defect class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Region {
+    pub class: u8,
+    pub pixels: u32,
+    /// Bounding box, inclusive, in pixels.
+    pub min_x: u16,
+    pub min_y: u16,
+    pub max_x: u16,
+    pub max_y: u16,
+    /// Sums of the pixel coordinates (centroid = sum / pixels).
+    pub sum_x: u64,
+    pub sum_y: u64,
+}
+
+impl Region {
+    pub fn centroid(&self) -> (f32, f32) {
+        let n = self.pixels.max(1) as f32;
+        (self.sum_x as f32 / n, self.sum_y as f32 / n)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum VerdictError {
+    #[error("class map holds {found} pixels, expected {width}×{height}")]
+    MapSize { width: usize, height: usize, found: usize },
+    #[error("search stack holds {found} entries, needs one per pixel ({needed})")]
+    Stack { needed: usize, found: usize },
+    #[error("class {class} at pixel {pixel} is not a model class")]
+    Class { pixel: usize, class: u8 },
+}
+
+/// What the map shows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Findings<const N: usize> {
+    /// The largest regions (at most `N`), largest first.
+    pub regions: heapless::Vec<Region, N>,
+    /// All regions found, including those not kept in `regions`.
+    pub region_count: u32,
+    /// Pixels of each class.
+    pub class_pixels: [u32; MAX_CLASSES],
+    pub verdict: Verdict,
+}
+
+/// Finds the defect regions of `map` (row-major `width`×`height` classes) and decides.
+pub fn inspect<const N: usize>(
+    map: &mut [u8],
+    width: usize,
+    height: usize,
+    stack: &mut [u32],
+    cfg: &VerdictConfig,
+) -> Result<Findings<N>, VerdictError> {
+    let px = width * height;
+    if map.len() != px {
+        return Err(VerdictError::MapSize {
+            width,
+            height,
+            found: map.len(),
+        });
+    }
+    if stack.len() < px {
+        return Err(VerdictError::Stack {
+            needed: px,
+            found: stack.len(),
+        });
+    }
+    let mut class_pixels = [0u32; MAX_CLASSES];
+    for (pixel, &class) in map.iter().enumerate() {
+        if class as usize >= MAX_CLASSES {
+            return Err(VerdictError::Class { pixel, class });
+        }
+        class_pixels[class as usize] += 1;
+    }
+    let mut findings = Findings {
+        regions: heapless::Vec::new(),
+        region_count: 0,
+        class_pixels,
+        verdict: Verdict::Pass,
+    };
+    for start in 0..px {
+        let class = map[start];
+        if class == SOUND || class & SEEN != 0 {
+            continue;
+        }
+        let region = flood(map, width, height, start, stack);
+        findings.region_count += 1;
+        if region.pixels >= cfg.min_region_pixels {
+            findings.verdict = Verdict::Fail;
+        }
+        keep_largest(&mut findings.regions, region);
+    }
+    for c in map.iter_mut() {
+        *c &= !SEEN;
+    }
+    Ok(findings)
+}
+
+fn flood(map: &mut [u8], width: usize, height: usize, start: usize, stack: &mut [u32]) -> Region {
+    let class = map[start];
+    let mut r = Region {
+        class,
+        pixels: 0,
+        min_x: u16::MAX,
+        min_y: u16::MAX,
+        max_x: 0,
+        max_y: 0,
+        sum_x: 0,
+        sum_y: 0,
+    };
+    map[start] |= SEEN;
+    stack[0] = start as u32;
+    let mut top = 1;
+    while top > 0 {
+        top -= 1;
+        let p = stack[top] as usize;
+        let (x, y) = (p % width, p / width);
+        r.pixels += 1;
+        r.min_x = r.min_x.min(x as u16);
+        r.min_y = r.min_y.min(y as u16);
+        r.max_x = r.max_x.max(x as u16);
+        r.max_y = r.max_y.max(y as u16);
+        r.sum_x += x as u64;
+        r.sum_y += y as u64;
+        for (dx, dy) in [(-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1)] {
+            let (nx, ny) = (x as isize + dx, y as isize + dy);
+            if nx < 0 || ny < 0 || nx >= width as isize || ny >= height as isize {
+                continue;
+            }
+            let q = ny as usize * width + nx as usize;
+            if map[q] == class {
+                // Marked when pushed, so every pixel enters the stack at most once.
+                map[q] |= SEEN;
+                stack[top] = q as u32;
+                top += 1;
+            }
+        }
+    }
+    r
+}
+
+fn keep_largest<const N: usize>(regions: &mut heapless::Vec<Region, N>, region: Region) {
+    let at = regions
+        .iter()
+        .position(|r| r.pixels < region.pixels)
+        .unwrap_or(regions.len());
+    if at >= N {
+        return;
+    }
+    if regions.is_full() {
+        regions.pop();
+    }
+    // Cannot fail: a slot was freed above and `at` is within the length.
+    let _ = regions.insert(at, region);
+}

@@ -1,0 +1,120 @@
+//! `trainer infer`: the host twin of the device on one recording — classes, logits,
+//! an overlay PNG and the verdict.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+
+use tqc_shared::verdict::{Verdict, VerdictConfig};
+use tqc_trainer::infer::{Inference, infer};
+use tqc_trainer::sequence::{ReadOptions, Sequence};
+
+use super::baseline::write_npy;
+
+/// The frame of largest spatial spread of the rise over the cold image: where defects
+/// show best, the background of the overlay.
+pub fn best_contrast(seq: &Sequence) -> Vec<f32> {
+    let cold = seq.cold();
+    let mut best = (f64::NEG_INFINITY, vec![0.0; seq.pixels()]);
+    for k in 0..seq.frames {
+        if seq.times[k] <= 0.0 {
+            continue;
+        }
+        let rise: Vec<f32> = seq.frame(k).iter().zip(&cold).map(|(a, b)| a - b).collect();
+        let n = rise.len() as f64;
+        let mean = rise.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let var = rise.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+        if var > best.0 {
+            best = (var, rise);
+        }
+    }
+    best.1
+}
+
+/// Class colours: subsurface red, surface blue (sound shows the image).
+pub const COLOURS: [[u8; 3]; 3] = [[0, 0, 0], [230, 40, 30], [40, 130, 240]];
+
+/// The class map over a grey image, scaled ×`scale`, as PNG.
+pub fn overlay_png(path: &Path, image: &[f32], classes: &[u8], width: usize, height: usize, scale: usize) -> Result<()> {
+    let (lo, hi) = tqc_trainer::preview::range(image);
+    let (w, h) = (width * scale, height * scale);
+    let mut rgb = vec![0u8; w * h * 3];
+    for y in 0..h {
+        for x in 0..w {
+            let p = (y / scale) * width + x / scale;
+            let g = (((image[p] - lo) / (hi - lo).max(1e-6)).clamp(0.0, 1.0) * 255.0) as u8;
+            let mut c = [g, g, g];
+            let class = classes[p] as usize;
+            if class > 0 {
+                let k = COLOURS[class.min(COLOURS.len() - 1)];
+                for i in 0..3 {
+                    c[i] = ((c[i] as u16 * 2 + k[i] as u16 * 3) / 5) as u8;
+                }
+            }
+            rgb[(y * w + x) * 3..(y * w + x) * 3 + 3].copy_from_slice(&c);
+        }
+    }
+    let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w as u32, h as u32);
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.write_header()?.write_image_data(&rgb)?;
+    Ok(())
+}
+
+/// The verdict as JSON: regions with centroid, box, pixel count and equivalent diameter.
+pub fn verdict_json(out: &Inference, model: &str) -> serde_json::Value {
+    let f = &out.findings;
+    let regions: Vec<_> = f
+        .regions
+        .iter()
+        .map(|r| {
+            let (cx, cy) = r.centroid();
+            json!({
+                "class": out.class_names.get(r.class as usize).cloned().unwrap_or_default(),
+                "pixels": r.pixels,
+                "centroid_px": [cx, cy],
+                "box_px": [r.min_x, r.min_y, r.max_x, r.max_y],
+                "equivalent_diameter_px": 2.0 * (r.pixels as f64 / std::f64::consts::PI).sqrt(),
+            })
+        })
+        .collect();
+    json!({
+        "model": model,
+        "verdict": match f.verdict { Verdict::Pass => "PASS", Verdict::Fail => "FAIL", Verdict::Retest => "RETEST" },
+        "regions": regions,
+        "region_count": f.region_count,
+        "class_pixels": out.class_names.iter().enumerate().map(|(i, n)| (n.clone(), json!(f.class_pixels[i]))).collect::<serde_json::Map<_, _>>(),
+        "saturated_readings": out.saturated,
+        "width": out.width,
+        "height": out.height,
+    })
+}
+
+pub fn run(model: &Path, sequence: &Path, out_dir: &Path, opts: &ReadOptions, min_region_pixels: u32) -> Result<()> {
+    let blob = std::fs::read(model).with_context(|| format!("cannot read {}", model.display()))?;
+    let seq = Sequence::open(sequence, opts)?;
+    let cfg = VerdictConfig { min_region_pixels };
+    let out = infer(&blob, &seq, &cfg).with_context(|| format!("{} on {}", model.display(), sequence.display()))?;
+    std::fs::create_dir_all(out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let (h, w) = (out.height as u64, out.width as u64);
+    write_npy(&out_dir.join("classes.npy"), &[h, w], &out.classes)?;
+    let depth = out.logits.len() as u64 / (h * w);
+    write_npy(&out_dir.join("logits.npy"), &[h, w, depth], &out.logits)?;
+    overlay_png(&out_dir.join("overlay.png"), &best_contrast(&seq), &out.classes, out.width, out.height, 4)?;
+    let v = verdict_json(&out, &model.display().to_string());
+    std::fs::write(out_dir.join("verdict.json"), serde_json::to_string_pretty(&v)?)
+        .with_context(|| format!("cannot write {}", out_dir.join("verdict.json").display()))?;
+    println!("{}: {}", sequence.display(), v["verdict"].as_str().unwrap_or("?"));
+    for r in out.findings.regions.iter() {
+        let (cx, cy) = r.centroid();
+        println!(
+            "  {:<11} {:>5} px at ({cx:.1}, {cy:.1}) px",
+            out.class_names.get(r.class as usize).map_or("?", String::as_str),
+            r.pixels
+        );
+    }
+    println!("  → {}", out_dir.display());
+    Ok(())
+}

@@ -1,0 +1,224 @@
+//! `trainer evaluate --model`: a shipped model against the baselines on held-out plates,
+//! and the model card (`--card`): training data, architecture, budgets, metrics and the
+//! per-hole table of the reference plate.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use tqc_shared::model::Kernel;
+use tqc_shared::verdict::VerdictConfig;
+use tqc_trainer::evaluate::{evaluate, footprints_of};
+use tqc_trainer::infer::infer;
+use tqc_trainer::model_eval::{ModelEvaluation, evaluate_model};
+use tqc_trainer::sequence::{ReadOptions, Sequence};
+use tqc_trainer::simulate::simulate_to_dir;
+use tqc_trainer::specimen::Specimen;
+
+use super::train::{TrainingRecord, split_dirs};
+
+pub fn run(model: &Path, data: &Path, split: &str, json: Option<&Path>, card: Option<&Path>) -> Result<()> {
+    let blob = std::fs::read(model).with_context(|| format!("cannot read {}", model.display()))?;
+    tqc_shared::blob::decode(&blob).with_context(|| format!("{} is not a valid model blob", model.display()))?;
+    let dirs = split_dirs(data, split)?;
+    if dirs.is_empty() {
+        anyhow::bail!("{}: no plates in the {split:?} split", data.display());
+    }
+    let float = model.with_extension("onnx");
+    let float = float.exists().then_some(float);
+    let bar = ProgressBar::new(dirs.len() as u64);
+    bar.set_style(ProgressStyle::with_template("plates [{bar:40}] {pos}/{len} {elapsed}")?.progress_chars("=> "));
+    let cfg = VerdictConfig::DEFAULT;
+    let e = evaluate_model(&blob, float.as_deref(), &dirs, &cfg, |n| bar.set_position(n as u64))?;
+    bar.finish_and_clear();
+    println!("{} on {} {split} plates of {}:\n", model.display(), dirs.len(), data.display());
+    print!("{}", e.table());
+    println!(
+        "\nfloat vs int8 CNN classes differ on {:.4} % of pixels",
+        100.0 * e.float_int8_disagreement
+    );
+    let json_path = json
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| model.with_extension("evaluation.json"));
+    std::fs::write(&json_path, serde_json::to_string_pretty(&e)?)
+        .with_context(|| format!("cannot write {}", json_path.display()))?;
+    println!("→ {}", json_path.display());
+    if let Some(card) = card {
+        let text = model_card(model, &blob, &e, split)?;
+        tqc_trainer::export::write_atomic(card, text.as_bytes())?;
+        println!("→ {}", card.display());
+    }
+    Ok(())
+}
+
+/// Per-defect rows of the reference plate (seed 1) inspected by the blob.
+fn reference_rows(blob: &[u8]) -> Result<(String, String)> {
+    let dir = tempfile_dir()?;
+    let specimen = Specimen::load("gfrp-reference")?;
+    simulate_to_dir(&specimen, 1, &dir, |_, _| {})?;
+    let seq = Sequence::open(&dir, &ReadOptions::default())?;
+    let out = infer(blob, &seq, &VerdictConfig::DEFAULT)?;
+    let labels = seq.labels.clone().context("reference plate without labels")?;
+    let (footprints, _) = footprints_of(&dir).context("reference plate without meta.json")?;
+    let e = evaluate(&out.classes, &labels, &footprints, None);
+    let mut rows = String::from("| defect | depth (mm) | pixels | flagged | found |\n| --- | ---: | ---: | ---: | --- |\n");
+    for d in &e.defects {
+        let _ = writeln!(
+            rows,
+            "| {} | {} | {} | {} | {} |",
+            d.name,
+            if d.depth_mm.is_finite() { format!("{:.2}", d.depth_mm) } else { "–".into() },
+            d.pixels,
+            d.flagged,
+            if d.found { "yes" } else { "no" }
+        );
+    }
+    let verdict = format!(
+        "{:?}, {} of {} defects found, {} px flagged on sound material",
+        out.findings.verdict,
+        e.found,
+        e.defects.len(),
+        e.false_call_pixels
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok((rows, verdict))
+}
+
+fn tempfile_dir() -> Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("thermoqc-card-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(dir)
+}
+
+fn model_card(model: &Path, blob: &[u8], e: &ModelEvaluation, split: &str) -> Result<String> {
+    let m = tqc_shared::blob::decode(blob)?;
+    let name = m.desc.name;
+    let record: Option<TrainingRecord> = std::fs::read_to_string(model.with_extension("training.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let input = m.desc.input.shape;
+    let mut s = String::new();
+    let _ = writeln!(s, "# Model card: `{name}`\n");
+    let _ = writeln!(
+        s,
+        "Per-pixel defect segmentation for active-thermography inspection of plates at the \
+         ThermoQC station: from the feature image of one recording (heating, then cooling, \
+         160×120 Lepton frames) to a class per pixel — sound, subsurface (in-depth) defect, \
+         surface defect — and the part verdict (FAIL when a defect region reaches {} pixels).\n",
+        VerdictConfig::DEFAULT.min_region_pixels
+    );
+    let _ = writeln!(s, "Generated by `trainer evaluate --model {} --card …`; numbers below come from that command.\n", model.display());
+    let _ = writeln!(s, "## Files\n");
+    for (f, what) in [
+        (model.with_extension("onnx"), "float ONNX (opset 13), batch norm folded"),
+        (model.with_extension("int8.onnx"), "int8 ONNX, QDQ form"),
+        (model.to_path_buf(), "engine blob (postcard, CRC-32) the firmware embeds"),
+    ] {
+        let size = std::fs::metadata(&f).map(|m| m.len()).unwrap_or(0);
+        let _ = writeln!(
+            s,
+            "- `{}` — {what}, {size} bytes",
+            f.file_name().and_then(|n| n.to_str()).unwrap_or("?")
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nInput `features` float32 `[batch, {}, {}, {}]` (the dequantized int8 features, scale {} zero point {}); outputs `logits` and `probabilities` (softmax, axis 1) `[batch, 3, {}, {}]`, full resolution. The device takes the argmax of the int8 logits.\n",
+        input.channels, input.height, input.width, m.desc.input.quant.scale, m.desc.input.quant.zero_point, input.height, input.width
+    );
+    let _ = writeln!(s, "## Features\n");
+    if let Some(f) = &m.desc.input.features {
+        let _ = writeln!(
+            s,
+            "Shared streaming extractor (`shared/src/features.rs`), sample times {:?} ms after the start of heating, averaging window ±{} ‰. Channel 0: rise at the first time over the image median (amplitude); channels 1…: rise at t_k over the rise at t_0 (shape, emissivity- and lamp-free).\n",
+            f.times_ms.as_slice(),
+            f.window_permille
+        );
+    }
+    let _ = writeln!(s, "## Architecture and budgets\n");
+    let _ = writeln!(s, "| layer | kernel | in → out channels | activation | MACs |\n| --- | --- | --- | --- | ---: |");
+    let mut macs = 0u64;
+    let mut params = 0usize;
+    for (i, (l, info)) in m.desc.layers.iter().zip(m.layers.iter()).enumerate() {
+        let (k, mac) = match info.kernel {
+            Kernel::Conv(p) => (
+                format!("{}×{}", p.kernel_h, p.kernel_w),
+                info.output.len() as u64 * p.kernel_h as u64 * p.kernel_w as u64 * info.input.channels as u64,
+            ),
+            _ => ("–".into(), 0),
+        };
+        macs += mac;
+        params += l.weights.len() + l.bias.len() / 4;
+        let _ = writeln!(
+            s,
+            "| {i} | {k} | {} → {} | {:?} | {mac} |",
+            info.input.channels, info.output.channels, l.activation
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n{params} parameters (int8 weights + int32 biases), {:.1} M MACs per part, arena {} bytes (streaming rows), blob {} bytes.\n",
+        macs as f64 / 1e6,
+        m.desc.arena_bytes,
+        blob.len()
+    );
+    let _ = writeln!(s, "## Training\n");
+    match &record {
+        Some(r) => {
+            let c = &r.config;
+            let _ = writeln!(
+                s,
+                "- data: `{}` (`trainer dataset`, template `{}`, seed {}), {} training and {} validation plates, held out by plate;\n- {:?}, peak learning rate {}, {} warm-up epochs then cosine decay, weight decay {}, L1 {}, dropout {}, class weights {:?}, augmentation {:?};\n- {} of {} epochs (early stopping, patience {:?}), best epoch {}; seed {}; {:.0} s wall time on the CPU (ndarray backend);\n- folded float network vs burn: max |Δlogit| {:.1e} on a validation plate.\n",
+                r.data,
+                r.dataset_index["template"].as_str().unwrap_or("?"),
+                r.dataset_index["seed"],
+                r.train_plates,
+                r.validation_plates,
+                c.optimizer,
+                c.learning_rate,
+                c.warmup_epochs,
+                c.weight_decay,
+                c.l1,
+                c.dropout,
+                c.class_weights,
+                c.augment,
+                r.epochs_run,
+                c.epochs,
+                c.patience,
+                r.best_epoch,
+                c.seed,
+                r.wall_time_s,
+                r.float_vs_burn_max_abs
+            );
+        }
+        None => {
+            let _ = writeln!(s, "No training record (`{name}.training.json`) beside the blob.\n");
+        }
+    }
+    let _ = writeln!(
+        s,
+        "## Quantization\n\nPost-training, by the TFLite rules the engine runs: per-output-channel symmetric int8 weights (max |w| / 127), int32 biases at s_in·s_w, per-tensor asymmetric activations calibrated on the training plates (hidden layers: [0, 99.99th percentile]; logits: [min, max]), requantization multipliers from the engine's own `quantize_multiplier`.\n"
+    );
+    let _ = writeln!(s, "## Metrics on the held-out {split} plates\n");
+    let _ = writeln!(s, "{} plates; pixel metrics pooled over all of them.\n", e.plates.len());
+    s += &e.table();
+    let _ = writeln!(
+        s,
+        "\nFloat and int8 CNN classes differ on {:.4} % of the pixels. Baselines flag defects without a class, so they have no per-class IoU.\n",
+        100.0 * e.float_int8_disagreement
+    );
+    let (rows, verdict) = reference_rows(blob)?;
+    let _ = writeln!(s, "## Reference plate (`gfrp-reference`, seed 1)\n\nVerdict: {verdict}.\n");
+    s += &rows;
+    let _ = writeln!(
+        s,
+        "\nThe detectability table in README.md says which of these holes any method can see at this station (peak contrast over NETD).\n"
+    );
+    let _ = writeln!(
+        s,
+        "## Limits\n\nTrained on simulated GFRP plates only (one column per pixel, adiabatic hole bottoms, linearized radiation); real recordings need fine-tuning (`trainer finetune`) on labelled parts. No depth head: the class map says subsurface, not how deep."
+    );
+    Ok(s)
+}

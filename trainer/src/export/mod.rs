@@ -1,0 +1,78 @@
+//! From a trained network to the shipped artifacts: batch norm folded ([`fold`]),
+//! post-training int8 quantization ([`quantize`]), ONNX float and QDQ ([`onnx`]) and the
+//! engine's `.tqm` blob — written atomically side by side.
+
+pub mod fold;
+pub mod onnx;
+pub mod quantize;
+
+use std::path::{Path, PathBuf};
+
+use tqc_shared::features::FeatureSpec;
+use tqc_shared::model::QuantParams;
+
+use crate::cnn::Sample;
+use fold::FloatNet;
+use quantize::{QuantNet, QuantizeError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Quantize(#[from] QuantizeError),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+}
+
+/// Paths of the written artifacts.
+#[derive(Clone, Debug)]
+pub struct Artifacts {
+    pub float_onnx: PathBuf,
+    pub int8_onnx: PathBuf,
+    pub blob: PathBuf,
+    pub quant: QuantNet,
+    pub blob_bytes: Vec<u8>,
+}
+
+/// Writes `bytes` to `path` through a `.partial` sibling, so a crash never leaves half a file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ExportError> {
+    let io = |source| ExportError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let partial = path.with_extension(format!(
+        "{}.partial",
+        path.extension().and_then(|e| e.to_str()).unwrap_or("")
+    ));
+    std::fs::write(&partial, bytes).map_err(io)?;
+    std::fs::rename(&partial, path).map_err(io)
+}
+
+/// Quantizes `net` on `calibration` and writes `<name>.onnx`, `<name>.int8.onnx` and
+/// `<name>.tqm` into `dir`.
+pub fn export(
+    net: &FloatNet,
+    calibration: &[Sample],
+    input: QuantParams,
+    features: FeatureSpec,
+    name: &str,
+    dir: &Path,
+) -> Result<Artifacts, ExportError> {
+    let (h, w) = calibration.first().map_or((0, 0), |s| (s.height, s.width));
+    let quant = quantize::quantize(net, calibration, input)?;
+    let blob_bytes = quant.to_blob(name, h, w, features)?;
+    std::fs::create_dir_all(dir).map_err(|source| ExportError::Io {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let a = Artifacts {
+        float_onnx: dir.join(format!("{name}.onnx")),
+        int8_onnx: dir.join(format!("{name}.int8.onnx")),
+        blob: dir.join(format!("{name}.tqm")),
+        quant,
+        blob_bytes,
+    };
+    write_atomic(&a.float_onnx, &onnx::float_onnx(net, name, h, w))?;
+    write_atomic(&a.int8_onnx, &onnx::qdq_onnx(&a.quant, name, h, w))?;
+    write_atomic(&a.blob, &a.blob_bytes)?;
+    Ok(a)
+}

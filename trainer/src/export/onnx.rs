@@ -1,0 +1,258 @@
+//! ONNX export through the protobuf types tract-onnx exposes (prost-generated from the
+//! official onnx.proto), opset 13.
+//!
+//! Both graphs take `features`, float32 `[batch, K, H, W]`: the extractor's int8 features
+//! dequantized (`scale · (q − zero_point)`), channel k = feature k of the model card. They
+//! give `logits` `[batch, 3, H, W]` and `probabilities` (softmax over axis 1); class order
+//! sound, subsurface, surface.
+//! - float: Conv (batch norm folded) → Relu … → Conv;
+//! - int8 (QDQ): the input, every activation and the logits pass QuantizeLinear →
+//!   DequantizeLinear with the calibrated scale and zero point; weights are int8
+//!   initializers behind a per-channel DequantizeLinear (axis 0, zero point 0), biases
+//!   int32 at `s_in · s_w`. A QDQ-aware runtime runs what the engine runs.
+
+use prost::Message;
+use tract_onnx::pb;
+
+use super::fold::FloatNet;
+use super::quantize::QuantNet;
+
+pub const OPSET: i64 = 13;
+/// IR version 7 is what opset 13 came with.
+pub const IR_VERSION: i64 = 7;
+pub const INPUT: &str = "features";
+pub const LOGITS: &str = "logits";
+pub const PROBABILITIES: &str = "probabilities";
+
+const FLOAT: i32 = pb::tensor_proto::DataType::Float as i32;
+const INT8: i32 = pb::tensor_proto::DataType::Int8 as i32;
+const INT32: i32 = pb::tensor_proto::DataType::Int32 as i32;
+
+fn tensor(name: &str, dims: &[usize], data_type: i32, raw: Vec<u8>) -> pb::TensorProto {
+    pb::TensorProto {
+        name: name.into(),
+        dims: dims.iter().map(|&d| d as i64).collect(),
+        data_type,
+        raw_data: raw,
+        ..Default::default()
+    }
+}
+
+fn f32s(name: &str, dims: &[usize], v: &[f32]) -> pb::TensorProto {
+    tensor(name, dims, FLOAT, v.iter().flat_map(|x| x.to_le_bytes()).collect())
+}
+
+fn i8s(name: &str, dims: &[usize], v: &[i8]) -> pb::TensorProto {
+    tensor(name, dims, INT8, v.iter().map(|&x| x as u8).collect())
+}
+
+fn i32s(name: &str, dims: &[usize], v: &[i32]) -> pb::TensorProto {
+    tensor(name, dims, INT32, v.iter().flat_map(|x| x.to_le_bytes()).collect())
+}
+
+fn ints(name: &str, v: &[i64]) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: pb::attribute_proto::AttributeType::Ints as i32,
+        ints: v.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn int(name: &str, v: i64) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: pb::attribute_proto::AttributeType::Int as i32,
+        i: v,
+        ..Default::default()
+    }
+}
+
+fn node(op: &str, name: &str, inputs: &[&str], outputs: &[&str], attribute: Vec<pb::AttributeProto>) -> pb::NodeProto {
+    pb::NodeProto {
+        op_type: op.into(),
+        name: name.into(),
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: outputs.iter().map(|s| s.to_string()).collect(),
+        attribute,
+        ..Default::default()
+    }
+}
+
+fn value_info(name: &str, channels: usize, height: usize, width: usize, doc: &str) -> pb::ValueInfoProto {
+    use pb::tensor_shape_proto::{Dimension, dimension::Value};
+    let dim = |v: Value| Dimension {
+        value: Some(v),
+        ..Default::default()
+    };
+    pb::ValueInfoProto {
+        name: name.into(),
+        doc_string: doc.into(),
+        r#type: Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(pb::type_proto::Tensor {
+                elem_type: FLOAT,
+                shape: Some(pb::TensorShapeProto {
+                    dim: vec![
+                        dim(Value::DimParam("batch".into())),
+                        dim(Value::DimValue(channels as i64)),
+                        dim(Value::DimValue(height as i64)),
+                        dim(Value::DimValue(width as i64)),
+                    ],
+                }),
+            })),
+            ..Default::default()
+        }),
+    }
+}
+
+fn conv_attrs(kernel: usize) -> Vec<pb::AttributeProto> {
+    let p = ((kernel - 1) / 2) as i64;
+    vec![
+        ints("kernel_shape", &[kernel as i64, kernel as i64]),
+        ints("pads", &[p, p, p, p]),
+        ints("strides", &[1, 1]),
+    ]
+}
+
+/// Graph inputs, outputs, metadata.
+struct Frame {
+    channels: usize,
+    classes: usize,
+    height: usize,
+    width: usize,
+}
+
+fn model(graph_name: &str, f: &Frame, nodes: Vec<pb::NodeProto>, init: Vec<pb::TensorProto>, doc: &str) -> pb::ModelProto {
+    let graph = pb::GraphProto {
+        name: graph_name.into(),
+        node: nodes,
+        initializer: init,
+        input: vec![value_info(
+            INPUT,
+            f.channels,
+            f.height,
+            f.width,
+            "dequantized int8 features of the shared extractor, NCHW",
+        )],
+        output: vec![
+            value_info(LOGITS, f.classes, f.height, f.width, "class scores: sound, subsurface, surface"),
+            value_info(PROBABILITIES, f.classes, f.height, f.width, "softmax of the logits over axis 1"),
+        ],
+        doc_string: doc.into(),
+        ..Default::default()
+    };
+    pb::ModelProto {
+        ir_version: IR_VERSION,
+        opset_import: vec![pb::OperatorSetIdProto {
+            domain: String::new(),
+            version: OPSET,
+        }],
+        producer_name: "thermoqc-trainer".into(),
+        producer_version: env!("CARGO_PKG_VERSION").into(),
+        doc_string: doc.into(),
+        graph: Some(graph),
+        ..Default::default()
+    }
+}
+
+/// The float model as ONNX bytes.
+pub fn float_onnx(net: &FloatNet, name: &str, height: usize, width: usize) -> Vec<u8> {
+    let (mut nodes, mut init) = (Vec::new(), Vec::new());
+    let mut x = INPUT.to_string();
+    let last = net.layers.len() - 1;
+    for (i, l) in net.layers.iter().enumerate() {
+        let (w, b) = (format!("conv{i}.weight"), format!("conv{i}.bias"));
+        init.push(f32s(&w, &[l.out_channels, l.in_channels, l.kernel, l.kernel], &l.weight));
+        init.push(f32s(&b, &[l.out_channels], &l.bias));
+        let y = if i == last { LOGITS.to_string() } else { format!("conv{i}") };
+        nodes.push(node("Conv", &format!("conv{i}"), &[&x, &w, &b], &[&y], conv_attrs(l.kernel)));
+        x = y;
+        if l.relu {
+            let r = format!("relu{i}");
+            nodes.push(node("Relu", &r, &[&x], &[&r], vec![]));
+            x = r;
+        }
+    }
+    nodes.push(node("Softmax", "softmax", &[LOGITS], &[PROBABILITIES], vec![int("axis", 1)]));
+    let f = Frame {
+        channels: net.in_channels(),
+        classes: net.layers[last].out_channels,
+        height,
+        width,
+    };
+    model(
+        name,
+        &f,
+        nodes,
+        init,
+        "ThermoQC defect segmentation (float, batch norm folded)",
+    )
+    .encode_to_vec()
+}
+
+/// Adds `Q → DQ` of `x` with scale and zero point named after `tag`; returns the output name.
+fn qdq(nodes: &mut Vec<pb::NodeProto>, init: &mut Vec<pb::TensorProto>, x: &str, tag: &str, q: tqc_shared::model::QuantParams, out: Option<&str>) -> String {
+    let (s, z) = (format!("{tag}.scale"), format!("{tag}.zero_point"));
+    init.push(f32s(&s, &[], &[q.scale]));
+    init.push(i8s(&z, &[], &[q.zero_point]));
+    let (qn, dq) = (format!("{tag}.q"), out.map_or(format!("{tag}.dq"), str::to_string));
+    nodes.push(node("QuantizeLinear", &qn, &[x, &s, &z], &[&qn], vec![]));
+    nodes.push(node("DequantizeLinear", &format!("{tag}.dequantize"), &[&qn, &s, &z], &[&dq], vec![]));
+    dq
+}
+
+/// The int8 model in QDQ form as ONNX bytes.
+pub fn qdq_onnx(net: &QuantNet, name: &str, height: usize, width: usize) -> Vec<u8> {
+    let (mut nodes, mut init) = (Vec::new(), Vec::new());
+    let mut x = qdq(&mut nodes, &mut init, INPUT, "input", net.input, None);
+    let last = net.layers.len() - 1;
+    for (i, l) in net.layers.iter().enumerate() {
+        let o = l.out_channels;
+        let (wq, ws, wz, wd) = (
+            format!("conv{i}.weight_q"),
+            format!("conv{i}.weight_scale"),
+            format!("conv{i}.weight_zero_point"),
+            format!("conv{i}.weight"),
+        );
+        init.push(i8s(&wq, &[o, l.in_channels, l.kernel, l.kernel], &l.weight));
+        init.push(f32s(&ws, &[o], &l.weight_scales));
+        init.push(i8s(&wz, &[o], &vec![0; o]));
+        nodes.push(node("DequantizeLinear", &wd, &[&wq, &ws, &wz], &[&wd], vec![int("axis", 0)]));
+        let (bq, bs, bz, bd) = (
+            format!("conv{i}.bias_q"),
+            format!("conv{i}.bias_scale"),
+            format!("conv{i}.bias_zero_point"),
+            format!("conv{i}.bias"),
+        );
+        let bias_scales: Vec<f32> = l.weight_scales.iter().map(|s| s * l.input.scale).collect();
+        init.push(i32s(&bq, &[o], &l.bias));
+        init.push(f32s(&bs, &[o], &bias_scales));
+        init.push(i32s(&bz, &[o], &vec![0; o]));
+        nodes.push(node("DequantizeLinear", &bd, &[&bq, &bs, &bz], &[&bd], vec![int("axis", 0)]));
+        let y = format!("conv{i}");
+        nodes.push(node("Conv", &y, &[&x, &wd, &bd], &[&y], conv_attrs(l.kernel)));
+        let mut a = y;
+        if l.relu {
+            let r = format!("relu{i}");
+            nodes.push(node("Relu", &r, &[&a], &[&r], vec![]));
+            a = r;
+        }
+        let out = (i == last).then_some(LOGITS);
+        x = qdq(&mut nodes, &mut init, &a, &format!("act{i}"), l.output, out);
+    }
+    nodes.push(node("Softmax", "softmax", &[LOGITS], &[PROBABILITIES], vec![int("axis", 1)]));
+    let f = Frame {
+        channels: net.layers[0].in_channels,
+        classes: net.layers[last].out_channels,
+        height,
+        width,
+    };
+    model(
+        name,
+        &f,
+        nodes,
+        init,
+        "ThermoQC defect segmentation, int8 QDQ: the arithmetic of the .tqm blob",
+    )
+    .encode_to_vec()
+}
