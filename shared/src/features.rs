@@ -245,10 +245,19 @@ impl<'a> FeatureExtractor<'a> {
                 self.features[p * channels] = self.quantize(ratio.min(i32::MAX as i64) as i32);
             }
         } else {
+            // The window sums are done with: the buffer takes the ratios.
             for p in 0..self.pixels {
                 let mean = (self.window[p] as i64 + n / 2).div_euclid(n);
                 let ratio = (mean << RATIO_BITS) / self.reference[p] as i64;
-                self.features[p * channels + k] = self.quantize(ratio.clamp(i32::MIN as i64, i32::MAX as i64) as i32);
+                self.window[p] = ratio.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+            }
+            // Relative to the plate's own median: material, thickness and time since the
+            // heating shift every pixel's cooling alike; a defect shifts its own.
+            let median = (median_i32(self.window) as i64).max(1);
+            for p in 0..self.pixels {
+                let relative = ((self.window[p] as i64) << RATIO_BITS) / median;
+                self.features[p * channels + k] =
+                    self.quantize(relative.clamp(i32::MIN as i64, i32::MAX as i64) as i32);
             }
         }
         self.window.fill(0);
@@ -333,6 +342,22 @@ impl<'a> FeatureExtractor<'a> {
     }
 }
 
+/// Exact median (lower middle) of `values` without sorting or allocating, as
+/// [`median_u16`].
+pub fn median_i32(values: &[i32]) -> i32 {
+    if values.is_empty() {
+        return 0;
+    }
+    let target = (values.len() - 1) / 2;
+    let (mut lo, mut hi) = (i32::MIN as i64, i32::MAX as i64);
+    while lo < hi {
+        let mid = (lo + hi).div_euclid(2);
+        let at_most = values.iter().filter(|&&v| v as i64 <= mid).count();
+        if at_most > target { hi = mid } else { lo = mid + 1 }
+    }
+    lo as i32
+}
+
 /// Exact median (lower middle) of `values` without sorting or allocating: a binary search
 /// on the value, counting.
 pub fn median_u16(values: &[u16]) -> u16 {
@@ -381,6 +406,11 @@ mod tests {
         assert_eq!(median_u16(&[65535]), 65535);
         let v: Vec<u16> = (0..1001).map(|i| ((i * 7919) % 1001) as u16).collect();
         assert_eq!(median_u16(&v), 500);
+        assert_eq!(median_i32(&[5, -1, 9, -3, 7]), 5);
+        assert_eq!(median_i32(&[i32::MIN, i32::MAX, -4]), -4);
+        assert_eq!(median_i32(&[i32::MAX]), i32::MAX);
+        let w: Vec<i32> = (0..1001).map(|i| ((i * 7919) % 1001) as i32 - 700).collect();
+        assert_eq!(median_i32(&w), -200);
     }
 
     /// A synthetic recording: pixel 0 cools like a semi-infinite body after a pulse, pixel
@@ -423,6 +453,8 @@ mod tests {
                 );
                 // The slow pixel keeps more of its rise.
                 assert!(f[12 + k] > f[k], "{frame_ms} ms, channel {k}: {:?}", f);
+                // Pixels 0 and 1 are the median of the shape: relative shape 1.
+                assert_eq!(f[k], -128 + 64, "{frame_ms} ms, channel {k}: {:?}", f);
             }
             // Amplitude: the median pixel (the slow one) has ratio 1 → 64 counts above
             // the zero point; pixel 1 is twice pixel 0.

@@ -1,9 +1,9 @@
 //! The compact fully-convolutional CNN (burn) that turns a feature image into a
 //! per-pixel class map — sound, in-depth defect, surface defect — and its training.
 //!
-//! Architecture (only layers the engine runs; batch normalization is folded into the
-//! convolutions at export): 3×3 conv K→w, BN, ReLU; 3×3 conv w→w, BN, ReLU; 3×3 conv w→w,
-//! BN, ReLU; 1×1 conv w→3 (logits at full resolution; the device applies softmax and
+//! Architecture (only layers the engine runs; optional batch normalization is folded into
+//! the convolutions at export): 3×3 conv K→w, [BN], ReLU; 3×3 conv w→w, [BN], ReLU; 3×3
+//! conv w→w, [BN], ReLU; 1×1 conv w→3 (logits at full resolution; the device applies softmax and
 //! argmax). Inputs are the shared extractor's int8 features, dequantized. Dropout before
 //! the head during training only.
 //!
@@ -36,17 +36,19 @@ pub const CLASSES: usize = 3;
 #[derive(Module, Debug)]
 pub struct ThermoNet<B: Backend> {
     conv1: Conv2d<B>,
-    bn1: BatchNorm<B>,
+    bn1: Option<BatchNorm<B>>,
     conv2: Conv2d<B>,
-    bn2: BatchNorm<B>,
+    bn2: Option<BatchNorm<B>>,
     conv3: Conv2d<B>,
-    bn3: BatchNorm<B>,
+    bn3: Option<BatchNorm<B>>,
     dropout: Dropout,
     head: Conv2d<B>,
 }
 
 impl<B: Backend> ThermoNet<B> {
-    pub fn new(channels: usize, width: usize, dropout: f64, device: &B::Device) -> Self {
+    /// `batch_norm` adds a batch norm after each hidden convolution (folded at export).
+    pub fn new(channels: usize, width: usize, dropout: f64, batch_norm: bool, device: &B::Device) -> Self {
+        let bn = || batch_norm.then(|| BatchNormConfig::new(width).init(device));
         let conv = |i: usize, o: usize, k: usize| {
             Conv2dConfig::new([i, o], [k, k])
                 .with_padding(PaddingConfig2d::Same)
@@ -54,11 +56,11 @@ impl<B: Backend> ThermoNet<B> {
         };
         ThermoNet {
             conv1: conv(channels, width, 3),
-            bn1: BatchNormConfig::new(width).init(device),
+            bn1: bn(),
             conv2: conv(width, width, 3),
-            bn2: BatchNormConfig::new(width).init(device),
+            bn2: bn(),
             conv3: conv(width, width, 3),
-            bn3: BatchNormConfig::new(width).init(device),
+            bn3: bn(),
             dropout: DropoutConfig::new(dropout).init(),
             head: conv(width, CLASSES, 1),
         }
@@ -66,19 +68,52 @@ impl<B: Backend> ThermoNet<B> {
 
     /// `[batch, K, H, W]` features to `[batch, 3, H, W]` logits.
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let x = activation::relu(self.bn1.forward(self.conv1.forward(x)));
-        let x = activation::relu(self.bn2.forward(self.conv2.forward(x)));
-        let x = activation::relu(self.bn3.forward(self.conv3.forward(x)));
+        let norm = |bn: &Option<BatchNorm<B>>, x: Tensor<B, 4>| match bn {
+            Some(bn) => bn.forward(x),
+            None => x,
+        };
+        let x = activation::relu(norm(&self.bn1, self.conv1.forward(x)));
+        let x = activation::relu(norm(&self.bn2, self.conv2.forward(x)));
+        let x = activation::relu(norm(&self.bn3, self.conv3.forward(x)));
         self.head.forward(self.dropout.forward(x))
     }
 
     /// The trained layers in order, for folding and export: the three 3×3 convolutions
     /// with their batch norms, then the head.
-    pub fn layers(&self) -> ([(&Conv2d<B>, &BatchNorm<B>); 3], &Conv2d<B>) {
+    pub fn layers(&self) -> ([(&Conv2d<B>, Option<&BatchNorm<B>>); 3], &Conv2d<B>) {
         (
-            [(&self.conv1, &self.bn1), (&self.conv2, &self.bn2), (&self.conv3, &self.bn3)],
+            [
+                (&self.conv1, self.bn1.as_ref()),
+                (&self.conv2, self.bn2.as_ref()),
+                (&self.conv3, self.bn3.as_ref()),
+            ],
             &self.head,
         )
+    }
+}
+
+/// A per-pixel classifier the training loop can train: the ThermoNet, or a network
+/// burn-import generated from a shipped ONNX file (fine-tuning).
+pub trait Segmenter<B: Backend>: Module<B> + Clone {
+    /// `[batch, K, H, W]` features to `[batch, classes, H, W]` logits.
+    fn segment(&self, x: Tensor<B, 4>) -> Tensor<B, 4>;
+    /// Sum of |w| over the convolution weights (the L1 penalty), if any.
+    fn l1(&self) -> Option<Tensor<B, 1>>;
+}
+
+impl<B: Backend> Segmenter<B> for ThermoNet<B> {
+    fn segment(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.forward(x)
+    }
+
+    fn l1(&self) -> Option<Tensor<B, 1>> {
+        let (convs, head) = self.layers();
+        convs
+            .iter()
+            .map(|(c, _)| c.weight.val())
+            .chain(std::iter::once(head.weight.val()))
+            .map(|w| w.abs().sum())
+            .reduce(|a, b| a + b)
     }
 }
 
@@ -191,6 +226,9 @@ pub struct TrainConfig {
     pub l1: f32,
     /// Dropout before the head.
     pub dropout: f64,
+    /// Batch norm after the hidden convolutions. With one plate per step its statistics
+    /// are per plate, and inference-mode running statistics can part from them.
+    pub batch_norm: bool,
     pub width: usize,
     pub seed: u64,
     /// Loss weight of each class (rare defect pixels count more).
@@ -378,26 +416,17 @@ pub fn confusion(pred: &[u8], labels: &[u8]) -> [[u64; CLASSES]; CLASSES] {
 }
 
 /// Float logits of one plate, CHW.
-pub fn logits<B: Backend>(model: &ThermoNet<B>, sample: &Sample, device: &B::Device) -> Vec<f32> {
+pub fn logits<B: Backend, M: Segmenter<B>>(model: &M, sample: &Sample, device: &B::Device) -> Vec<f32> {
     let (x, _) = batch::<B>(&[sample], device);
-    model.forward(x).into_data().iter::<f32>().collect()
+    model.segment(x).into_data().iter::<f32>().collect()
 }
 
 /// Predicted classes of `samples` (argmax of the logits).
-pub fn predict<B: Backend>(model: &ThermoNet<B>, samples: &[&Sample], device: &B::Device) -> Vec<u8> {
+pub fn predict<B: Backend, M: Segmenter<B>>(model: &M, samples: &[&Sample], device: &B::Device) -> Vec<u8> {
     let (x, _) = batch::<B>(samples, device);
-    let logits = pixel_rows(model.forward(x));
+    let logits = pixel_rows(model.segment(x));
     let idx = logits.argmax(1);
     idx.into_data().iter::<i64>().map(|v| v as u8).collect()
-}
-
-fn l1_penalty<B: Backend>(model: &ThermoNet<B>) -> Tensor<B, 1> {
-    let (convs, head) = model.layers();
-    let mut total = head.weight.val().abs().sum();
-    for (c, _) in convs {
-        total = total + c.weight.val().abs().sum();
-    }
-    total
 }
 
 /// Trains on `train` (one plate per step, all plates every epoch in a seeded order),
@@ -412,20 +441,24 @@ pub fn train<B: AutodiffBackend>(
 ) -> Result<(ThermoNet<B::InnerBackend>, Vec<EpochReport>), TrainError> {
     check_data(train, validation, cfg)?;
     B::seed(device, cfg.seed);
-    let model = ThermoNet::<B>::new(train[0].channels, cfg.width, cfg.dropout, device);
+    let model = ThermoNet::<B>::new(train[0].channels, cfg.width, cfg.dropout, cfg.batch_norm, device);
     continue_training(model, train, validation, cfg, quant, device, on_epoch)
 }
 
 /// The training loop from a given model (a fresh one, or a shipped one for fine-tuning).
-pub fn continue_training<B: AutodiffBackend>(
-    model: ThermoNet<B>,
+pub fn continue_training<B: AutodiffBackend, M>(
+    model: M,
     train: &[Sample],
     validation: &[Sample],
     cfg: &TrainConfig,
     quant: tqc_shared::model::QuantParams,
     device: &B::Device,
     on_epoch: impl FnMut(&EpochReport),
-) -> Result<(ThermoNet<B::InnerBackend>, Vec<EpochReport>), TrainError> {
+) -> Result<(M::InnerModule, Vec<EpochReport>), TrainError>
+where
+    M: Segmenter<B> + AutodiffModule<B>,
+    M::InnerModule: Segmenter<B::InnerBackend>,
+{
     check_data(train, validation, cfg)?;
     match cfg.optimizer {
         OptimizerKind::Adam => {
@@ -453,8 +486,8 @@ pub fn continue_training<B: AutodiffBackend>(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn run<B: AutodiffBackend, O: Optimizer<ThermoNet<B>, B>>(
-    mut model: ThermoNet<B>,
+fn run<B: AutodiffBackend, M, O: Optimizer<M, B>>(
+    mut model: M,
     mut optim: O,
     train: &[Sample],
     validation: &[Sample],
@@ -462,7 +495,11 @@ fn run<B: AutodiffBackend, O: Optimizer<ThermoNet<B>, B>>(
     quant: tqc_shared::model::QuantParams,
     device: &B::Device,
     mut on_epoch: impl FnMut(&EpochReport),
-) -> Result<(ThermoNet<B::InnerBackend>, Vec<EpochReport>), TrainError> {
+) -> Result<(M::InnerModule, Vec<EpochReport>), TrainError>
+where
+    M: Segmenter<B> + AutodiffModule<B>,
+    M::InnerModule: Segmenter<B::InnerBackend>,
+{
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x7471_635f_6175_6731);
     let loss_fn = CrossEntropyLossConfig::new()
         .with_weights(Some(cfg.class_weights.to_vec()))
@@ -473,7 +510,7 @@ fn run<B: AutodiffBackend, O: Optimizer<ThermoNet<B>, B>>(
     let total_steps = cfg.epochs * train.len();
     let warmup_steps = cfg.warmup_epochs * train.len();
     let mut order: Vec<usize> = (0..train.len()).collect();
-    let (mut reports, mut best): (Vec<EpochReport>, Option<(f64, ThermoNet<B::InnerBackend>)>) = (Vec::new(), None);
+    let (mut reports, mut best): (Vec<EpochReport>, Option<(f64, M::InnerModule)>) = (Vec::new(), None);
     let mut since_best = 0;
     let mut step = 0;
     for epoch in 1..=cfg.epochs {
@@ -482,9 +519,11 @@ fn run<B: AutodiffBackend, O: Optimizer<ThermoNet<B>, B>>(
         for &i in &order {
             let s = augment(&train[i], &cfg.augment, quant, &mut rng);
             let (x, y) = batch::<B>(&[&s], device);
-            let mut loss = loss_fn.forward(pixel_rows(model.forward(x)), y);
-            if cfg.l1 > 0.0 {
-                loss = loss + l1_penalty(&model).mul_scalar(cfg.l1);
+            let mut loss = loss_fn.forward(pixel_rows(model.segment(x)), y);
+            if cfg.l1 > 0.0
+                && let Some(l1) = model.l1()
+            {
+                loss = loss + l1.mul_scalar(cfg.l1);
             }
             let value = loss.clone().into_scalar().elem::<f64>();
             if !value.is_finite() {
@@ -501,7 +540,7 @@ fn run<B: AutodiffBackend, O: Optimizer<ThermoNet<B>, B>>(
         for s in validation {
             let (x, y) = batch::<B::InnerBackend>(&[s], device);
             vloss += loss_valid
-                .forward(pixel_rows(valid.forward(x)), y)
+                .forward(pixel_rows(valid.segment(x)), y)
                 .into_scalar()
                 .elem::<f64>();
             pred.extend(predict(&valid, &[s], device));
@@ -546,7 +585,8 @@ pub fn load<B: Backend>(
     path: &std::path::Path,
     channels: usize,
     width: usize,
+    batch_norm: bool,
     device: &B::Device,
 ) -> Result<ThermoNet<B>, burn::record::RecorderError> {
-    ThermoNet::new(channels, width, 0.0, device).load_file(path.to_path_buf(), &Recorder::new(), device)
+    ThermoNet::new(channels, width, 0.0, batch_norm, device).load_file(path.to_path_buf(), &Recorder::new(), device)
 }

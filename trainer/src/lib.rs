@@ -7,6 +7,7 @@ pub mod dataset;
 pub mod evaluate;
 pub mod export;
 pub mod features;
+pub mod finetune;
 pub mod infer;
 pub mod model_eval;
 pub mod onnx_run;

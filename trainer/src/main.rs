@@ -88,39 +88,36 @@ enum Command {
         /// Model name: the exported files are NAME.onnx, NAME.int8.onnx, NAME.tqm.
         #[arg(long, default_value = "thermonet")]
         name: String,
-        #[arg(long, default_value_t = 40)]
-        epochs: usize,
-        /// Peak learning rate.
-        #[arg(long, default_value_t = 5e-3)]
-        learning_rate: f64,
-        #[arg(long, default_value_t = 2)]
-        warmup_epochs: usize,
-        #[arg(long, value_enum, default_value = "adamw")]
-        optimizer: OptimizerKind,
-        /// L2 weight decay (decoupled for AdamW).
-        #[arg(long, default_value_t = 1e-4)]
-        weight_decay: f32,
-        /// L1 penalty on the convolution weights.
-        #[arg(long, default_value_t = 0.0)]
-        l1: f32,
-        /// Dropout before the 1×1 head.
-        #[arg(long, default_value_t = 0.1)]
-        dropout: f64,
-        /// Epochs without a better validation score before stopping (0: never stop early).
-        #[arg(long, default_value_t = 10)]
-        patience: usize,
-        /// Train without augmentation (flips, gain, lamp tilt, noise).
-        #[arg(long)]
-        no_augment: bool,
-        /// Loss weights of sound, subsurface, surface pixels.
-        #[arg(long, value_delimiter = ',', default_value = "1,8,8")]
-        class_weights: Vec<f32>,
+        #[command(flatten)]
+        run: RunArgs,
         /// Feature maps per hidden layer.
         #[arg(long, default_value_t = 12)]
         width: usize,
         /// Feature channels (log-spaced sample times).
         #[arg(long, default_value_t = 8)]
         channels: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Transfer learning: loads a float ONNX file exported by `trainer train` into the
+    /// burn network that burn-import generated at build time from the shipped model, and
+    /// trains it further on a dataset of your own parts (same outputs as `train`). The
+    /// feature schedule comes from the file's metadata.
+    Finetune {
+        /// The float ONNX model to start from (e.g. onnx_models/thermonet.onnx).
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        /// Folder for the exported model (default: OUT).
+        #[arg(long)]
+        export_to: Option<PathBuf>,
+        #[arg(long, default_value = "thermonet-finetuned")]
+        name: String,
+        #[command(flatten)]
+        run: RunArgs,
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
@@ -201,6 +198,68 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+}
+
+/// Options of a training run (`train` and `finetune`).
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Epochs (at most: early stopping may end sooner).
+    #[arg(long, default_value_t = 40)]
+    epochs: usize,
+    /// Peak learning rate (default: 3e-3 for train, 1e-3 for finetune).
+    #[arg(long)]
+    learning_rate: Option<f64>,
+    #[arg(long, default_value_t = 2)]
+    warmup_epochs: usize,
+    #[arg(long, value_enum, default_value = "adamw")]
+    optimizer: OptimizerKind,
+    /// L2 weight decay (decoupled for AdamW).
+    #[arg(long, default_value_t = 1e-4)]
+    weight_decay: f32,
+    /// L1 penalty on the convolution weights.
+    #[arg(long, default_value_t = 0.0)]
+    l1: f32,
+    /// Dropout before the 1×1 head (train only: the generated network has none).
+    #[arg(long, default_value_t = 0.1)]
+    dropout: f64,
+    /// Batch norm after each hidden convolution (folded at export). Off by default: with
+    /// one plate per step its per-plate statistics part from the running ones.
+    #[arg(long)]
+    batch_norm: bool,
+    /// Epochs without a better validation score before stopping (0: never stop early).
+    #[arg(long, default_value_t = 10)]
+    patience: usize,
+    /// Train without augmentation (flips, gain, lamp tilt, noise).
+    #[arg(long)]
+    no_augment: bool,
+    /// Loss weights of sound, subsurface, surface pixels.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,8")]
+    class_weights: Vec<f32>,
+}
+
+impl RunArgs {
+    fn config(&self, default_rate: f64, width: usize, seed: u64) -> Result<TrainConfig> {
+        let class_weights: [f32; 3] = self
+            .class_weights
+            .clone()
+            .try_into()
+            .map_err(|v: Vec<f32>| anyhow::anyhow!("--class-weights takes 3 values, got {}", v.len()))?;
+        Ok(TrainConfig {
+            epochs: self.epochs,
+            learning_rate: self.learning_rate.unwrap_or(default_rate),
+            warmup_epochs: self.warmup_epochs,
+            optimizer: self.optimizer,
+            weight_decay: self.weight_decay,
+            l1: self.l1,
+            dropout: self.dropout,
+            batch_norm: self.batch_norm,
+            width,
+            seed,
+            class_weights,
+            patience: (self.patience > 0).then_some(self.patience),
+            augment: if self.no_augment { Augment::NONE } else { Augment::DEFAULT },
+        })
+    }
 }
 
 /// How to read a recording that has no times.npy, or holds raw counts.
@@ -285,48 +344,36 @@ fn run(cli: Cli) -> Result<()> {
             out,
             export_to,
             name,
-            epochs,
-            learning_rate,
-            warmup_epochs,
-            optimizer,
-            weight_decay,
-            l1,
-            dropout,
-            patience,
-            no_augment,
-            class_weights,
+            run,
             width,
             channels,
             seed,
         } => {
-            let class_weights: [f32; 3] = class_weights
-                .try_into()
-                .map_err(|v: Vec<f32>| anyhow::anyhow!("--class-weights takes 3 values, got {}", v.len()))?;
-            let cfg = TrainConfig {
-                epochs,
-                learning_rate,
-                warmup_epochs,
-                optimizer,
-                weight_decay,
-                l1,
-                dropout,
-                width,
-                seed,
-                class_weights,
-                patience: (patience > 0).then_some(patience),
-                augment: if no_augment { Augment::NONE } else { Augment::DEFAULT },
-            };
+            let cfg = run.config(3e-3, width, seed)?;
             let export_to = export_to.unwrap_or_else(|| out.clone());
-            cli::train::run(
-                &data,
-                &out,
-                &cfg,
-                channels,
-                &cli::train::Options {
-                    name: &name,
-                    export_to: &export_to,
-                },
-            )
+            let opts = cli::train::Options {
+                name: &name,
+                export_to: &export_to,
+            };
+            cli::train::run(&data, &out, &cfg, channels, &opts)
+        }
+        Command::Finetune {
+            from,
+            data,
+            out,
+            export_to,
+            name,
+            run,
+            seed,
+        } => {
+            // Width is the file's; dropout does not exist in the generated network.
+            let cfg = run.config(1e-3, 1, seed)?;
+            let export_to = export_to.unwrap_or_else(|| out.clone());
+            let opts = cli::train::Options {
+                name: &name,
+                export_to: &export_to,
+            };
+            cli::train::finetune(&from, &data, &out, &cfg, &opts)
         }
         Command::Infer {
             model,

@@ -78,6 +78,7 @@ fn config(epochs: usize) -> TrainConfig {
         weight_decay: 0.0,
         l1: 0.0,
         dropout: 0.0,
+        batch_norm: true,
         width: 8,
         seed: 7,
         class_weights: [1.0, 4.0, 4.0],
@@ -145,7 +146,7 @@ fn a_seed_reproduces_the_run() {
     let (m2, r2) = run();
     assert_eq!(r1, r2);
     let device = Default::default();
-    assert_eq!(logits(&m1, &data[2], &device), logits(&m2, &data[2], &device));
+    assert_eq!(logits::<Inner, _>(&m1, &data[2], &device), logits::<Inner, _>(&m2, &data[2], &device));
 }
 
 #[test]
@@ -160,7 +161,7 @@ fn early_stopping_keeps_the_best_epoch() {
     let (model, r) = train::<B>(&data[..2], &data[2..], &cfg, QUANT, &device, |_| {}).unwrap();
     // The first epoch reaching the best score is the one kept.
     let best = r.iter().fold(&r[0], |b, e| if e.score > b.score { e } else { b });
-    let pred = predict(&model, &[&data[2]], &device);
+    let pred = predict::<Inner, _>(&model, &[&data[2]], &device);
     assert_eq!(iou(&pred, &data[2].labels), best.iou);
     if r.len() < 30 {
         assert_eq!(r.len(), best.epoch + 2, "stopped two epochs after the best");
@@ -213,7 +214,7 @@ fn exported_models_agree_with_burn_and_the_engine() {
     let (mut same, mut within, mut total) = (0usize, 0usize, 0usize);
     let out_q = a.quant.output();
     for s in data {
-        let reference = logits::<Inner>(&model, s, &device);
+        let reference = logits::<Inner, _>(&model, s, &device);
         let onnx = float.logits(&s.features).unwrap();
         let max = reference.iter().zip(&onnx).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
         assert!(max <= 1e-4, "float ONNX vs burn: max |Δ| {max}");

@@ -34,6 +34,23 @@ enum Task {
         #[arg(long, value_enum, default_value_t = Board::An386)]
         board: Board,
     },
+    /// Trains the shipped model from scratch (CPU, about an hour): simulates the dataset
+    /// (48 randomized plates, ~2.2 GB under target/xtask/train), trains, exports
+    /// thermonet.onnx / .int8.onnx / .tqm into onnx_models/, evaluates it on the held-out
+    /// plates against the baselines and writes onnx_models/MODEL_CARD.md.
+    Train {
+        /// Plates to simulate.
+        #[arg(long, default_value_t = 48)]
+        plates: usize,
+        #[arg(long, default_value_t = 30)]
+        epochs: usize,
+        /// Dataset seed (the training seed is 1).
+        #[arg(long, default_value_t = 11)]
+        seed: u64,
+        /// Reuse an existing dataset folder instead of simulating one.
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -317,11 +334,53 @@ fn size() -> Result<()> {
     Ok(())
 }
 
+fn trainer() -> Command {
+    let mut c = cargo();
+    c.current_dir(root()).args(["run", "--release", "--locked", "-p", "trainer", "--"]);
+    c
+}
+
+fn train(plates: usize, epochs: usize, seed: u64, data: Option<PathBuf>) -> Result<()> {
+    let work = root().join("target/xtask/train");
+    let data = match data {
+        Some(d) => d,
+        None => {
+            let d = work.join("dataset");
+            step(&format!("simulating {plates} plates → {}", d.display()));
+            run(trainer().args(["dataset", "--plates", &plates.to_string(), "--seed", &seed.to_string(), "--out"]).arg(&d))?;
+            d
+        }
+    };
+    let models = root().join("onnx_models");
+    step("training, quantizing, exporting");
+    run(trainer()
+        .args(["train", "--epochs", &epochs.to_string(), "--patience", "8", "--seed", "1", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(work.join("run"))
+        .arg("--export-to")
+        .arg(&models))?;
+    step("evaluating on the test plates, writing the model card");
+    run(trainer()
+        .args(["evaluate", "--model"])
+        .arg(models.join("thermonet.tqm"))
+        .arg("--data")
+        .arg(&data)
+        .arg("--card")
+        .arg(models.join("MODEL_CARD.md")))
+}
+
 fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Test => test(),
         Task::KernelCheck => build_firmware().and_then(|_| kernel_check()),
         Task::Size => build_firmware().and_then(|_| size()),
         Task::Bench { board } => bench(board),
+        Task::Train {
+            plates,
+            epochs,
+            seed,
+            data,
+        } => train(plates, epochs, seed, data),
     }
 }

@@ -13,11 +13,14 @@ use plotters::prelude::*;
 use tqc_shared::features::FeatureSpec;
 use tqc_shared::model::QuantParams;
 use rayon::prelude::*;
-use tqc_trainer::cnn::{CLASSES, EpochReport, Sample, TrainConfig, confusion, load_sample, logits, predict, train};
+use tqc_trainer::cnn::{
+    CLASSES, EpochReport, Sample, Segmenter, TrainConfig, TrainError, confusion, load_sample, logits, predict, train,
+};
 use tqc_trainer::export::fold::FloatNet;
 use tqc_trainer::export::{export, write_atomic};
 
 type Backend = Autodiff<NdArray<f32>>;
+type Inner = NdArray<f32>;
 
 /// The input quantization of the features: ratios 0..4 in 1/64 steps.
 pub const FEATURE_QUANT: QuantParams = QuantParams {
@@ -25,20 +28,29 @@ pub const FEATURE_QUANT: QuantParams = QuantParams {
     zero_point: -128,
 };
 
-/// A schedule for a dataset's station: from just after the heating to the end of the
-/// recording, `channels` log-spaced times.
-pub fn schedule_for(plate_dir: &Path, channels: usize) -> Result<FeatureSpec> {
-    let meta: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(plate_dir.join("meta.json"))
-            .with_context(|| format!("{}: no meta.json", plate_dir.display()))?,
-    )?;
-    let station = &meta["specimen"]["station"];
-    let heating = station["heating"]["duration_s"]
-        .as_f64()
-        .context("meta.json: no heating duration")?;
-    let duration = station["recording"]["duration_s"]
-        .as_f64()
-        .context("meta.json: no recording duration")?;
+/// A schedule for a dataset's station: `channels` log-spaced times from just after the
+/// longest heating of any plate (so no sample falls inside a heating) to near the end
+/// of the shortest recording.
+pub fn schedule_for(plate_dirs: &[std::path::PathBuf], channels: usize) -> Result<FeatureSpec> {
+    let (mut heating, mut duration) = (0.0f64, f64::INFINITY);
+    for dir in plate_dirs {
+        let meta: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(dir.join("meta.json"))
+                .with_context(|| format!("{}: no meta.json", dir.display()))?,
+        )
+        .with_context(|| format!("{}: meta.json is not JSON", dir.display()))?;
+        let station = &meta["specimen"]["station"];
+        heating = heating.max(
+            station["heating"]["duration_s"]
+                .as_f64()
+                .with_context(|| format!("{}: meta.json has no heating duration", dir.display()))?,
+        );
+        duration = duration.min(
+            station["recording"]["duration_s"]
+                .as_f64()
+                .with_context(|| format!("{}: meta.json has no recording duration", dir.display()))?,
+        );
+    }
     let first = (heating * 1.15 * 1000.0).max(500.0) as u32;
     let last = (duration / 1.12 * 1000.0) as u32;
     if last <= first {
@@ -122,8 +134,14 @@ fn confusion_png(path: &Path, m: &[[u64; CLASSES]; CLASSES]) -> Result<()> {
         .disable_mesh()
         .x_labels(3)
         .y_labels(3)
-        .x_label_formatter(&|x| names.get(*x as usize).unwrap_or(&"").to_string())
-        .y_label_formatter(&|y| names.get(2 - *y as usize).unwrap_or(&"").to_string())
+        .x_label_formatter(&|x| usize::try_from(*x).ok().and_then(|i| names.get(i)).unwrap_or(&"").to_string())
+        .y_label_formatter(&|y| {
+            usize::try_from(2 - *y)
+                .ok()
+                .and_then(|i| names.get(i))
+                .unwrap_or(&"")
+                .to_string()
+        })
         .x_desc("predicted")
         .draw()?;
     for (t, row) in m.iter().enumerate() {
@@ -225,7 +243,33 @@ pub struct Options<'a> {
     pub export_to: &'a Path,
 }
 
+/// What differs between training from scratch and fine-tuning.
+pub struct Job<'a, M> {
+    pub spec: FeatureSpec,
+    pub train: Box<dyn FnOnce(&[Sample], &[Sample], &mut dyn FnMut(&EpochReport)) -> Result<(M, Vec<EpochReport>), TrainError> + 'a>,
+    pub save: &'a dyn Fn(&M, &Path) -> Result<()>,
+    pub float_net: &'a dyn Fn(&M) -> FloatNet,
+}
+
 pub fn run(data: &Path, out: &Path, cfg: &TrainConfig, channels: usize, opts: &Options<'_>) -> Result<()> {
+    let all: Vec<std::path::PathBuf> = ["train", "validation", "test"]
+        .iter()
+        .map(|s| split_dirs(data, s))
+        .collect::<Result<Vec<_>>>()?
+        .concat();
+    let device = Default::default();
+    let job = Job {
+        spec: schedule_for(&all, channels)?,
+        train: Box::new(|t: &[Sample], v: &[Sample], f: &mut dyn FnMut(&EpochReport)| {
+            train::<Backend>(t, v, cfg, FEATURE_QUANT, &device, f)
+        }),
+        save: &|m, p| tqc_trainer::cnn::save(m, p).context("saving the weights"),
+        float_net: &|m| FloatNet::from_burn(m),
+    };
+    run_job(data, out, cfg, opts, job)
+}
+
+pub fn run_job<M: Segmenter<Inner>>(data: &Path, out: &Path, cfg: &TrainConfig, opts: &Options<'_>, job: Job<'_, M>) -> Result<()> {
     let (train_dirs, val_dirs) = (split_dirs(data, "train")?, split_dirs(data, "validation")?);
     if train_dirs.is_empty() || val_dirs.is_empty() {
         bail!(
@@ -233,7 +277,8 @@ pub fn run(data: &Path, out: &Path, cfg: &TrainConfig, channels: usize, opts: &O
             data.display()
         );
     }
-    let spec = schedule_for(&train_dirs[0], channels)?;
+    let spec = job.spec.clone();
+    let channels = spec.channels();
     let (train_set, val_set) = (load_plates(&train_dirs, &spec)?, load_plates(&val_dirs, &spec)?);
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut csv = std::fs::File::create(out.join("metrics.csv")).context("metrics.csv")?;
@@ -249,7 +294,7 @@ pub fn run(data: &Path, out: &Path, cfg: &TrainConfig, channels: usize, opts: &O
     );
     let started = std::time::Instant::now();
     let device = Default::default();
-    let (model, reports) = train::<Backend>(&train_set, &val_set, cfg, FEATURE_QUANT, &device, |r| {
+    let (model, reports) = (job.train)(&train_set, &val_set, &mut |r: &EpochReport| {
         let _ = writeln!(
             csv,
             "{},{:.6},{:.6},{:.6},{:.4},{:.4},{:.4}",
@@ -268,13 +313,13 @@ pub fn run(data: &Path, out: &Path, cfg: &TrainConfig, channels: usize, opts: &O
         .iter()
         .max_by(|a, b| a.score.total_cmp(&b.score))
         .context("no epoch ran")?;
-    tqc_trainer::cnn::save(&model, &out.join("model")).context("saving the weights")?;
+    (job.save)(&model, &out.join("model"))?;
 
     // Plots of the kept model on the validation plates.
     let (mut pred, mut truth) = (Vec::new(), Vec::new());
     let mut pairs = Vec::new();
     for (i, s) in val_set.iter().enumerate() {
-        let p = predict(&model, &[s], &device);
+        let p = predict::<Inner, M>(&model, &[s], &device);
         truth.extend_from_slice(&s.labels);
         pred.extend_from_slice(&p);
         if i < 4 {
@@ -285,9 +330,9 @@ pub fn run(data: &Path, out: &Path, cfg: &TrainConfig, channels: usize, opts: &O
     maps_png(&out.join("validation-maps.png"), &pairs)?;
 
     // Fold, check the fold against burn, quantize on the training plates, export.
-    let net = FloatNet::from_burn(&model);
+    let net = (job.float_net)(&model);
     let probe = &val_set[0];
-    let reference = logits(&model, probe, &device);
+    let reference = logits::<Inner, M>(&model, probe, &device);
     let folded = net.forward(&probe.features, probe.height, probe.width);
     let max_abs = reference
         .iter()
@@ -343,4 +388,44 @@ pub fn run(data: &Path, out: &Path, cfg: &TrainConfig, channels: usize, opts: &O
         tqc_shared::blob::decode(&artifacts.blob_bytes)?.desc.arena_bytes
     );
     Ok(())
+}
+
+/// `trainer finetune`: the shipped architecture (generated by burn-import at build time)
+/// with the weights of `from`, trained further on `data`.
+pub fn finetune(from: &Path, data: &Path, out: &Path, cfg: &TrainConfig, opts: &Options<'_>) -> Result<()> {
+    use prost::Message;
+    use tqc_trainer::finetune::{ShippedNet, load, to_float_net};
+    let bytes = std::fs::read(from).with_context(|| format!("cannot read {}", from.display()))?;
+    let net = FloatNet::from_onnx(&bytes).with_context(|| format!("{}", from.display()))?;
+    let proto = tract_onnx::pb::ModelProto::decode(bytes.as_slice())?;
+    let meta = tqc_trainer::export::onnx::read_meta(&proto).with_context(|| {
+        format!(
+            "{}: no feature schedule in the metadata: only ONNX files exported by `trainer train` can be fine-tuned",
+            from.display()
+        )
+    })?;
+    if meta.input_quant != FEATURE_QUANT {
+        bail!(
+            "{}: input quantization {:?} differs from the trainer's {:?}",
+            from.display(),
+            meta.input_quant,
+            FEATURE_QUANT
+        );
+    }
+    let device = Default::default();
+    let model = load::<Backend>(&net, &device).with_context(|| format!("{}", from.display()))?;
+    let job = Job {
+        spec: meta.features,
+        train: Box::new(move |t: &[Sample], v: &[Sample], f: &mut dyn FnMut(&EpochReport)| {
+            tqc_trainer::cnn::continue_training::<Backend, _>(model, t, v, cfg, FEATURE_QUANT, &device, f)
+        }),
+        save: &|m: &ShippedNet<Inner>, p: &Path| {
+            use burn::module::Module;
+            m.clone()
+                .save_file(p.to_path_buf(), &tqc_trainer::cnn::Recorder::new())
+                .context("saving the weights")
+        },
+        float_net: &|m| to_float_net(m),
+    };
+    run_job(data, out, cfg, opts, job)
 }

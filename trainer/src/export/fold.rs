@@ -40,6 +40,17 @@ impl FloatNet {
             let [o, i, k, _] = conv.weight.dims();
             let w = values(conv.weight.val());
             let b = conv.bias.as_ref().map_or(vec![0.0; o], |b| values(b.val()));
+            let Some(bn) = bn else {
+                layers.push(FloatConv {
+                    in_channels: i,
+                    out_channels: o,
+                    kernel: k,
+                    weight: w,
+                    bias: b,
+                    relu: true,
+                });
+                continue;
+            };
             let (gamma, beta) = (values(bn.gamma.val()), values(bn.beta.val()));
             let (mean, var) = (values(bn.running_mean.value()), values(bn.running_var.value()));
             let mut weight = vec![0.0; w.len()];
@@ -100,6 +111,101 @@ impl FloatNet {
     /// The logits (CHW) of a CHW input.
     pub fn forward(&self, input: &[f32], height: usize, width: usize) -> Vec<f32> {
         self.activations(input, height, width).pop().unwrap_or_default()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OnnxReadError {
+    #[error("not an ONNX model: {0}")]
+    Decode(#[from] prost::DecodeError),
+    #[error("the model has no graph")]
+    NoGraph,
+    #[error("node {index} ({op}): {what}")]
+    Node { index: usize, op: String, what: String },
+    #[error("initializer {name}: {what}")]
+    Initializer { name: String, what: String },
+    #[error("the graph holds no convolution")]
+    NoConv,
+}
+
+impl FloatNet {
+    /// Reads a float ONNX file of the shape `trainer` exports — Conv (→ Relu) repeated,
+    /// Softmax at the end — back into float layers; anything else is refused by name.
+    pub fn from_onnx(bytes: &[u8]) -> Result<FloatNet, OnnxReadError> {
+        use prost::Message;
+        use tract_onnx::pb;
+        let m = pb::ModelProto::decode(bytes)?;
+        let g = m.graph.ok_or(OnnxReadError::NoGraph)?;
+        let init = |name: &str| -> Result<(Vec<usize>, Vec<f32>), OnnxReadError> {
+            let t = g
+                .initializer
+                .iter()
+                .find(|t| t.name == name)
+                .ok_or_else(|| OnnxReadError::Initializer {
+                    name: name.into(),
+                    what: "missing".into(),
+                })?;
+            if t.data_type != pb::tensor_proto::DataType::Float as i32 {
+                return Err(OnnxReadError::Initializer {
+                    name: name.into(),
+                    what: format!("data type {} is not float", t.data_type),
+                });
+            }
+            let dims: Vec<usize> = t.dims.iter().map(|&d| d.max(0) as usize).collect();
+            let v: Vec<f32> = if !t.raw_data.is_empty() {
+                t.raw_data
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect()
+            } else {
+                t.float_data.clone()
+            };
+            if v.len() != dims.iter().product::<usize>() {
+                return Err(OnnxReadError::Initializer {
+                    name: name.into(),
+                    what: format!("{} values for dims {dims:?}", v.len()),
+                });
+            }
+            Ok((dims, v))
+        };
+        let mut layers: Vec<FloatConv> = Vec::new();
+        for (index, n) in g.node.iter().enumerate() {
+            let bad = |what: &str| OnnxReadError::Node {
+                index,
+                op: n.op_type.clone(),
+                what: what.into(),
+            };
+            match n.op_type.as_str() {
+                "Conv" => {
+                    if n.input.len() != 3 {
+                        return Err(bad("expected input, weight and bias"));
+                    }
+                    let (wd, weight) = init(&n.input[1])?;
+                    let (bd, bias) = init(&n.input[2])?;
+                    if wd.len() != 4 || wd[2] != wd[3] || wd[2] % 2 == 0 || bd != [wd[0]] {
+                        return Err(bad(&format!("weight {wd:?} / bias {bd:?}: needs an odd square kernel")));
+                    }
+                    layers.push(FloatConv {
+                        in_channels: wd[1],
+                        out_channels: wd[0],
+                        kernel: wd[2],
+                        weight,
+                        bias,
+                        relu: false,
+                    });
+                }
+                "Relu" => match layers.last_mut() {
+                    Some(l) if !l.relu => l.relu = true,
+                    _ => return Err(bad("Relu must follow a Conv")),
+                },
+                "Softmax" => {}
+                _ => return Err(bad("not an operator of the ThermoQC network")),
+            }
+        }
+        if layers.is_empty() {
+            return Err(OnnxReadError::NoConv);
+        }
+        Ok(FloatNet { layers })
     }
 }
 

@@ -59,6 +59,10 @@ pub fn export(
 ) -> Result<Artifacts, ExportError> {
     let (h, w) = calibration.first().map_or((0, 0), |s| (s.height, s.width));
     let quant = quantize::quantize(net, calibration, input)?;
+    let meta = onnx::Meta {
+        features: features.clone(),
+        input_quant: input,
+    };
     let blob_bytes = quant.to_blob(name, h, w, features)?;
     std::fs::create_dir_all(dir).map_err(|source| ExportError::Io {
         path: dir.to_path_buf(),
@@ -71,8 +75,8 @@ pub fn export(
         quant,
         blob_bytes,
     };
-    write_atomic(&a.float_onnx, &onnx::float_onnx(net, name, h, w))?;
-    write_atomic(&a.int8_onnx, &onnx::qdq_onnx(&a.quant, name, h, w))?;
+    write_atomic(&a.float_onnx, &onnx::float_onnx(net, name, h, w, &meta))?;
+    write_atomic(&a.int8_onnx, &onnx::qdq_onnx(&a.quant, name, h, w, &meta))?;
     write_atomic(&a.blob, &a.blob_bytes)?;
     Ok(a)
 }

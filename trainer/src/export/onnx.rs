@@ -122,7 +122,19 @@ struct Frame {
     width: usize,
 }
 
-fn model(graph_name: &str, f: &Frame, nodes: Vec<pb::NodeProto>, init: Vec<pb::TensorProto>, doc: &str) -> pb::ModelProto {
+/// Metadata key of the feature schedule (JSON of `FeatureSpec`): what the input means.
+pub const META_FEATURES: &str = "thermoqc.features";
+/// Metadata key of the input quantization (JSON of `QuantParams`).
+pub const META_INPUT_QUANT: &str = "thermoqc.input_quant";
+
+/// What the exported graphs carry besides the network.
+#[derive(Clone, Debug)]
+pub struct Meta {
+    pub features: tqc_shared::features::FeatureSpec,
+    pub input_quant: tqc_shared::model::QuantParams,
+}
+
+fn model(graph_name: &str, f: &Frame, nodes: Vec<pb::NodeProto>, init: Vec<pb::TensorProto>, doc: &str, meta: &Meta) -> pb::ModelProto {
     let graph = pb::GraphProto {
         name: graph_name.into(),
         node: nodes,
@@ -151,12 +163,31 @@ fn model(graph_name: &str, f: &Frame, nodes: Vec<pb::NodeProto>, init: Vec<pb::T
         producer_version: env!("CARGO_PKG_VERSION").into(),
         doc_string: doc.into(),
         graph: Some(graph),
+        metadata_props: vec![
+            pb::StringStringEntryProto {
+                key: META_FEATURES.into(),
+                value: serde_json::to_string(&meta.features).unwrap_or_default(),
+            },
+            pb::StringStringEntryProto {
+                key: META_INPUT_QUANT.into(),
+                value: serde_json::to_string(&meta.input_quant).unwrap_or_default(),
+            },
+        ],
         ..Default::default()
     }
 }
 
+/// The feature schedule and input quantization stored in an exported ONNX file.
+pub fn read_meta(m: &pb::ModelProto) -> Option<Meta> {
+    let get = |k: &str| m.metadata_props.iter().find(|e| e.key == k).map(|e| e.value.as_str());
+    Some(Meta {
+        features: serde_json::from_str(get(META_FEATURES)?).ok()?,
+        input_quant: serde_json::from_str(get(META_INPUT_QUANT)?).ok()?,
+    })
+}
+
 /// The float model as ONNX bytes.
-pub fn float_onnx(net: &FloatNet, name: &str, height: usize, width: usize) -> Vec<u8> {
+pub fn float_onnx(net: &FloatNet, name: &str, height: usize, width: usize, meta: &Meta) -> Vec<u8> {
     let (mut nodes, mut init) = (Vec::new(), Vec::new());
     let mut x = INPUT.to_string();
     let last = net.layers.len() - 1;
@@ -186,6 +217,7 @@ pub fn float_onnx(net: &FloatNet, name: &str, height: usize, width: usize) -> Ve
         nodes,
         init,
         "ThermoQC defect segmentation (float, batch norm folded)",
+        meta,
     )
     .encode_to_vec()
 }
@@ -202,7 +234,7 @@ fn qdq(nodes: &mut Vec<pb::NodeProto>, init: &mut Vec<pb::TensorProto>, x: &str,
 }
 
 /// The int8 model in QDQ form as ONNX bytes.
-pub fn qdq_onnx(net: &QuantNet, name: &str, height: usize, width: usize) -> Vec<u8> {
+pub fn qdq_onnx(net: &QuantNet, name: &str, height: usize, width: usize, meta: &Meta) -> Vec<u8> {
     let (mut nodes, mut init) = (Vec::new(), Vec::new());
     let mut x = qdq(&mut nodes, &mut init, INPUT, "input", net.input, None);
     let last = net.layers.len() - 1;
@@ -253,6 +285,7 @@ pub fn qdq_onnx(net: &QuantNet, name: &str, height: usize, width: usize) -> Vec<
         nodes,
         init,
         "ThermoQC defect segmentation, int8 QDQ: the arithmetic of the .tqm blob",
+        meta,
     )
     .encode_to_vec()
 }
