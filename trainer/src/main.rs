@@ -140,6 +140,15 @@ enum Command {
         #[command(flatten)]
         read: ReadArgs,
     },
+    /// Host inference speed of a model blob: the shared int8 engine against tract on the
+    /// float and int8 ONNX files beside it (same stem), same input, one run; prints parts
+    /// per second and the ratios.
+    Bench {
+        #[arg(long, default_value = "onnx_models/thermonet.tqm")]
+        model: PathBuf,
+        #[arg(long, default_value_t = 20)]
+        iterations: usize,
+    },
     /// Classical processing of a recording — absolute contrast, PCT, PPT or TSR — into
     /// processed images (npy + PNG), a score image and a thresholded defect map
     /// (`map.npy`, u8 0/1).
@@ -233,7 +242,7 @@ struct RunArgs {
     #[arg(long)]
     no_augment: bool,
     /// Loss weights of sound, subsurface, surface pixels.
-    #[arg(long, value_delimiter = ',', default_value = "1,8,8")]
+    #[arg(long, value_delimiter = ',', default_value = "1,30,30")]
     class_weights: Vec<f32>,
 }
 
@@ -375,6 +384,7 @@ fn run(cli: Cli) -> Result<()> {
             };
             cli::train::finetune(&from, &data, &out, &cfg, &opts)
         }
+        Command::Bench { model, iterations } => cli::bench::run(&model, iterations),
         Command::Infer {
             model,
             sequence,

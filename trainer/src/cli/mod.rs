@@ -1,6 +1,7 @@
 //! The command-line front ends of the library.
 
 pub mod baseline;
+pub mod bench;
 pub mod dataset;
 pub mod evaluate;
 pub mod infer;

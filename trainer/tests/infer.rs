@@ -1,0 +1,140 @@
+//! The host twin (`trainer infer`) on a recording: outputs, agreement with the engine on
+//! the same features, and clear errors for bad input — wrong frame size, a recording too
+//! short for the schedule, a blob of another format version, NaN frames.
+
+use std::path::Path;
+use std::process::Command;
+
+use burn::backend::NdArray;
+use npyz::WriterBuilder;
+use tqc_shared::features::FeatureSpec;
+use tqc_shared::model::QuantParams;
+use tqc_shared::verdict::VerdictConfig;
+use tqc_trainer::cnn::{ThermoNet, load_sample};
+use tqc_trainer::export::export;
+use tqc_trainer::export::fold::FloatNet;
+use tqc_trainer::infer::{InferError, infer, run_features};
+use tqc_trainer::sequence::Sequence;
+use tqc_trainer::simulate::simulate_to_dir;
+use tqc_trainer::specimen::Specimen;
+
+const QUANT: QuantParams = QuantParams {
+    scale: 1.0 / 64.0,
+    zero_point: -128,
+};
+
+struct Setup {
+    _tmp: tempfile::TempDir,
+    plate: std::path::PathBuf,
+    blob: std::path::PathBuf,
+    blob_bytes: Vec<u8>,
+}
+
+/// A small simulated plate and an (untrained, but valid) inspection model for it.
+fn setup() -> Setup {
+    let tmp = tempfile::tempdir().unwrap();
+    let plate = tmp.path().join("plate");
+    let s = Specimen::parse(include_str!("fixtures/small-part.toml"), "small.toml").unwrap();
+    simulate_to_dir(&s, 3, &plate, |_, _| {}).unwrap();
+    let spec = FeatureSpec::log_spaced(6_000, 34_000, 4, 100).unwrap();
+    let sample = load_sample(&plate, &spec, QUANT).unwrap();
+    let net = FloatNet::from_burn(&ThermoNet::<NdArray<f32>>::new(4, 6, 0.0, false, &Default::default()));
+    let a = export(&net, std::slice::from_ref(&sample), QUANT, spec, "tiny", &tmp.path().join("model")).unwrap();
+    Setup {
+        plate,
+        blob: a.blob.clone(),
+        blob_bytes: a.blob_bytes,
+        _tmp: tmp,
+    }
+}
+
+fn write_f32_npy(path: &Path, shape: &[u64], data: &[f32]) {
+    let mut w = npyz::WriteOptions::<f32>::new()
+        .default_dtype()
+        .shape(shape)
+        .writer(std::io::BufWriter::new(std::fs::File::create(path).unwrap()))
+        .begin_nd()
+        .unwrap();
+    w.extend(data.iter().copied()).unwrap();
+    w.finish().unwrap();
+}
+
+#[test]
+fn infer_writes_the_device_bytes_and_a_verdict() {
+    let s = setup();
+    let seq = Sequence::open(&s.plate, &Default::default()).unwrap();
+    let out = infer(&s.blob_bytes, &seq, &VerdictConfig::DEFAULT).unwrap();
+    let (logits, classes) = run_features(&s.blob_bytes, &out.features).unwrap();
+    assert_eq!((logits, classes), (out.logits.clone(), out.classes.clone()));
+    assert_eq!(out.classes.len(), 40 * 30);
+    let dir = s.plate.parent().unwrap().join("infer");
+    let status = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["infer", "--model"])
+        .arg(&s.blob)
+        .arg("--sequence")
+        .arg(&s.plate)
+        .arg("--out")
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let classes: Vec<u8> = npyz::NpyFile::new(std::fs::read(dir.join("classes.npy")).unwrap().as_slice())
+        .unwrap()
+        .into_vec()
+        .unwrap();
+    assert_eq!(classes, out.classes, "the CLI writes the twin's bytes");
+    let verdict: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("verdict.json")).unwrap()).unwrap();
+    let expected = format!("{:?}", out.findings.verdict).to_uppercase();
+    assert_eq!(verdict["verdict"], expected.as_str());
+    assert_eq!(verdict["region_count"], out.findings.region_count);
+    assert!(std::fs::metadata(dir.join("overlay.png")).unwrap().len() > 1000);
+}
+
+#[test]
+fn bad_inputs_are_named_errors() {
+    let s = setup();
+    let seq = Sequence::open(&s.plate, &Default::default()).unwrap();
+
+    // Frames of another size.
+    let mut small = seq.clone();
+    small.width = 20;
+    small.data = (0..seq.frames).flat_map(|k| seq.frame(k)[..20 * 30].to_vec()).collect();
+    let e = infer(&s.blob_bytes, &small, &VerdictConfig::DEFAULT).unwrap_err();
+    assert!(matches!(e, InferError::FrameSize { seq_w: 20, .. }), "{e}");
+
+    // A recording that ends before the last sample time.
+    let mut short = seq.clone();
+    let keep = seq.times.iter().position(|&t| t > 20.0).unwrap();
+    short.frames = keep;
+    short.times.truncate(keep);
+    short.data.truncate(keep * seq.pixels());
+    let e = infer(&s.blob_bytes, &short, &VerdictConfig::DEFAULT).unwrap_err();
+    assert!(e.to_string().contains("ended before sample"), "{e}");
+
+    // A blob of another format version.
+    let mut other = s.blob_bytes.clone();
+    other[4] = other[4].wrapping_add(1);
+    let e = infer(&other, &seq, &VerdictConfig::DEFAULT).unwrap_err();
+    assert!(e.to_string().contains("format version"), "{e}");
+
+    // NaN in a frame: the reader names the frame, the CLI fails without writing a verdict.
+    let dir = s.plate.parent().unwrap().join("nan");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut data = seq.data.clone();
+    data[7 * seq.pixels() + 5] = f32::NAN;
+    write_f32_npy(&dir.join("sequence.npy"), &[seq.frames as u64, 30, 40], &data);
+    std::fs::copy(s.plate.join("times.npy"), dir.join("times.npy")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["infer", "--model"])
+        .arg(&s.blob)
+        .arg("--sequence")
+        .arg(&dir)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("frame 7"), "{err}");
+    assert!(!dir.join("out/verdict.json").exists());
+}

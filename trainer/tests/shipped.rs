@@ -1,0 +1,107 @@
+//! The committed model in onnx_models/ is consistent (CI does not retrain it): the blob
+//! decodes as the device decodes it, tract runs both ONNX files, the int8 ONNX agrees with
+//! the engine on the blob, the float ONNX with its own weights, and the network
+//! burn-import generated from it loads them.
+
+use std::path::PathBuf;
+
+use burn::backend::NdArray;
+use tqc_trainer::export::fold::FloatNet;
+use tqc_trainer::infer::run_features;
+use tqc_trainer::onnx_run::{OnnxModel, argmax_chw};
+
+fn models() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../onnx_models")
+}
+
+/// Feature images the shipped model could meet: a smooth field around the plate median
+/// (64 counts above the zero point) with hot, cold and slow spots, seeded.
+fn inputs(h: usize, w: usize, c: usize) -> Vec<Vec<i8>> {
+    let mut state = 0x5eed_u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    (0..4)
+        .map(|_| {
+            let spots: Vec<(f64, f64, f64, Vec<f64>)> = (0..6)
+                .map(|_| {
+                    let amp: Vec<f64> = (0..c).map(|_| 40.0 * (next() - 0.5)).collect();
+                    (next() * w as f64, next() * h as f64, 2.0 + 6.0 * next(), amp)
+                })
+                .collect();
+            let mut img = vec![0i8; h * w * c];
+            for y in 0..h {
+                for x in 0..w {
+                    for k in 0..c {
+                        let mut v = 64.0 + 6.0 * (x as f64 / w as f64 - 0.5) + 4.0 * (next() - 0.5);
+                        for (sx, sy, r, amp) in &spots {
+                            let d2 = (x as f64 - sx).powi(2) + (y as f64 - sy).powi(2);
+                            v += amp[k] * (-d2 / (r * r)).exp();
+                        }
+                        img[(y * w + x) * c + k] = (v.round() - 128.0).clamp(-128.0, 127.0) as i8;
+                    }
+                }
+            }
+            img
+        })
+        .collect()
+}
+
+#[test]
+fn shipped_artifacts_agree() {
+    let blob = std::fs::read(models().join("thermonet.tqm")).expect("onnx_models/thermonet.tqm");
+    let model = tqc_shared::blob::decode(&blob).expect("the shipped blob is valid");
+    let shape = model.desc.input.shape;
+    let (h, w, c) = (shape.height as usize, shape.width as usize, shape.channels as usize);
+    assert!(model.desc.input.features.is_some(), "an inspection model carries its feature schedule");
+    assert_eq!(model.desc.classes.as_slice(), ["sound", "subsurface", "surface"]);
+    let q_in = model.desc.input.quant;
+    let q_out = model.desc.layers.last().unwrap().output;
+
+    let float_bytes = std::fs::read(models().join("thermonet.onnx")).unwrap();
+    let net = FloatNet::from_onnx(&float_bytes).unwrap();
+    let float = OnnxModel::load(&models().join("thermonet.onnx"), c, h, w).unwrap();
+    let int8 = OnnxModel::load(&models().join("thermonet.int8.onnx"), c, h, w).unwrap();
+    // The network burn-import generated at build time takes these weights.
+    tqc_trainer::finetune::load::<NdArray<f32>>(&net, &Default::default()).unwrap();
+
+    let px = h * w;
+    let (mut same, mut within, mut float_same, mut total) = (0usize, 0usize, 0usize, 0usize);
+    for img in inputs(h, w, c) {
+        let mut chw = vec![0.0f32; c * px];
+        for p in 0..px {
+            for k in 0..c {
+                chw[k * px + p] = q_in.scale * (img[p * c + k] as i32 - q_in.zero_point as i32) as f32;
+            }
+        }
+        let reference = net.forward(&chw, h, w);
+        let onnx = float.logits(&chw).unwrap();
+        let max = reference.iter().zip(&onnx).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(max <= 1e-4, "float ONNX (tract) vs its weights: max |Δ| {max}");
+
+        let (engine_logits, engine_classes) = run_features(&blob, &img).unwrap();
+        let qdq = int8.logits(&chw).unwrap();
+        let qdq_classes = argmax_chw(&qdq, 3);
+        let float_classes = argmax_chw(&onnx, 3);
+        for p in 0..px {
+            total += 1;
+            same += usize::from(qdq_classes[p] == engine_classes[p]);
+            float_same += usize::from(float_classes[p] == engine_classes[p]);
+            within += usize::from((0..3).all(|k| {
+                let q = ((qdq[k * px + p] / q_out.scale).round() as i32 + q_out.zero_point as i32).clamp(-128, 127);
+                (q - engine_logits[p * 3 + k] as i32).abs() <= 1
+            }));
+        }
+    }
+    let (agree, lsb, fl) = (
+        same as f64 / total as f64,
+        within as f64 / total as f64,
+        float_same as f64 / total as f64,
+    );
+    assert!(agree >= 0.999, "int8 ONNX vs engine argmax agreement {agree}");
+    assert!(lsb >= 0.99, "int8 ONNX vs engine logits within 1 LSB: {lsb}");
+    assert!(fl >= 0.95, "float vs int8 classes agree on only {fl}");
+}
