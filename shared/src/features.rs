@@ -242,7 +242,7 @@ impl<'a> FeatureExtractor<'a> {
             let median = median_u16(self.reference) as i64;
             for p in 0..self.pixels {
                 let ratio = ((self.reference[p] as i64) << RATIO_BITS) / median.max(1);
-                self.features[p * channels] = self.quantize(ratio.min(i32::MAX as i64) as i32);
+                self.features[p * channels] = self.quantize(deviation(ratio));
             }
         } else {
             // The window sums are done with: the buffer takes the ratios.
@@ -256,8 +256,7 @@ impl<'a> FeatureExtractor<'a> {
             let median = (median_i32(self.window) as i64).max(1);
             for p in 0..self.pixels {
                 let relative = ((self.window[p] as i64) << RATIO_BITS) / median;
-                self.features[p * channels + k] =
-                    self.quantize(relative.clamp(i32::MIN as i64, i32::MAX as i64) as i32);
+                self.features[p * channels + k] = self.quantize(deviation(relative));
             }
         }
         self.window.fill(0);
@@ -340,6 +339,12 @@ impl<'a> FeatureExtractor<'a> {
         }
         Ok(())
     }
+}
+
+/// A Q12 ratio to the plate's median as the deviation from it (ratio − 1), in i32: the
+/// typical pixel is 0, which is also what zero padding at the image border means.
+fn deviation(ratio_q12: i64) -> i32 {
+    (ratio_q12 - (1 << RATIO_BITS)).clamp(i32::MIN as i64, i32::MAX as i64) as i32
 }
 
 /// Exact median (lower middle) of `values` without sorting or allocating, as
@@ -440,7 +445,7 @@ mod tests {
     fn features_cancel_emissivity_and_see_slow_cooling() {
         let quant = QuantParams {
             scale: 1.0 / 64.0,
-            zero_point: -128,
+            zero_point: 0,
         };
         for frame_ms in [115, 1000, 3000] {
             let f = run(frame_ms, quant).unwrap();
@@ -453,13 +458,13 @@ mod tests {
                 );
                 // The slow pixel keeps more of its rise.
                 assert!(f[12 + k] > f[k], "{frame_ms} ms, channel {k}: {:?}", f);
-                // Pixels 0 and 1 are the median of the shape: relative shape 1.
-                assert_eq!(f[k], -128 + 64, "{frame_ms} ms, channel {k}: {:?}", f);
+                // Pixels 0 and 1 are the median of the shape: deviation 0.
+                assert_eq!(f[k], 0, "{frame_ms} ms, channel {k}: {:?}", f);
             }
-            // Amplitude: the median pixel (the slow one) has ratio 1 → 64 counts above
-            // the zero point; pixel 1 is twice pixel 0.
-            assert_eq!(f[12], -128 + 64, "{f:?}");
-            let (a0, a1) = (f[0] as i32 + 128, f[6] as i32 + 128);
+            // Amplitude: the median pixel (the slow one) has ratio 1 → deviation 0; pixel
+            // 1 is twice pixel 0 (ratio = 1 + deviation, 64 counts per unit).
+            assert_eq!(f[12], 0, "{f:?}");
+            let (a0, a1) = (f[0] as i32 + 64, f[6] as i32 + 64);
             assert!((a1 - 2 * a0).abs() <= 2, "{f:?}");
         }
     }

@@ -25,5 +25,5 @@ pub mod owned;
 pub mod planner;
 pub mod quant;
 pub mod tensor;
-pub mod verdict;
 pub mod vectors;
+pub mod verdict;

@@ -35,11 +35,10 @@ fn reference(map: &[u8], w: usize, h: usize) -> Vec<(u32, u8)> {
         }
     }
     let mut sizes = std::collections::HashMap::new();
-    for p in 0..map.len() {
-        if map[p] != 0 {
+    for (p, &class) in map.iter().enumerate() {
+        if class != 0 {
             let r = find(&mut parent, p);
-            let e = sizes.entry(r).or_insert((0u32, map[p]));
-            e.0 += 1;
+            sizes.entry(r).or_insert((0u32, class)).0 += 1;
         }
     }
     let mut v: Vec<(u32, u8)> = sizes.into_values().collect();
@@ -138,5 +137,8 @@ fn bad_maps_are_errors_not_panics() {
         Err(VerdictError::Class { pixel: 1, class: 9 })
     ));
     let mut sound = [0u8; 4];
-    assert_eq!(inspect::<4>(&mut sound, 2, 2, &mut stack, &cfg).unwrap().verdict, Verdict::Pass);
+    assert_eq!(
+        inspect::<4>(&mut sound, 2, 2, &mut stack, &cfg).unwrap().verdict,
+        Verdict::Pass
+    );
 }

@@ -80,7 +80,7 @@ impl<B: Backend> ThermoNet<B> {
 
     /// The trained layers in order, for folding and export: the three 3×3 convolutions
     /// with their batch norms, then the head.
-    pub fn layers(&self) -> ([(&Conv2d<B>, Option<&BatchNorm<B>>); 3], &Conv2d<B>) {
+    pub fn layers(&self) -> ([HiddenLayer<'_, B>; 3], &Conv2d<B>) {
         (
             [
                 (&self.conv1, self.bn1.as_ref()),
@@ -91,6 +91,9 @@ impl<B: Backend> ThermoNet<B> {
         )
     }
 }
+
+/// A hidden convolution and its batch norm, if any.
+pub type HiddenLayer<'a, B> = (&'a Conv2d<B>, Option<&'a BatchNorm<B>>);
 
 /// A per-pixel classifier the training loop can train: the ThermoNet, or a network
 /// burn-import generated from a shipped ONNX file (fine-tuning).
@@ -358,7 +361,8 @@ pub fn augment(s: &Sample, a: &Augment, quant: tqc_shared::model::QuantParams, r
             for k in 0..c {
                 let mut f = s.features[k * px + src];
                 if k == 0 {
-                    f *= gain * (1.0 + tx * u + ty * v);
+                    // The amplitude is a ratio stored as its deviation from 1.
+                    f = (f + 1.0) * gain * (1.0 + tx * u + ty * v) - 1.0;
                 }
                 if let Some(n) = noise {
                     f += n.sample(rng);

@@ -64,8 +64,7 @@ struct Values(Vec<(Vec<usize>, Vec<f32>)>);
 impl<B: Backend> ModuleVisitor<B> for Values {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         let t = param.val();
-        self.0
-            .push((t.dims().to_vec(), t.into_data().iter::<f32>().collect()));
+        self.0.push((t.dims().to_vec(), t.into_data().iter::<f32>().collect()));
     }
 }
 
@@ -121,22 +120,21 @@ pub fn to_float_net<B: Backend>(model: &ShippedNet<B>) -> FloatNet {
     let mut v = Values(Vec::new());
     model.visit(&mut v);
     let n = v.0.len() / 2;
-    let layers = v
-        .0
-        .chunks_exact(2)
-        .enumerate()
-        .map(|(i, pair)| {
-            let (wd, w) = &pair[0];
-            FloatConv {
-                in_channels: wd[1],
-                out_channels: wd[0],
-                kernel: wd[2],
-                weight: w.clone(),
-                bias: pair[1].1.clone(),
-                relu: i + 1 < n,
-            }
-        })
-        .collect();
+    let layers =
+        v.0.chunks_exact(2)
+            .enumerate()
+            .map(|(i, pair)| {
+                let (wd, w) = &pair[0];
+                FloatConv {
+                    in_channels: wd[1],
+                    out_channels: wd[0],
+                    kernel: wd[2],
+                    weight: w.clone(),
+                    bias: pair[1].1.clone(),
+                    relu: i + 1 < n,
+                }
+            })
+            .collect();
     FloatNet { layers }
 }
 

@@ -76,7 +76,12 @@ pub fn run_features(blob_bytes: &[u8], features: &[i8]) -> Result<(Vec<i8>, Vec<
 /// Inspects a recording with the model `blob`.
 pub fn infer(blob_bytes: &[u8], seq: &Sequence, cfg: &VerdictConfig) -> Result<Inference, InferError> {
     let model = blob::decode(blob_bytes)?;
-    let spec = model.desc.input.features.clone().ok_or(InferError::NotInspectionModel)?;
+    let spec = model
+        .desc
+        .input
+        .features
+        .clone()
+        .ok_or(InferError::NotInspectionModel)?;
     let input = model.desc.input.shape;
     if (input.height as usize, input.width as usize) != (seq.height, seq.width) {
         return Err(InferError::FrameSize {

@@ -266,7 +266,11 @@ impl RunArgs {
             seed,
             class_weights,
             patience: (self.patience > 0).then_some(self.patience),
-            augment: if self.no_augment { Augment::NONE } else { Augment::DEFAULT },
+            augment: if self.no_augment {
+                Augment::NONE
+            } else {
+                Augment::DEFAULT
+            },
         })
     }
 }

@@ -80,7 +80,7 @@ fn shared_features_separate_the_defects() {
     let fspec = FeatureSpec::log_spaced(5_000, 35_000, 5, 100).unwrap();
     let quant = QuantParams {
         scale: 1.0 / 64.0,
-        zero_point: -128,
+        zero_point: 0,
     };
     let (image, saturated) = feature_image(&seq, &fspec, quant).unwrap();
     assert_eq!(saturated, 0);

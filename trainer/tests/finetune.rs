@@ -17,7 +17,7 @@ type Inner = NdArray<f32>;
 
 const QUANT: QuantParams = QuantParams {
     scale: 1.0 / 64.0,
-    zero_point: -128,
+    zero_point: 0,
 };
 
 /// The shipped architecture: 8 feature channels, 12 maps per hidden layer.
@@ -30,7 +30,14 @@ fn finetuning_starts_from_the_file_and_trains() {
     let text = include_str!("fixtures/small-part.toml");
     let samples: Vec<_> = (0..2)
         .map(|i| {
-            let s = Specimen::parse(&text.replace("center_mm = [25.0, 30.0]", &format!("center_mm = [{}.0, 30.0]", 22 + 6 * i)), "small.toml").unwrap();
+            let s = Specimen::parse(
+                &text.replace(
+                    "center_mm = [25.0, 30.0]",
+                    &format!("center_mm = [{}.0, 30.0]", 22 + 6 * i),
+                ),
+                "small.toml",
+            )
+            .unwrap();
             let dir = tempfile::tempdir().unwrap();
             simulate_to_dir(&s, 200 + i as u64, dir.path(), |_, _| {}).unwrap();
             load_sample(dir.path(), &spec, QUANT).unwrap()
@@ -76,7 +83,8 @@ fn finetuning_starts_from_the_file_and_trains() {
         augment: Augment::NONE,
     };
     let model = load::<B>(&read, &device).unwrap();
-    let (tuned, reports) = continue_training(model, &samples[..1], &samples[1..], &cfg, QUANT, &device, |_| {}).unwrap();
+    let (tuned, reports) =
+        continue_training(model, &samples[..1], &samples[1..], &cfg, QUANT, &device, |_| {}).unwrap();
     assert!(
         reports[5].train_loss < reports[0].train_loss,
         "{} → {}",

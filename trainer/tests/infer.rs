@@ -20,7 +20,7 @@ use tqc_trainer::specimen::Specimen;
 
 const QUANT: QuantParams = QuantParams {
     scale: 1.0 / 64.0,
-    zero_point: -128,
+    zero_point: 0,
 };
 
 struct Setup {
@@ -39,7 +39,15 @@ fn setup() -> Setup {
     let spec = FeatureSpec::log_spaced(6_000, 34_000, 4, 100).unwrap();
     let sample = load_sample(&plate, &spec, QUANT).unwrap();
     let net = FloatNet::from_burn(&ThermoNet::<NdArray<f32>>::new(4, 6, 0.0, false, &Default::default()));
-    let a = export(&net, std::slice::from_ref(&sample), QUANT, spec, "tiny", &tmp.path().join("model")).unwrap();
+    let a = export(
+        &net,
+        std::slice::from_ref(&sample),
+        QUANT,
+        spec,
+        "tiny",
+        &tmp.path().join("model"),
+    )
+    .unwrap();
     Setup {
         plate,
         blob: a.blob.clone(),
@@ -83,7 +91,8 @@ fn infer_writes_the_device_bytes_and_a_verdict() {
         .into_vec()
         .unwrap();
     assert_eq!(classes, out.classes, "the CLI writes the twin's bytes");
-    let verdict: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("verdict.json")).unwrap()).unwrap();
+    let verdict: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("verdict.json")).unwrap()).unwrap();
     let expected = format!("{:?}", out.findings.verdict).to_uppercase();
     assert_eq!(verdict["verdict"], expected.as_str());
     assert_eq!(verdict["region_count"], out.findings.region_count);

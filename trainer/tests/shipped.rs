@@ -15,8 +15,8 @@ fn models() -> PathBuf {
 }
 
 /// Feature images the shipped model could meet: a smooth field around the plate median
-/// (64 counts above the zero point) with hot, cold and slow spots, seeded.
-fn inputs(h: usize, w: usize, c: usize) -> Vec<Vec<i8>> {
+/// (the zero point) with hot, cold and slow spots, seeded.
+fn inputs(h: usize, w: usize, c: usize, zero_point: i8) -> Vec<Vec<i8>> {
     let mut state = 0x5eed_u64;
     let mut next = move || {
         state ^= state << 13;
@@ -36,12 +36,12 @@ fn inputs(h: usize, w: usize, c: usize) -> Vec<Vec<i8>> {
             for y in 0..h {
                 for x in 0..w {
                     for k in 0..c {
-                        let mut v = 64.0 + 6.0 * (x as f64 / w as f64 - 0.5) + 4.0 * (next() - 0.5);
+                        let mut v = zero_point as f64 + 6.0 * (x as f64 / w as f64 - 0.5) + 4.0 * (next() - 0.5);
                         for (sx, sy, r, amp) in &spots {
                             let d2 = (x as f64 - sx).powi(2) + (y as f64 - sy).powi(2);
                             v += amp[k] * (-d2 / (r * r)).exp();
                         }
-                        img[(y * w + x) * c + k] = (v.round() - 128.0).clamp(-128.0, 127.0) as i8;
+                        img[(y * w + x) * c + k] = v.round().clamp(-128.0, 127.0) as i8;
                     }
                 }
             }
@@ -56,7 +56,10 @@ fn shipped_artifacts_agree() {
     let model = tqc_shared::blob::decode(&blob).expect("the shipped blob is valid");
     let shape = model.desc.input.shape;
     let (h, w, c) = (shape.height as usize, shape.width as usize, shape.channels as usize);
-    assert!(model.desc.input.features.is_some(), "an inspection model carries its feature schedule");
+    assert!(
+        model.desc.input.features.is_some(),
+        "an inspection model carries its feature schedule"
+    );
     assert_eq!(model.desc.classes.as_slice(), ["sound", "subsurface", "surface"]);
     let q_in = model.desc.input.quant;
     let q_out = model.desc.layers.last().unwrap().output;
@@ -70,7 +73,7 @@ fn shipped_artifacts_agree() {
 
     let px = h * w;
     let (mut same, mut within, mut float_same, mut total) = (0usize, 0usize, 0usize, 0usize);
-    for img in inputs(h, w, c) {
+    for img in inputs(h, w, c, q_in.zero_point) {
         let mut chw = vec![0.0f32; c * px];
         for p in 0..px {
             for k in 0..c {
@@ -79,7 +82,10 @@ fn shipped_artifacts_agree() {
         }
         let reference = net.forward(&chw, h, w);
         let onnx = float.logits(&chw).unwrap();
-        let max = reference.iter().zip(&onnx).fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        let max = reference
+            .iter()
+            .zip(&onnx)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
         assert!(max <= 1e-4, "float ONNX (tract) vs its weights: max |Δ| {max}");
 
         let (engine_logits, engine_classes) = run_features(&blob, &img).unwrap();

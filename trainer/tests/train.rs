@@ -12,8 +12,8 @@ use tqc_shared::verdict::VerdictConfig;
 use tqc_trainer::cnn::{
     Augment, OptimizerKind, Sample, TrainConfig, TrainError, iou, load_sample, logits, predict, train,
 };
-use tqc_trainer::export::fold::FloatNet;
 use tqc_trainer::export::export;
+use tqc_trainer::export::fold::FloatNet;
 use tqc_trainer::onnx_run::OnnxModel;
 use tqc_trainer::simulate::simulate_to_dir;
 use tqc_trainer::specimen::Specimen;
@@ -23,7 +23,7 @@ type Inner = NdArray<f32>;
 
 const QUANT: QuantParams = QuantParams {
     scale: 1.0 / 64.0,
-    zero_point: -128,
+    zero_point: 0,
 };
 
 fn spec() -> FeatureSpec {
@@ -94,7 +94,10 @@ fn smoke_training_reduces_the_loss() {
     assert_eq!(data[0].channels, 4);
     assert_eq!(data[0].features.len(), 4 * 40 * 30);
     let mut seen = 0;
-    let (_model, reports) = train::<B>(&data[..2], &data[2..], &config(12), QUANT, &Default::default(), |_| seen += 1).unwrap();
+    let (_model, reports) = train::<B>(&data[..2], &data[2..], &config(12), QUANT, &Default::default(), |_| {
+        seen += 1
+    })
+    .unwrap();
     assert_eq!(seen, 12);
     assert!(
         reports
@@ -111,7 +114,12 @@ fn smoke_training_reduces_the_loss() {
     assert_eq!(cfg.rate_at(3, 4, 24), peak);
     assert!((cfg.rate_at(4, 4, 24) - peak).abs() < 1e-12);
     assert!((cfg.rate_at(24, 4, 24) - 0.01 * peak).abs() < 1e-12);
-    assert!(reports.windows(2).skip(1).all(|w| w[1].learning_rate < w[0].learning_rate));
+    assert!(
+        reports
+            .windows(2)
+            .skip(1)
+            .all(|w| w[1].learning_rate < w[0].learning_rate)
+    );
 }
 
 #[test]
@@ -129,7 +137,12 @@ fn every_optimizer_and_augmentation_trains() {
             ..config(8)
         };
         let (_m, r) = train::<B>(&data[..2], &data[2..], &cfg, QUANT, &Default::default(), |_| {}).unwrap();
-        assert!(r[7].train_loss < r[0].train_loss, "{optimizer:?}: {} → {}", r[0].train_loss, r[7].train_loss);
+        assert!(
+            r[7].train_loss < r[0].train_loss,
+            "{optimizer:?}: {} → {}",
+            r[0].train_loss,
+            r[7].train_loss
+        );
     }
 }
 
@@ -146,7 +159,10 @@ fn a_seed_reproduces_the_run() {
     let (m2, r2) = run();
     assert_eq!(r1, r2);
     let device = Default::default();
-    assert_eq!(logits::<Inner, _>(&m1, &data[2], &device), logits::<Inner, _>(&m2, &data[2], &device));
+    assert_eq!(
+        logits::<Inner, _>(&m1, &data[2], &device),
+        logits::<Inner, _>(&m2, &data[2], &device)
+    );
 }
 
 #[test]
@@ -174,7 +190,11 @@ fn bad_training_data_is_refused() {
     let data = &plates().samples;
     let device = Default::default();
     let cfg = config(1);
-    let err = |t: &[Sample], v: &[Sample]| train::<B>(t, v, &cfg, QUANT, &device, |_| {}).err().map(|e| e.to_string());
+    let err = |t: &[Sample], v: &[Sample]| {
+        train::<B>(t, v, &cfg, QUANT, &device, |_| {})
+            .err()
+            .map(|e| e.to_string())
+    };
     assert!(matches!(
         train::<B>(&[], &data[..1], &cfg, QUANT, &device, |_| {}),
         Err(TrainError::NoTrainingPlates)
@@ -182,7 +202,11 @@ fn bad_training_data_is_refused() {
     assert!(err(&data[..1], &[]).unwrap().contains("validation"));
     let mut sound = data[0].clone();
     sound.labels.fill(0);
-    assert!(err(std::slice::from_ref(&sound), &data[..1]).unwrap().contains("no defect pixel"));
+    assert!(
+        err(std::slice::from_ref(&sound), &data[..1])
+            .unwrap()
+            .contains("no defect pixel")
+    );
     let mut odd = data[1].clone();
     odd.width -= 1;
     assert!(err(&[data[0].clone(), odd], &data[..1]).unwrap().contains("one shape"));
@@ -216,7 +240,10 @@ fn exported_models_agree_with_burn_and_the_engine() {
     for s in data {
         let reference = logits::<Inner, _>(&model, s, &device);
         let onnx = float.logits(&s.features).unwrap();
-        let max = reference.iter().zip(&onnx).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+        let max = reference
+            .iter()
+            .zip(&onnx)
+            .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
         assert!(max <= 1e-4, "float ONNX vs burn: max |Δ| {max}");
 
         // Int8 ONNX through tract vs the engine on the blob.

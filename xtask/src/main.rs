@@ -34,7 +34,7 @@ enum Task {
         #[arg(long, value_enum, default_value_t = Board::An386)]
         board: Board,
     },
-    /// Trains the shipped model from scratch (CPU, about an hour): simulates the dataset
+    /// Trains the shipped model from scratch (CPU, about half an hour): simulates the dataset
     /// (48 randomized plates, ~2.2 GB under target/xtask/train), trains, exports
     /// thermonet.onnx / .int8.onnx / .tqm into onnx_models/, evaluates it on the held-out
     /// plates against the baselines and writes onnx_models/MODEL_CARD.md.
@@ -42,7 +42,7 @@ enum Task {
         /// Plates to simulate.
         #[arg(long, default_value_t = 48)]
         plates: usize,
-        #[arg(long, default_value_t = 30)]
+        #[arg(long, default_value_t = 14)]
         epochs: usize,
         /// Dataset seed (the training seed is 1).
         #[arg(long, default_value_t = 11)]
@@ -336,7 +336,8 @@ fn size() -> Result<()> {
 
 fn trainer() -> Command {
     let mut c = cargo();
-    c.current_dir(root()).args(["run", "--release", "--locked", "-p", "trainer", "--"]);
+    c.current_dir(root())
+        .args(["run", "--release", "--locked", "-p", "trainer", "--"]);
     c
 }
 
@@ -347,14 +348,32 @@ fn train(plates: usize, epochs: usize, seed: u64, data: Option<PathBuf>) -> Resu
         None => {
             let d = work.join("dataset");
             step(&format!("simulating {plates} plates → {}", d.display()));
-            run(trainer().args(["dataset", "--plates", &plates.to_string(), "--seed", &seed.to_string(), "--out"]).arg(&d))?;
+            run(trainer()
+                .args([
+                    "dataset",
+                    "--plates",
+                    &plates.to_string(),
+                    "--seed",
+                    &seed.to_string(),
+                    "--out",
+                ])
+                .arg(&d))?;
             d
         }
     };
     let models = root().join("onnx_models");
     step("training, quantizing, exporting");
     run(trainer()
-        .args(["train", "--epochs", &epochs.to_string(), "--patience", "8", "--seed", "1", "--data"])
+        .args([
+            "train",
+            "--epochs",
+            &epochs.to_string(),
+            "--patience",
+            "5",
+            "--seed",
+            "1",
+            "--data",
+        ])
         .arg(&data)
         .arg("--out")
         .arg(work.join("run"))

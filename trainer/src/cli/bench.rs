@@ -26,7 +26,7 @@ pub fn run(model: &Path, iterations: usize) -> Result<()> {
     let q = m.desc.input.quant;
     // A plate-like input: the median level with a gentle gradient.
     let img: Vec<i8> = (0..h * w * c)
-        .map(|i| (64 + ((i / c) % w * 8 / w) as i32 - 128).clamp(-128, 127) as i8)
+        .map(|i| (q.zero_point as i32 + ((i / c) % w * 8 / w) as i32 - 4).clamp(-128, 127) as i8)
         .collect();
     let mut chw = vec![0.0f32; c * h * w];
     for p in 0..h * w {
@@ -34,7 +34,10 @@ pub fn run(model: &Path, iterations: usize) -> Result<()> {
             chw[k * h * w + p] = q.scale * (img[p * c + k] as i32 - q.zero_point as i32) as f32;
         }
     }
-    println!("{} ({h}×{w}×{c}), {iterations} iterations each, one thread:", model.display());
+    println!(
+        "{} ({h}×{w}×{c}), {iterations} iterations each, one thread:",
+        model.display()
+    );
     let engine = time(iterations, || run_features(&blob, &img).map(|_| ()).map_err(Into::into))?;
     println!("  shared int8 engine   {engine:8.1} parts/s");
     let mut rows = vec![];

@@ -36,7 +36,14 @@ pub fn best_contrast(seq: &Sequence) -> Vec<f32> {
 pub const COLOURS: [[u8; 3]; 3] = [[0, 0, 0], [230, 40, 30], [40, 130, 240]];
 
 /// The class map over a grey image, scaled ×`scale`, as PNG.
-pub fn overlay_png(path: &Path, image: &[f32], classes: &[u8], width: usize, height: usize, scale: usize) -> Result<()> {
+pub fn overlay_png(
+    path: &Path,
+    image: &[f32],
+    classes: &[u8],
+    width: usize,
+    height: usize,
+    scale: usize,
+) -> Result<()> {
     let (lo, hi) = tqc_trainer::preview::range(image);
     let (w, h) = (width * scale, height * scale);
     let mut rgb = vec![0u8; w * h * 3];
@@ -102,7 +109,14 @@ pub fn run(model: &Path, sequence: &Path, out_dir: &Path, opts: &ReadOptions, mi
     write_npy(&out_dir.join("classes.npy"), &[h, w], &out.classes)?;
     let depth = out.logits.len() as u64 / (h * w);
     write_npy(&out_dir.join("logits.npy"), &[h, w, depth], &out.logits)?;
-    overlay_png(&out_dir.join("overlay.png"), &best_contrast(&seq), &out.classes, out.width, out.height, 4)?;
+    overlay_png(
+        &out_dir.join("overlay.png"),
+        &best_contrast(&seq),
+        &out.classes,
+        out.width,
+        out.height,
+        4,
+    )?;
     let v = verdict_json(&out, &model.display().to_string());
     std::fs::write(out_dir.join("verdict.json"), serde_json::to_string_pretty(&v)?)
         .with_context(|| format!("cannot write {}", out_dir.join("verdict.json").display()))?;

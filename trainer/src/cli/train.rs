@@ -10,9 +10,9 @@ use burn::backend::{Autodiff, NdArray};
 use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::*;
 
+use rayon::prelude::*;
 use tqc_shared::features::FeatureSpec;
 use tqc_shared::model::QuantParams;
-use rayon::prelude::*;
 use tqc_trainer::cnn::{
     CLASSES, EpochReport, Sample, Segmenter, TrainConfig, TrainError, confusion, load_sample, logits, predict, train,
 };
@@ -22,10 +22,11 @@ use tqc_trainer::export::{export, write_atomic};
 type Backend = Autodiff<NdArray<f32>>;
 type Inner = NdArray<f32>;
 
-/// The input quantization of the features: ratios 0..4 in 1/64 steps.
+/// The input quantization of the features: deviations from the plate median −2..2 (ratios
+/// 0..3) in 1/64 steps.
 pub const FEATURE_QUANT: QuantParams = QuantParams {
     scale: 1.0 / 64.0,
-    zero_point: -128,
+    zero_point: 0,
 };
 
 /// A schedule for a dataset's station: `channels` log-spaced times from just after the
@@ -134,7 +135,13 @@ fn confusion_png(path: &Path, m: &[[u64; CLASSES]; CLASSES]) -> Result<()> {
         .disable_mesh()
         .x_labels(3)
         .y_labels(3)
-        .x_label_formatter(&|x| usize::try_from(*x).ok().and_then(|i| names.get(i)).unwrap_or(&"").to_string())
+        .x_label_formatter(&|x| {
+            usize::try_from(*x)
+                .ok()
+                .and_then(|i| names.get(i))
+                .unwrap_or(&"")
+                .to_string()
+        })
         .y_label_formatter(&|y| {
             usize::try_from(2 - *y)
                 .ok()
@@ -246,7 +253,10 @@ pub struct Options<'a> {
 /// What differs between training from scratch and fine-tuning.
 pub struct Job<'a, M> {
     pub spec: FeatureSpec,
-    pub train: Box<dyn FnOnce(&[Sample], &[Sample], &mut dyn FnMut(&EpochReport)) -> Result<(M, Vec<EpochReport>), TrainError> + 'a>,
+    pub train: Box<
+        dyn FnOnce(&[Sample], &[Sample], &mut dyn FnMut(&EpochReport)) -> Result<(M, Vec<EpochReport>), TrainError>
+            + 'a,
+    >,
     pub save: &'a dyn Fn(&M, &Path) -> Result<()>,
     pub float_net: &'a dyn Fn(&M) -> FloatNet,
 }
@@ -269,7 +279,13 @@ pub fn run(data: &Path, out: &Path, cfg: &TrainConfig, channels: usize, opts: &O
     run_job(data, out, cfg, opts, job)
 }
 
-pub fn run_job<M: Segmenter<Inner>>(data: &Path, out: &Path, cfg: &TrainConfig, opts: &Options<'_>, job: Job<'_, M>) -> Result<()> {
+pub fn run_job<M: Segmenter<Inner>>(
+    data: &Path,
+    out: &Path,
+    cfg: &TrainConfig,
+    opts: &Options<'_>,
+    job: Job<'_, M>,
+) -> Result<()> {
     let (train_dirs, val_dirs) = (split_dirs(data, "train")?, split_dirs(data, "validation")?);
     if train_dirs.is_empty() || val_dirs.is_empty() {
         bail!(

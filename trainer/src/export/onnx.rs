@@ -134,7 +134,14 @@ pub struct Meta {
     pub input_quant: tqc_shared::model::QuantParams,
 }
 
-fn model(graph_name: &str, f: &Frame, nodes: Vec<pb::NodeProto>, init: Vec<pb::TensorProto>, doc: &str, meta: &Meta) -> pb::ModelProto {
+fn model(
+    graph_name: &str,
+    f: &Frame,
+    nodes: Vec<pb::NodeProto>,
+    init: Vec<pb::TensorProto>,
+    doc: &str,
+    meta: &Meta,
+) -> pb::ModelProto {
     let graph = pb::GraphProto {
         name: graph_name.into(),
         node: nodes,
@@ -147,8 +154,20 @@ fn model(graph_name: &str, f: &Frame, nodes: Vec<pb::NodeProto>, init: Vec<pb::T
             "dequantized int8 features of the shared extractor, NCHW",
         )],
         output: vec![
-            value_info(LOGITS, f.classes, f.height, f.width, "class scores: sound, subsurface, surface"),
-            value_info(PROBABILITIES, f.classes, f.height, f.width, "softmax of the logits over axis 1"),
+            value_info(
+                LOGITS,
+                f.classes,
+                f.height,
+                f.width,
+                "class scores: sound, subsurface, surface",
+            ),
+            value_info(
+                PROBABILITIES,
+                f.classes,
+                f.height,
+                f.width,
+                "softmax of the logits over axis 1",
+            ),
         ],
         doc_string: doc.into(),
         ..Default::default()
@@ -193,10 +212,24 @@ pub fn float_onnx(net: &FloatNet, name: &str, height: usize, width: usize, meta:
     let last = net.layers.len() - 1;
     for (i, l) in net.layers.iter().enumerate() {
         let (w, b) = (format!("conv{i}.weight"), format!("conv{i}.bias"));
-        init.push(f32s(&w, &[l.out_channels, l.in_channels, l.kernel, l.kernel], &l.weight));
+        init.push(f32s(
+            &w,
+            &[l.out_channels, l.in_channels, l.kernel, l.kernel],
+            &l.weight,
+        ));
         init.push(f32s(&b, &[l.out_channels], &l.bias));
-        let y = if i == last { LOGITS.to_string() } else { format!("conv{i}") };
-        nodes.push(node("Conv", &format!("conv{i}"), &[&x, &w, &b], &[&y], conv_attrs(l.kernel)));
+        let y = if i == last {
+            LOGITS.to_string()
+        } else {
+            format!("conv{i}")
+        };
+        nodes.push(node(
+            "Conv",
+            &format!("conv{i}"),
+            &[&x, &w, &b],
+            &[&y],
+            conv_attrs(l.kernel),
+        ));
         x = y;
         if l.relu {
             let r = format!("relu{i}");
@@ -204,7 +237,13 @@ pub fn float_onnx(net: &FloatNet, name: &str, height: usize, width: usize, meta:
             x = r;
         }
     }
-    nodes.push(node("Softmax", "softmax", &[LOGITS], &[PROBABILITIES], vec![int("axis", 1)]));
+    nodes.push(node(
+        "Softmax",
+        "softmax",
+        &[LOGITS],
+        &[PROBABILITIES],
+        vec![int("axis", 1)],
+    ));
     let f = Frame {
         channels: net.in_channels(),
         classes: net.layers[last].out_channels,
@@ -223,13 +262,26 @@ pub fn float_onnx(net: &FloatNet, name: &str, height: usize, width: usize, meta:
 }
 
 /// Adds `Q → DQ` of `x` with scale and zero point named after `tag`; returns the output name.
-fn qdq(nodes: &mut Vec<pb::NodeProto>, init: &mut Vec<pb::TensorProto>, x: &str, tag: &str, q: tqc_shared::model::QuantParams, out: Option<&str>) -> String {
+fn qdq(
+    nodes: &mut Vec<pb::NodeProto>,
+    init: &mut Vec<pb::TensorProto>,
+    x: &str,
+    tag: &str,
+    q: tqc_shared::model::QuantParams,
+    out: Option<&str>,
+) -> String {
     let (s, z) = (format!("{tag}.scale"), format!("{tag}.zero_point"));
     init.push(f32s(&s, &[], &[q.scale]));
     init.push(i8s(&z, &[], &[q.zero_point]));
     let (qn, dq) = (format!("{tag}.q"), out.map_or(format!("{tag}.dq"), str::to_string));
     nodes.push(node("QuantizeLinear", &qn, &[x, &s, &z], &[&qn], vec![]));
-    nodes.push(node("DequantizeLinear", &format!("{tag}.dequantize"), &[&qn, &s, &z], &[&dq], vec![]));
+    nodes.push(node(
+        "DequantizeLinear",
+        &format!("{tag}.dequantize"),
+        &[&qn, &s, &z],
+        &[&dq],
+        vec![],
+    ));
     dq
 }
 
@@ -249,7 +301,13 @@ pub fn qdq_onnx(net: &QuantNet, name: &str, height: usize, width: usize, meta: &
         init.push(i8s(&wq, &[o, l.in_channels, l.kernel, l.kernel], &l.weight));
         init.push(f32s(&ws, &[o], &l.weight_scales));
         init.push(i8s(&wz, &[o], &vec![0; o]));
-        nodes.push(node("DequantizeLinear", &wd, &[&wq, &ws, &wz], &[&wd], vec![int("axis", 0)]));
+        nodes.push(node(
+            "DequantizeLinear",
+            &wd,
+            &[&wq, &ws, &wz],
+            &[&wd],
+            vec![int("axis", 0)],
+        ));
         let (bq, bs, bz, bd) = (
             format!("conv{i}.bias_q"),
             format!("conv{i}.bias_scale"),
@@ -260,7 +318,13 @@ pub fn qdq_onnx(net: &QuantNet, name: &str, height: usize, width: usize, meta: &
         init.push(i32s(&bq, &[o], &l.bias));
         init.push(f32s(&bs, &[o], &bias_scales));
         init.push(i32s(&bz, &[o], &vec![0; o]));
-        nodes.push(node("DequantizeLinear", &bd, &[&bq, &bs, &bz], &[&bd], vec![int("axis", 0)]));
+        nodes.push(node(
+            "DequantizeLinear",
+            &bd,
+            &[&bq, &bs, &bz],
+            &[&bd],
+            vec![int("axis", 0)],
+        ));
         let y = format!("conv{i}");
         nodes.push(node("Conv", &y, &[&x, &wd, &bd], &[&y], conv_attrs(l.kernel)));
         let mut a = y;
@@ -272,7 +336,13 @@ pub fn qdq_onnx(net: &QuantNet, name: &str, height: usize, width: usize, meta: &
         let out = (i == last).then_some(LOGITS);
         x = qdq(&mut nodes, &mut init, &a, &format!("act{i}"), l.output, out);
     }
-    nodes.push(node("Softmax", "softmax", &[LOGITS], &[PROBABILITIES], vec![int("axis", 1)]));
+    nodes.push(node(
+        "Softmax",
+        "softmax",
+        &[LOGITS],
+        &[PROBABILITIES],
+        vec![int("axis", 1)],
+    ));
     let f = Frame {
         channels: net.layers[0].in_channels,
         classes: net.layers[last].out_channels,

@@ -206,7 +206,13 @@ impl QuantNet {
     }
 
     /// The sealed blob (`.tqm`), validated by decoding it as the device will.
-    pub fn to_blob(&self, name: &str, height: usize, width: usize, features: FeatureSpec) -> Result<Vec<u8>, QuantizeError> {
+    pub fn to_blob(
+        &self,
+        name: &str,
+        height: usize,
+        width: usize,
+        features: FeatureSpec,
+    ) -> Result<Vec<u8>, QuantizeError> {
         let blob = self.to_owned_model(name, height, width, features).to_blob()?;
         tqc_shared::blob::decode(&blob)?;
         Ok(blob)
