@@ -103,12 +103,16 @@ fn shared_features_separate_the_defects() {
         mean(spot, 0),
         mean(&sound, 0)
     );
-    // …and its cooling shape is that of sound material.
+    // …and its cooling shape is close to that of sound material: changed about ten times
+    // less than the hole's (its extra heat spreads sideways a little).
+    let (spot_shape, hole_shape) = (
+        (mean(spot, 4) - mean(&sound, 4)).abs(),
+        mean(hole, 4) - mean(&sound, 4),
+    );
+    let spot_amplitude = mean(spot, 0) - mean(&sound, 0);
     assert!(
-        (mean(spot, 4) - mean(&sound, 4)).abs() < 3.0,
-        "spot {} sound {}",
-        mean(spot, 4),
-        mean(&sound, 4)
+        spot_shape < 0.15 * hole_shape && spot_amplitude > 3.0,
+        "spot shape {spot_shape}, hole shape {hole_shape}, spot amplitude {spot_amplitude}"
     );
     // A schedule longer than the recording is an error, not a guess.
     let long = FeatureSpec::log_spaced(5_000, 500_000, 5, 100).unwrap();
