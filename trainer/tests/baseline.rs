@@ -105,10 +105,7 @@ fn shared_features_separate_the_defects() {
     );
     // …and its cooling shape is close to that of sound material: changed about ten times
     // less than the hole's (its extra heat spreads sideways a little).
-    let (spot_shape, hole_shape) = (
-        (mean(spot, 4) - mean(&sound, 4)).abs(),
-        mean(hole, 4) - mean(&sound, 4),
-    );
+    let (spot_shape, hole_shape) = ((mean(spot, 4) - mean(&sound, 4)).abs(), mean(hole, 4) - mean(&sound, 4));
     let spot_amplitude = mean(spot, 0) - mean(&sound, 0);
     assert!(
         spot_shape < 0.15 * hole_shape && spot_amplitude > 3.0,
