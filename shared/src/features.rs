@@ -414,7 +414,7 @@ mod tests {
         assert_eq!(median_i32(&[5, -1, 9, -3, 7]), 5);
         assert_eq!(median_i32(&[i32::MIN, i32::MAX, -4]), -4);
         assert_eq!(median_i32(&[i32::MAX]), i32::MAX);
-        let w: Vec<i32> = (0..1001).map(|i| ((i * 7919) % 1001) as i32 - 700).collect();
+        let w: Vec<i32> = (0..1001).map(|i: i32| (i * 7919) % 1001 - 700).collect();
         assert_eq!(median_i32(&w), -200);
     }
 

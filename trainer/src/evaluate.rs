@@ -157,6 +157,26 @@ pub fn evaluate(map: &[u8], labels: &[u8], footprints: &[Footprint], pixel_mm2: 
     }
 }
 
+/// Named footprints and the pixel area (mm²), from the specimen a simulated recording was
+/// made of (meta.json); None for recordings without one.
+pub fn footprints_of(dir: &std::path::Path) -> Option<(Vec<Footprint>, f64)> {
+    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).ok()?).ok()?;
+    let spec: crate::specimen::Specimen = serde_json::from_value(meta["specimen"].clone()).ok()?;
+    let scene = crate::sim::scene::Scene::build(&spec, meta["seed"].as_u64()?).ok()?;
+    let area = scene.dx * scene.dy * 1e6;
+    let fps = scene
+        .defects
+        .into_iter()
+        .map(|d| Footprint {
+            name: d.name,
+            class: d.class,
+            depth_mm: d.depth_mm,
+            pixels: d.pixels,
+        })
+        .collect();
+    Some((fps, area))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,24 +202,4 @@ mod tests {
         let e = evaluate(&labels, &labels, &fp, None);
         assert!(e.classes.iter().all(|c| c.iou == 1.0) && e.classes.len() == 3);
     }
-}
-
-/// Named footprints and the pixel area (mm²), from the specimen a simulated recording was
-/// made of (meta.json); None for recordings without one.
-pub fn footprints_of(dir: &std::path::Path) -> Option<(Vec<Footprint>, f64)> {
-    let meta: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).ok()?).ok()?;
-    let spec: crate::specimen::Specimen = serde_json::from_value(meta["specimen"].clone()).ok()?;
-    let scene = crate::sim::scene::Scene::build(&spec, meta["seed"].as_u64()?).ok()?;
-    let area = scene.dx * scene.dy * 1e6;
-    let fps = scene
-        .defects
-        .into_iter()
-        .map(|d| Footprint {
-            name: d.name,
-            class: d.class,
-            depth_mm: d.depth_mm,
-            pixels: d.pixels,
-        })
-        .collect();
-    Some((fps, area))
 }

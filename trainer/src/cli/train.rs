@@ -250,13 +250,14 @@ pub struct Options<'a> {
     pub export_to: &'a Path,
 }
 
+/// The training loop of a job: train and validation plates, a per-epoch callback.
+pub type TrainFn<'a, M> =
+    dyn FnOnce(&[Sample], &[Sample], &mut dyn FnMut(&EpochReport)) -> Result<(M, Vec<EpochReport>), TrainError> + 'a;
+
 /// What differs between training from scratch and fine-tuning.
 pub struct Job<'a, M> {
     pub spec: FeatureSpec,
-    pub train: Box<
-        dyn FnOnce(&[Sample], &[Sample], &mut dyn FnMut(&EpochReport)) -> Result<(M, Vec<EpochReport>), TrainError>
-            + 'a,
-    >,
+    pub train: Box<TrainFn<'a, M>>,
     pub save: &'a dyn Fn(&M, &Path) -> Result<()>,
     pub float_net: &'a dyn Fn(&M) -> FloatNet,
 }

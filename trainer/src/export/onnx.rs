@@ -237,28 +237,9 @@ pub fn float_onnx(net: &FloatNet, name: &str, height: usize, width: usize, meta:
             x = r;
         }
     }
-    nodes.push(node(
-        "Softmax",
-        "softmax",
-        &[LOGITS],
-        &[PROBABILITIES],
-        vec![int("axis", 1)],
-    ));
-    let f = Frame {
-        channels: net.in_channels(),
-        classes: net.layers[last].out_channels,
-        height,
-        width,
-    };
-    model(
-        name,
-        &f,
-        nodes,
-        init,
-        "ThermoQC defect segmentation (float, batch norm folded)",
-        meta,
-    )
-    .encode_to_vec()
+    let (channels, classes) = (net.in_channels(), net.layers[last].out_channels);
+    let doc = "ThermoQC defect segmentation (float, batch norm folded)";
+    encode(nodes, init, name, (channels, classes, height, width), doc, meta)
 }
 
 /// Adds `Q → DQ` of `x` with scale and zero point named after `tag`; returns the output name.
@@ -336,6 +317,21 @@ pub fn qdq_onnx(net: &QuantNet, name: &str, height: usize, width: usize, meta: &
         let out = (i == last).then_some(LOGITS);
         x = qdq(&mut nodes, &mut init, &a, &format!("act{i}"), l.output, out);
     }
+    let (channels, classes) = (net.layers[0].in_channels, net.layers[last].out_channels);
+    let doc = "ThermoQC defect segmentation, int8 QDQ: the arithmetic of the .tqm blob";
+    encode(nodes, init, name, (channels, classes, height, width), doc, meta)
+}
+
+/// Adds the softmax output and serializes the model; `dims` is (channels, classes,
+/// height, width).
+fn encode(
+    mut nodes: Vec<pb::NodeProto>,
+    init: Vec<pb::TensorProto>,
+    name: &str,
+    dims: (usize, usize, usize, usize),
+    doc: &str,
+    meta: &Meta,
+) -> Vec<u8> {
     nodes.push(node(
         "Softmax",
         "softmax",
@@ -343,19 +339,12 @@ pub fn qdq_onnx(net: &QuantNet, name: &str, height: usize, width: usize, meta: &
         &[PROBABILITIES],
         vec![int("axis", 1)],
     ));
+    let (channels, classes, height, width) = dims;
     let f = Frame {
-        channels: net.layers[0].in_channels,
-        classes: net.layers[last].out_channels,
+        channels,
+        classes,
         height,
         width,
     };
-    model(
-        name,
-        &f,
-        nodes,
-        init,
-        "ThermoQC defect segmentation, int8 QDQ: the arithmetic of the .tqm blob",
-        meta,
-    )
-    .encode_to_vec()
+    model(name, &f, nodes, init, doc, meta).encode_to_vec()
 }
