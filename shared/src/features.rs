@@ -124,6 +124,12 @@ impl FeatureSpec {
     }
 }
 
+/// A recording's time stamp (seconds from the start of heating) as the extractor's
+/// milliseconds, rounded to nearest.
+pub fn seconds_to_ms(s: f64) -> i64 {
+    libm::round(s * 1000.0) as i64
+}
+
 /// Kelvin to Lepton TLinear centikelvin, rounded and clamped to `u16`.
 pub fn kelvin_to_centikelvin(k: f32) -> u16 {
     let v = libm::roundf(k * 100.0);
@@ -158,6 +164,11 @@ pub struct FeatureExtractor<'a> {
     last_ms: Option<i64>,
     /// Pixels read at 0 or 65535 (saturated or dead) since the start.
     pub saturated: u32,
+    /// Frames pushed since the start (pre-heating ones included).
+    pub frames: u32,
+    /// Median rise of the image at the reference time (centikelvin), once known: how
+    /// strongly the lamps heated the part.
+    pub median_rise_ck: Option<u16>,
 }
 
 impl<'a> FeatureExtractor<'a> {
@@ -212,6 +223,8 @@ impl<'a> FeatureExtractor<'a> {
             in_window: 0,
             last_ms: None,
             saturated: 0,
+            frames: 0,
+            median_rise_ck: None,
         })
     }
 
@@ -240,6 +253,7 @@ impl<'a> FeatureExtractor<'a> {
                 *r = mean.clamp(1, u16::MAX as i64) as u16;
             }
             let median = median_u16(self.reference) as i64;
+            self.median_rise_ck = Some(median as u16);
             for p in 0..self.pixels {
                 let ratio = ((self.reference[p] as i64) << RATIO_BITS) / median.max(1);
                 self.features[p * channels] = self.quantize(deviation(ratio));
@@ -282,6 +296,7 @@ impl<'a> FeatureExtractor<'a> {
             return Err(FeatureError::Time { t_ms, previous_ms });
         }
         self.last_ms = Some(t_ms);
+        self.frames += 1;
         self.saturated += frame.iter().filter(|&&v| v == 0 || v == u16::MAX).count() as u32;
         if t_ms < 0 {
             if self.phase == Phase::Cold {

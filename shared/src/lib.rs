@@ -8,6 +8,7 @@
 //! - [`engine`]: runs a model over a caller-provided arena, streaming rows or whole maps;
 //! - [`features`]: the streaming fixed-point thermal features host and device share;
 //! - [`verdict`]: defect regions of a class map and the part's verdict;
+//! - [`inspection`]: acquisition limits (RETEST faults) and the device's report;
 //! - `owned` (feature `std`): owned models for host tools that build blobs.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -18,6 +19,7 @@ extern crate alloc;
 pub mod blob;
 pub mod engine;
 pub mod features;
+pub mod inspection;
 pub mod kernels;
 pub mod model;
 #[cfg(feature = "std")]

@@ -13,6 +13,7 @@ const SEEN: u8 = 0x80;
 
 /// How a class map becomes a verdict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct VerdictConfig {
     /// A defect region of at least this many pixels fails the part; smaller ones are
     /// reported but treated as noise (a Lepton pixel on the reference plate is ~2 mm).
@@ -33,6 +34,7 @@ impl Default for VerdictConfig {
 
 /// The decision shown on the LEDs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum Verdict {
     Pass,
     Fail,
@@ -42,6 +44,7 @@ pub enum Verdict {
 
 /// One connected region of a defect class.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Region {
     pub class: u8,
     pub pixels: u32,

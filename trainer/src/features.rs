@@ -1,13 +1,19 @@
 //! Features of a recording through the shared, device-identical extractor: frames are
 //! converted to Lepton centikelvin and fed in time order exactly as the device sees them.
 
-use tqc_shared::features::{FeatureError, FeatureExtractor, FeatureSpec, kelvin_to_centikelvin};
+use tqc_shared::features::{FeatureError, FeatureExtractor, FeatureSpec, kelvin_to_centikelvin, seconds_to_ms};
+use tqc_shared::inspection::Acquisition;
 use tqc_shared::model::QuantParams;
 
 use crate::sequence::Sequence;
 
-/// The int8 feature image (HWC) of `seq`, and the count of saturated pixel readings.
-pub fn feature_image(seq: &Sequence, spec: &FeatureSpec, quant: QuantParams) -> Result<(Vec<i8>, u32), FeatureError> {
+/// The int8 feature image (HWC) of `seq`, and what the acquisition looked like (frames
+/// used, saturated readings, heating rise) for the device's RETEST limits.
+pub fn feature_image(
+    seq: &Sequence,
+    spec: &FeatureSpec,
+    quant: QuantParams,
+) -> Result<(Vec<i8>, Acquisition), FeatureError> {
     let px = seq.pixels();
     let (mut cold, mut window, mut reference) = (vec![0u32; px], vec![0i32; px], vec![0u16; px]);
     let mut image = vec![0i8; px * spec.channels()];
@@ -17,12 +23,12 @@ pub fn feature_image(seq: &Sequence, spec: &FeatureSpec, quant: QuantParams) -> 
         for (d, &v) in frame.iter_mut().zip(seq.frame(k)) {
             *d = kelvin_to_centikelvin(v);
         }
-        fx.push_frame((seq.times[k] * 1000.0).round() as i64, &frame)?;
+        fx.push_frame(seconds_to_ms(seq.times[k]), &frame)?;
         if fx.is_complete() {
             break;
         }
     }
     fx.finish()?;
-    let saturated = fx.saturated;
-    Ok((image, saturated))
+    let acquisition = Acquisition::of(&fx, px);
+    Ok((image, acquisition))
 }

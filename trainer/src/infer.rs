@@ -5,10 +5,11 @@
 
 use tqc_shared::blob;
 use tqc_shared::engine::{Engine, EngineError};
+use tqc_shared::inspection::{Acquisition, AcquisitionLimits, Fault};
 use tqc_shared::kernels::argmax;
 use tqc_shared::kernels::mac::Portable;
 use tqc_shared::planner::Mode;
-use tqc_shared::verdict::{Findings, VerdictConfig, VerdictError, inspect};
+use tqc_shared::verdict::{Findings, Verdict, VerdictConfig, VerdictError, inspect};
 
 use crate::sequence::Sequence;
 
@@ -49,8 +50,10 @@ pub struct Inference {
     pub classes: Vec<u8>,
     pub class_names: Vec<String>,
     pub findings: Findings<MAX_REGIONS>,
-    /// Pixel readings at the camera's ceiling (features of those are unreliable).
-    pub saturated: u32,
+    /// Frames, saturated readings and heating rise of the recording.
+    pub acquisition: Acquisition,
+    /// Why the device would not trust this acquisition (the verdict is then RETEST).
+    pub fault: Option<Fault>,
 }
 
 /// Runs the model `blob` on a feature image (HWC int8): logits and classes.
@@ -73,8 +76,15 @@ pub fn run_features(blob_bytes: &[u8], features: &[i8]) -> Result<(Vec<i8>, Vec<
     Ok((logits, classes))
 }
 
-/// Inspects a recording with the model `blob`.
-pub fn infer(blob_bytes: &[u8], seq: &Sequence, cfg: &VerdictConfig) -> Result<Inference, InferError> {
+/// Inspects a recording with the model `blob`. An acquisition outside `limits` (the
+/// device's, [`AcquisitionLimits::DEFAULT`] unless the station is configured otherwise)
+/// still gets its class map, but the verdict is RETEST with the fault, as on the device.
+pub fn infer(
+    blob_bytes: &[u8],
+    seq: &Sequence,
+    cfg: &VerdictConfig,
+    limits: &AcquisitionLimits,
+) -> Result<Inference, InferError> {
     let model = blob::decode(blob_bytes)?;
     let spec = model
         .desc
@@ -91,11 +101,15 @@ pub fn infer(blob_bytes: &[u8], seq: &Sequence, cfg: &VerdictConfig) -> Result<I
             seq_w: seq.width,
         });
     }
-    let (features, saturated) = crate::features::feature_image(seq, &spec, model.desc.input.quant)?;
+    let (features, acquisition) = crate::features::feature_image(seq, &spec, model.desc.input.quant)?;
+    let fault = limits.check(&acquisition).err();
     let (logits, classes) = run_features(blob_bytes, &features)?;
     let mut map = classes.clone();
     let mut stack = vec![0u32; map.len()];
-    let findings = inspect::<MAX_REGIONS>(&mut map, seq.width, seq.height, &mut stack, cfg)?;
+    let mut findings = inspect::<MAX_REGIONS>(&mut map, seq.width, seq.height, &mut stack, cfg)?;
+    if fault.is_some() {
+        findings.verdict = Verdict::Retest;
+    }
     Ok(Inference {
         height: seq.height,
         width: seq.width,
@@ -104,6 +118,7 @@ pub fn infer(blob_bytes: &[u8], seq: &Sequence, cfg: &VerdictConfig) -> Result<I
         classes,
         class_names: model.desc.classes.iter().map(|s| s.to_string()).collect(),
         findings,
-        saturated,
+        acquisition,
+        fault,
     })
 }

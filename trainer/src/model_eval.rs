@@ -8,6 +8,7 @@
 //! ([`VerdictConfig`]): a sound plate called FAIL is a false FAIL.
 
 use std::path::{Path, PathBuf};
+use tqc_shared::inspection::AcquisitionLimits;
 
 use serde::Serialize;
 use tqc_shared::verdict::{Verdict, VerdictConfig, inspect};
@@ -155,7 +156,7 @@ pub fn evaluate_model(
             .clone()
             .ok_or_else(|| ModelEvalError::NoLabels { dir: dir.clone() })?;
         let (w, h) = (seq.width, seq.height);
-        let out = infer(blob, &seq, cfg)?;
+        let out = infer(blob, &seq, cfg, &AcquisitionLimits::DEFAULT)?;
         int8.add(&out.classes, &labels, dir, w, h, cfg);
         if let Some(f) = &float {
             let (c, px) = (input.channels as usize, w * h);

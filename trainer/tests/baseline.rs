@@ -82,8 +82,10 @@ fn shared_features_separate_the_defects() {
         scale: 1.0 / 64.0,
         zero_point: 0,
     };
-    let (image, saturated) = feature_image(&seq, &fspec, quant).unwrap();
-    assert_eq!(saturated, 0);
+    let (image, acquisition) = feature_image(&seq, &fspec, quant).unwrap();
+    assert_eq!(acquisition.saturated, 0);
+    assert!(acquisition.frames > 0 && acquisition.frames as usize <= seq.frames);
+    assert!(acquisition.median_rise_ck >= 50, "{acquisition:?}");
     assert_eq!(image.len(), seq.pixels() * 5);
     let labels = seq.labels.as_ref().unwrap();
     let mean = |idx: &[usize], c: usize| idx.iter().map(|&p| image[p * 5 + c] as f64).sum::<f64>() / idx.len() as f64;

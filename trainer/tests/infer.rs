@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::process::Command;
+use tqc_shared::inspection::AcquisitionLimits;
 
 use burn::backend::NdArray;
 use npyz::WriterBuilder;
@@ -71,7 +72,13 @@ fn write_f32_npy(path: &Path, shape: &[u64], data: &[f32]) {
 fn infer_writes_the_device_bytes_and_a_verdict() {
     let s = setup();
     let seq = Sequence::open(&s.plate, &Default::default()).unwrap();
-    let out = infer(&s.blob_bytes, &seq, &VerdictConfig::DEFAULT).unwrap();
+    let out = infer(
+        &s.blob_bytes,
+        &seq,
+        &VerdictConfig::DEFAULT,
+        &AcquisitionLimits::DEFAULT,
+    )
+    .unwrap();
     let (logits, classes) = run_features(&s.blob_bytes, &out.features).unwrap();
     assert_eq!((logits, classes), (out.logits.clone(), out.classes.clone()));
     assert_eq!(out.classes.len(), 40 * 30);
@@ -108,7 +115,13 @@ fn bad_inputs_are_named_errors() {
     let mut small = seq.clone();
     small.width = 20;
     small.data = (0..seq.frames).flat_map(|k| seq.frame(k)[..20 * 30].to_vec()).collect();
-    let e = infer(&s.blob_bytes, &small, &VerdictConfig::DEFAULT).unwrap_err();
+    let e = infer(
+        &s.blob_bytes,
+        &small,
+        &VerdictConfig::DEFAULT,
+        &AcquisitionLimits::DEFAULT,
+    )
+    .unwrap_err();
     assert!(matches!(e, InferError::FrameSize { seq_w: 20, .. }), "{e}");
 
     // A recording that ends before the last sample time.
@@ -117,13 +130,19 @@ fn bad_inputs_are_named_errors() {
     short.frames = keep;
     short.times.truncate(keep);
     short.data.truncate(keep * seq.pixels());
-    let e = infer(&s.blob_bytes, &short, &VerdictConfig::DEFAULT).unwrap_err();
+    let e = infer(
+        &s.blob_bytes,
+        &short,
+        &VerdictConfig::DEFAULT,
+        &AcquisitionLimits::DEFAULT,
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("ended before sample"), "{e}");
 
     // A blob of another format version.
     let mut other = s.blob_bytes.clone();
     other[4] = other[4].wrapping_add(1);
-    let e = infer(&other, &seq, &VerdictConfig::DEFAULT).unwrap_err();
+    let e = infer(&other, &seq, &VerdictConfig::DEFAULT, &AcquisitionLimits::DEFAULT).unwrap_err();
     assert!(e.to_string().contains("format version"), "{e}");
 
     // NaN in a frame: the reader names the frame, the CLI fails without writing a verdict.

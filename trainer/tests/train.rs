@@ -4,6 +4,7 @@
 //! shared engine, the blob with `trainer infer`'s host twin.
 
 use std::sync::OnceLock;
+use tqc_shared::inspection::AcquisitionLimits;
 
 use burn::backend::{Autodiff, NdArray};
 use tqc_shared::features::FeatureSpec;
@@ -268,7 +269,13 @@ fn exported_models_agree_with_burn_and_the_engine() {
     // The blob through the host twin on the recording itself gives the same classes as
     // the engine on the training-time features.
     let seq = tqc_trainer::sequence::Sequence::open(&p.dirs[2], &Default::default()).unwrap();
-    let out = tqc_trainer::infer::infer(&a.blob_bytes, &seq, &VerdictConfig::DEFAULT).unwrap();
+    let out = tqc_trainer::infer::infer(
+        &a.blob_bytes,
+        &seq,
+        &VerdictConfig::DEFAULT,
+        &AcquisitionLimits::DEFAULT,
+    )
+    .unwrap();
     let (_, classes) = tqc_trainer::infer::run_features(&a.blob_bytes, &data[2].image).unwrap();
     assert_eq!(out.classes, classes);
     assert_eq!(out.features, data[2].image);

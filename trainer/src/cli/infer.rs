@@ -2,6 +2,7 @@
 //! an overlay PNG and the verdict.
 
 use std::path::Path;
+use tqc_shared::inspection::AcquisitionLimits;
 
 use anyhow::{Context, Result};
 use serde_json::json;
@@ -93,7 +94,13 @@ pub fn verdict_json(out: &Inference, model: &str) -> serde_json::Value {
         "regions": regions,
         "region_count": f.region_count,
         "class_pixels": out.class_names.iter().enumerate().map(|(i, n)| (n.clone(), json!(f.class_pixels[i]))).collect::<serde_json::Map<_, _>>(),
-        "saturated_readings": out.saturated,
+        "fault": out.fault.map(|f| f.to_string()),
+        "acquisition": {
+            "frames": out.acquisition.frames,
+            "saturated_readings": out.acquisition.saturated,
+            "saturated_permille": out.acquisition.saturated_permille(),
+            "median_rise_k": out.acquisition.median_rise_ck as f64 / 100.0,
+        },
         "width": out.width,
         "height": out.height,
     })
@@ -103,7 +110,8 @@ pub fn run(model: &Path, sequence: &Path, out_dir: &Path, opts: &ReadOptions, mi
     let blob = std::fs::read(model).with_context(|| format!("cannot read {}", model.display()))?;
     let seq = Sequence::open(sequence, opts)?;
     let cfg = VerdictConfig { min_region_pixels };
-    let out = infer(&blob, &seq, &cfg).with_context(|| format!("{} on {}", model.display(), sequence.display()))?;
+    let out = infer(&blob, &seq, &cfg, &AcquisitionLimits::DEFAULT)
+        .with_context(|| format!("{} on {}", model.display(), sequence.display()))?;
     std::fs::create_dir_all(out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
     let (h, w) = (out.height as u64, out.width as u64);
     write_npy(&out_dir.join("classes.npy"), &[h, w], &out.classes)?;

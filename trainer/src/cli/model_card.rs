@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 use std::path::Path;
+use tqc_shared::inspection::AcquisitionLimits;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -64,7 +65,7 @@ fn reference_rows(blob: &[u8]) -> Result<(String, String)> {
     let specimen = Specimen::load("gfrp-reference")?;
     simulate_to_dir(&specimen, 1, &dir, |_, _| {})?;
     let seq = Sequence::open(&dir, &ReadOptions::default())?;
-    let out = infer(blob, &seq, &VerdictConfig::DEFAULT)?;
+    let out = infer(blob, &seq, &VerdictConfig::DEFAULT, &AcquisitionLimits::DEFAULT)?;
     let labels = seq.labels.clone().context("reference plate without labels")?;
     let (footprints, _) = footprints_of(&dir).context("reference plate without meta.json")?;
     let e = evaluate(&out.classes, &labels, &footprints, None);
