@@ -1,0 +1,179 @@
+//! `.npy` headers (format versions 1–3), without allocation.
+
+/// Bytes read in order from a file (with a way back to its start).
+pub trait Source {
+    /// Fills `buf` completely.
+    fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), NpyError>;
+    /// Moves to byte `pos` from the start.
+    fn seek(&mut self, pos: u64) -> Result<(), NpyError>;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NpyError {
+    /// The file could not be read (or ended early).
+    Io,
+    /// Not an `.npy` file.
+    Magic,
+    /// A format version other than 1, 2 or 3.
+    Version(u8),
+    /// The header dictionary is malformed or too long.
+    Header,
+    /// A dtype this reader does not take.
+    Dtype,
+    /// Fortran (column-major) order.
+    FortranOrder,
+    /// The shape is not what the file must hold.
+    Shape,
+}
+
+impl core::fmt::Display for NpyError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            NpyError::Io => "cannot read the file (or it ends early)",
+            NpyError::Magic => "not an .npy file (bad magic)",
+            NpyError::Version(_) => "unsupported .npy format version",
+            NpyError::Header => "malformed .npy header",
+            NpyError::Dtype => "unsupported dtype (expected <f4, <f8 or <u2)",
+            NpyError::FortranOrder => "Fortran-ordered array (expected C order)",
+            NpyError::Shape => "unexpected array shape",
+        })
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dtype {
+    F32,
+    F64,
+    U16,
+}
+
+impl Dtype {
+    pub fn size(self) -> usize {
+        match self {
+            Dtype::F32 => 4,
+            Dtype::F64 => 8,
+            Dtype::U16 => 2,
+        }
+    }
+
+    /// One little-endian value as f64.
+    pub fn value(self, b: &[u8]) -> f64 {
+        match self {
+            Dtype::F32 => f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64,
+            Dtype::F64 => f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
+            Dtype::U16 => u16::from_le_bytes([b[0], b[1]]) as f64,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NpyHeader {
+    pub dtype: Dtype,
+    pub shape: heapless::Vec<u64, 4>,
+    /// Where the data starts.
+    pub data_offset: u64,
+}
+
+impl NpyHeader {
+    pub fn len(&self) -> u64 {
+        self.shape.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Longest header dictionary read (numpy pads to 64 bytes; real headers are ~100).
+const MAX_DICT: usize = 1024;
+
+/// Reads the header at the start of `src`; `src` is left at the data.
+pub fn read_header<S: Source>(src: &mut S) -> Result<NpyHeader, NpyError> {
+    let mut pre = [0u8; 8];
+    src.read_exact(&mut pre)?;
+    if &pre[..6] != b"\x93NUMPY" {
+        return Err(NpyError::Magic);
+    }
+    let (len, prefix) = match pre[6] {
+        1 => {
+            let mut l = [0u8; 2];
+            src.read_exact(&mut l)?;
+            (u16::from_le_bytes(l) as usize, 10)
+        }
+        2 | 3 => {
+            let mut l = [0u8; 4];
+            src.read_exact(&mut l)?;
+            (u32::from_le_bytes(l) as usize, 12)
+        }
+        v => return Err(NpyError::Version(v)),
+    };
+    if len > MAX_DICT {
+        return Err(NpyError::Header);
+    }
+    let mut dict = [0u8; MAX_DICT];
+    src.read_exact(&mut dict[..len])?;
+    let dict = core::str::from_utf8(&dict[..len]).map_err(|_| NpyError::Header)?;
+    let descr = value_of(dict, "descr")?;
+    let dtype = match descr.trim_matches(|c| c == '\'' || c == '"') {
+        "<f4" => Dtype::F32,
+        "<f8" => Dtype::F64,
+        "<u2" => Dtype::U16,
+        _ => return Err(NpyError::Dtype),
+    };
+    match value_of(dict, "fortran_order")? {
+        "False" => {}
+        "True" => return Err(NpyError::FortranOrder),
+        _ => return Err(NpyError::Header),
+    }
+    let shape_text = value_of(dict, "shape")?;
+    let inner = shape_text
+        .strip_prefix('(')
+        .and_then(|s| s.strip_suffix(')'))
+        .ok_or(NpyError::Header)?;
+    let mut shape = heapless::Vec::new();
+    for part in inner.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let n: u64 = part.parse().map_err(|_| NpyError::Header)?;
+        shape.push(n).map_err(|_| NpyError::Shape)?;
+    }
+    Ok(NpyHeader {
+        dtype,
+        shape,
+        data_offset: (prefix + len) as u64,
+    })
+}
+
+/// The text of `key`'s value in the header dictionary: up to the next top-level comma
+/// or the closing brace.
+fn value_of<'d>(dict: &'d str, key: &str) -> Result<&'d str, NpyError> {
+    let mut at = None;
+    for quote in ['\'', '"'] {
+        let mut pattern = [0u8; 32];
+        let k = key.as_bytes();
+        if k.len() + 2 > pattern.len() {
+            return Err(NpyError::Header);
+        }
+        pattern[0] = quote as u8;
+        pattern[1..=k.len()].copy_from_slice(k);
+        pattern[k.len() + 1] = quote as u8;
+        let p = core::str::from_utf8(&pattern[..k.len() + 2]).map_err(|_| NpyError::Header)?;
+        if let Some(i) = dict.find(p) {
+            at = Some(i + p.len());
+            break;
+        }
+    }
+    let rest = dict[at.ok_or(NpyError::Header)?..].trim_start();
+    let rest = rest.strip_prefix(':').ok_or(NpyError::Header)?.trim_start();
+    let mut depth = 0i32;
+    for (i, c) in rest.char_indices() {
+        match c {
+            '(' | '[' => depth += 1,
+            ')' | ']' => depth -= 1,
+            ',' | '}' if depth == 0 => return Ok(rest[..i].trim()),
+            _ => {}
+        }
+        if depth < 0 {
+            return Err(NpyError::Header);
+        }
+    }
+    Err(NpyError::Header)
+}
