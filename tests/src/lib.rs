@@ -1,6 +1,9 @@
 //! Fixtures for the cross-crate tests and for `cargo xtask`: owned models built from
 //! layer specifications with seeded random weights, the reference benchmark network, and
-//! the kernel test vectors the emulated device replays.
+//! the kernel test vectors the emulated device replays; [`emulator`] runs the emulated
+//! station under QEMU.
+
+pub mod emulator;
 
 use tqc_shared::blob;
 use tqc_shared::engine::Engine;

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
+use tests::emulator;
 
 #[derive(Parser)]
 #[command(about = "ThermoQC developer tasks", long_about = None)]
@@ -33,6 +34,22 @@ enum Task {
         /// Emulated board.
         #[arg(long, value_enum, default_value_t = Board::An386)]
         board: Board,
+    },
+    /// Runs the emulated station (QEMU, `-icount shift=0`) on a recorded or simulated
+    /// sequence with the real firmware: prints the verdict, the LEDs, the defects found,
+    /// instructions per stage (and what they take at 480 MHz) and the fault counters.
+    Qemu {
+        /// Recording folder: sequence.npy and times.npy (the trainer's layout).
+        #[arg(long)]
+        sequence: PathBuf,
+        /// A model blob to load instead of the embedded onnx_models/thermonet.tqm.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Board::An500)]
+        board: Board,
+        /// Print the board's whole defmt log.
+        #[arg(long)]
+        log: bool,
     },
     /// Trains the shipped model from scratch (CPU, about half an hour): simulates the dataset
     /// (48 randomized plates, ~2.2 GB under target/xtask/train), trains, exports
@@ -62,11 +79,15 @@ enum Board {
 }
 
 impl Board {
-    fn machine(self) -> (&'static str, &'static str) {
+    fn emulated(self) -> emulator::Board {
         match self {
-            Board::An386 => ("mps2-an386", "cortex-m4"),
-            Board::An500 => ("mps2-an500", "cortex-m7"),
+            Board::An386 => emulator::Board::An386,
+            Board::An500 => emulator::Board::An500,
         }
+    }
+
+    fn machine(self) -> (&'static str, &'static str) {
+        self.emulated().machine()
     }
 }
 
@@ -94,13 +115,7 @@ fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
-fn firmware_dir() -> PathBuf {
-    root().join("firmware")
-}
-
-fn firmware_elf(bin: &str) -> PathBuf {
-    firmware_dir().join("target/thumbv7em-none-eabihf/release").join(bin)
-}
+use emulator::{firmware_dir, firmware_elf};
 
 fn build_firmware() -> Result<()> {
     run(cargo()
@@ -110,18 +125,7 @@ fn build_firmware() -> Result<()> {
 
 /// Finds qemu-system-arm, or explains how to get it.
 fn qemu() -> Result<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path) {
-        let candidate = dir.join("qemu-system-arm");
-        if candidate.is_file() {
-            return Ok(candidate);
-        }
-    }
-    bail!(
-        "qemu-system-arm not found on PATH: the on-target checks need it.\n\
-         Install it with `sudo apt-get install qemu-system-arm` (Debian/Ubuntu), \
-         `brew install qemu` (macOS) or your distribution's qemu package."
-    )
+    Ok(emulator::qemu()?)
 }
 
 /// Runs an image under QEMU with semihosting in `workdir`; returns QEMU's exit status
@@ -334,6 +338,91 @@ fn size() -> Result<()> {
     Ok(())
 }
 
+/// CPU clock of the real board, to turn instructions into time (one instruction per
+/// cycle: a lower bound on the M7, which dual-issues).
+const BOARD_HZ: f64 = 480e6;
+
+fn qemu_station(sequence: &Path, model: Option<&Path>, board: Board, show_log: bool) -> Result<()> {
+    build_firmware()?;
+    let workdir = work_dir("qemu")?;
+    let (machine, cpu) = board.machine();
+    println!(
+        "emulated station on QEMU {machine} ({cpu}), recording {}",
+        sequence.display()
+    );
+    let run = emulator::run_station(&emulator::StationJob {
+        board: board.emulated(),
+        sequence,
+        model,
+        workdir: &workdir,
+        timeout: Duration::from_secs(1800),
+    })?;
+    if show_log {
+        for line in &run.log {
+            println!("  {line}");
+        }
+    }
+    print_station_run(&run);
+    println!("QEMU took {:.1?}; its files are in {}", run.wall, workdir.display());
+    Ok(())
+}
+
+fn print_station_run(run: &emulator::StationRun) {
+    use tqc_shared::inspection::Stage;
+    let r = &run.report;
+    println!("\nverdict: {:?}", r.verdict);
+    if let Some(f) = &r.fault {
+        println!("fault:   {f}");
+    }
+    println!(
+        "LEDs lit: {}",
+        if run.leds.lit.is_empty() {
+            "none".to_string()
+        } else {
+            run.leds.lit.join(", ")
+        }
+    );
+    println!(
+        "regions: {} ({} listed); defect pixels: {}",
+        r.region_count,
+        r.regions.len(),
+        r.class_pixels[1..].iter().sum::<u32>()
+    );
+    for reg in &r.regions {
+        let (cx, cy) = reg.centroid();
+        println!(
+            "  class {} {:>5} px at ({cx:.1}, {cy:.1}) px, box {}..{} × {}..{}",
+            reg.class, reg.pixels, reg.min_x, reg.max_x, reg.min_y, reg.max_y
+        );
+    }
+    println!("\n{:<10} {:>15} {:>12}", "stage", "instructions", "at 480 MHz");
+    let mut compute = 0;
+    for (stage, n) in Stage::ALL.iter().zip(r.stage_cycles) {
+        println!("{:<10} {:>15} {:>9.1} ms", stage.name(), n, n as f64 / BOARD_HZ * 1e3);
+        if matches!(stage, Stage::Features | Stage::Inference | Stage::Verdict) {
+            compute += n;
+        }
+    }
+    println!(
+        "{:<10} {:>15} {:>9.1} ms   (features + inference + verdict; budget 1000 ms, goal 115 ms)",
+        "device",
+        compute,
+        compute as f64 / BOARD_HZ * 1e3
+    );
+    let a = &r.acquisition;
+    println!(
+        "\nframes {}, saturated readings {} ({} ‰), heating rise {:.2} K",
+        a.frames,
+        a.saturated,
+        a.saturated_permille(),
+        a.median_rise_ck as f64 / 100.0
+    );
+    println!(
+        "camera errors {}, longest gap {} ms, watchdog feeds {}, model CRC {:#010x}",
+        r.counters.camera_errors, r.counters.longest_gap_ms, r.counters.watchdog_feeds, r.model_crc
+    );
+}
+
 fn trainer() -> Command {
     let mut c = cargo();
     c.current_dir(root())
@@ -395,6 +484,12 @@ fn main() -> Result<()> {
         Task::KernelCheck => build_firmware().and_then(|_| kernel_check()),
         Task::Size => build_firmware().and_then(|_| size()),
         Task::Bench { board } => bench(board),
+        Task::Qemu {
+            sequence,
+            model,
+            board,
+            log,
+        } => qemu_station(&sequence, model.as_deref(), board, log),
         Task::Train {
             plates,
             epochs,

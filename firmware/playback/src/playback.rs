@@ -64,11 +64,19 @@ pub enum RecordingError {
     Frames(NpyError),
     Times(NpyError),
     /// `sequence.npy` is not frames × height × width of this camera.
-    FrameShape { height: u64, width: u64 },
+    FrameShape {
+        height: u64,
+        width: u64,
+    },
     /// `times.npy` does not hold one time per frame.
-    TimesLength { frames: u64, times: u64 },
+    TimesLength {
+        frames: u64,
+        times: u64,
+    },
     /// Time `index` is not finite or not after the previous one.
-    TimesOrder { index: u32 },
+    TimesOrder {
+        index: u32,
+    },
     /// No frame before the heating: no cold reference.
     NoPreheat,
 }
@@ -175,9 +183,7 @@ impl<'t, F: Source, T: Source> Playback<'t, F, T> {
         if preheat == 0 {
             return Err(RecordingError::NoPreheat);
         }
-        times
-            .seek(time_header.data_offset)
-            .map_err(RecordingError::Times)?;
+        times.seek(time_header.data_offset).map_err(RecordingError::Times)?;
         let period_ms = ((last - first) / (n as i64 - 1).max(1)).clamp(1, u32::MAX as i64) as u32;
         let recording = Recording {
             frames: n as u32,

@@ -56,11 +56,18 @@ fn recording() -> (Mem, Mem) {
     let mut px = Vec::new();
     for k in 0..5 {
         for p in 0..6 {
-            px.push(if k == 3 && p == 4 { f32::NAN } else { 293.0 + k as f32 + p as f32 * 0.004 });
+            px.push(if k == 3 && p == 4 {
+                f32::NAN
+            } else {
+                293.0 + k as f32 + p as f32 * 0.004
+            });
         }
     }
     let times = [-1.0, -0.5, 0.0, 0.5, 1.0];
-    (npy("<f4", &[5, 2, 3], &f32s(&px), false), npy("<f8", &[5], &f64s(&times), false))
+    (
+        npy("<f4", &[5, 2, 3], &f32s(&px), false),
+        npy("<f8", &[5], &f64s(&times), false),
+    )
 }
 
 #[test]
@@ -164,8 +171,14 @@ fn bad_recordings_are_named() {
         open(frames(), times(&[-1.0, 0.0, 1.0])),
         RecordingError::TimesLength { frames: 2, times: 3 }
     );
-    assert_eq!(open(frames(), times(&[0.0, 0.0])), RecordingError::TimesOrder { index: 1 });
-    assert_eq!(open(frames(), times(&[-1.0, f64::NAN])), RecordingError::TimesOrder { index: 1 });
+    assert_eq!(
+        open(frames(), times(&[0.0, 0.0])),
+        RecordingError::TimesOrder { index: 1 }
+    );
+    assert_eq!(
+        open(frames(), times(&[-1.0, f64::NAN])),
+        RecordingError::TimesOrder { index: 1 }
+    );
     assert_eq!(open(frames(), times(&[0.0, 1.0])), RecordingError::NoPreheat);
     let mut cut = times(&[-1.0, 0.0]);
     cut.bytes.truncate(cut.bytes.len() - 3);

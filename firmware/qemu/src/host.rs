@@ -1,5 +1,5 @@
-//! Read-only host files through ARM semihosting (SYS_OPEN / SYS_FLEN / SYS_READ /
-//! SYS_CLOSE), relative to QEMU's working directory.
+//! Host files through ARM semihosting (SYS_OPEN / SYS_FLEN / SYS_READ / SYS_SEEK /
+//! SYS_WRITE / SYS_CLOSE), relative to QEMU's working directory.
 
 use core::ffi::CStr;
 
@@ -29,6 +29,33 @@ impl HostFile {
         } else {
             Ok(HostFile { fd: fd as usize })
         }
+    }
+
+    /// Creates (or truncates) a file for writing.
+    pub fn create(name: &CStr) -> Result<Self, HostError> {
+        let bytes = name.to_bytes();
+        // SAFETY: SYS_OPEN reads a NUL-terminated name of the given length.
+        let fd = unsafe { syscall!(OPEN, bytes.as_ptr(), nr::open::W_TRUNC_BINARY, bytes.len()) } as isize;
+        if fd < 0 {
+            Err(HostError::Open)
+        } else {
+            Ok(HostFile { fd: fd as usize })
+        }
+    }
+
+    /// Writes all of `data`.
+    pub fn write_all(&mut self, data: &[u8]) -> Result<(), HostError> {
+        // SAFETY: SYS_WRITE reads `data.len()` bytes from `data`; it returns the number of
+        // bytes *not* written.
+        let left = unsafe { syscall!(WRITE, self.fd, data.as_ptr(), data.len()) };
+        if left != 0 { Err(HostError::Io) } else { Ok(()) }
+    }
+
+    /// Moves to byte `pos` from the start.
+    pub fn seek(&mut self, pos: usize) -> Result<(), HostError> {
+        // SAFETY: SYS_SEEK takes the handle and an absolute position.
+        let r = unsafe { syscall!(SEEK, self.fd, pos) } as isize;
+        if r != 0 { Err(HostError::Io) } else { Ok(()) }
     }
 
     /// File length in bytes.
@@ -66,5 +93,16 @@ impl Drop for HostFile {
         unsafe {
             syscall!(CLOSE, self.fd);
         }
+    }
+}
+
+/// Recordings are read straight from host files.
+impl tqc_playback::Source for HostFile {
+    fn read_exact(&mut self, buf: &mut [u8]) -> Result<(), tqc_playback::NpyError> {
+        HostFile::read_exact(self, buf).map_err(|_| tqc_playback::NpyError::Io)
+    }
+    fn seek(&mut self, pos: u64) -> Result<(), tqc_playback::NpyError> {
+        let pos = usize::try_from(pos).map_err(|_| tqc_playback::NpyError::Io)?;
+        HostFile::seek(self, pos).map_err(|_| tqc_playback::NpyError::Io)
     }
 }

@@ -3,6 +3,7 @@
 //! panic handler that makes QEMU exit with a failure status.
 #![no_std]
 
+pub mod board;
 pub mod clock;
 pub mod host;
 
@@ -25,6 +26,7 @@ pub fn exit(success: bool) -> ! {
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    println!("PANIC: {}", info);
+    // stderr: stdout may carry the defmt stream.
+    cortex_m_semihosting::heprintln!("PANIC: {}", info);
     exit(false)
 }

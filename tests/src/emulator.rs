@@ -1,0 +1,333 @@
+//! The emulated station under QEMU, driven from the host: builds the firmware image, lays
+//! out QEMU's working directory (the recording, optionally a model), runs the board with
+//! `-icount shift=0` and the LED trace, decodes its defmt log, and reads back the report
+//! and the class map it wrote. Used by `cargo xtask qemu`, `cargo xtask demo` and the
+//! end-to-end tests.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tqc_shared::inspection::Report;
+
+/// Emulated boards.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Board {
+    /// mps2-an386: Cortex-M4F.
+    An386,
+    /// mps2-an500: Cortex-M7 (the real board's core).
+    An500,
+}
+
+impl Board {
+    pub fn machine(self) -> (&'static str, &'static str) {
+        match self {
+            Board::An386 => ("mps2-an386", "cortex-m4"),
+            Board::An500 => ("mps2-an500", "cortex-m7"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmulatorError {
+    #[error(
+        "qemu-system-arm not found on PATH. Install it with `sudo apt-get install qemu-system-arm` \
+         (Debian/Ubuntu), `brew install qemu` (macOS) or your distribution's qemu package"
+    )]
+    NoQemu,
+    #[error("building the firmware failed: {0}")]
+    Build(String),
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{0} is missing: a recording folder holds sequence.npy and times.npy")]
+    Recording(PathBuf),
+    #[error("QEMU did not finish within {0:?}")]
+    Timeout(Duration),
+    #[error("the board failed ({status}); its log:\n{log}")]
+    Board { status: String, log: String },
+    #[error("the board's report cannot be read: {0}")]
+    Report(String),
+    #[error("the firmware image has no defmt table: {0}")]
+    Defmt(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> EmulatorError + '_ {
+    move |source| EmulatorError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
+}
+
+pub fn firmware_dir() -> PathBuf {
+    root().join("firmware")
+}
+
+/// A release image of the firmware workspace.
+pub fn firmware_elf(bin: &str) -> PathBuf {
+    firmware_dir().join("target/thumbv7em-none-eabihf/release").join(bin)
+}
+
+/// Builds the firmware workspace's release images (quick when up to date).
+pub fn build_firmware() -> Result<(), EmulatorError> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(firmware_dir())
+        // A host build's target selection must not leak into the thumb build.
+        .env_remove("CARGO_BUILD_TARGET")
+        .args(["build", "--release", "--locked"])
+        .output()
+        .map_err(|e| EmulatorError::Build(e.to_string()))?;
+    if !out.status.success() {
+        return Err(EmulatorError::Build(String::from_utf8_lossy(&out.stderr).into_owned()));
+    }
+    Ok(())
+}
+
+/// qemu-system-arm on PATH.
+pub fn qemu() -> Result<PathBuf, EmulatorError> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join("qemu-system-arm"))
+        .find(|c| c.is_file())
+        .ok_or(EmulatorError::NoQemu)
+}
+
+/// The board's LEDs, as the QEMU trace showed them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Leds {
+    /// Names of the LEDs lit at the end.
+    pub lit: Vec<&'static str>,
+    /// Every change after reset: (LED, on).
+    pub changes: Vec<(&'static str, bool)>,
+}
+
+/// The station's LEDs on the SCC register (firmware/qemu/src/board.rs).
+pub const LED_NAMES: [&str; 5] = ["PASS", "FAIL", "RETEST", "BUSY", "LAMP"];
+
+fn parse_leds(trace: &str) -> Leds {
+    let mut state = [false; 8];
+    let mut leds = Leds::default();
+    // QEMU's reset lights and then clears all eight; the firmware's changes follow.
+    let mut booted = false;
+    for line in trace.lines().filter(|l| l.contains("led_change_intensity")) {
+        let Some(n) = line
+            .split("SCC LED")
+            .nth(1)
+            .and_then(|s| s.chars().next())
+            .and_then(|c| c.to_digit(10))
+        else {
+            continue;
+        };
+        let on = line.trim_end().ends_with("-> 100%");
+        let n = n as usize;
+        if n < state.len() {
+            state[n] = on;
+        }
+        if !on && n == 7 {
+            booted = true;
+            continue;
+        }
+        if booted && let Some(name) = LED_NAMES.get(n) {
+            leds.changes.push((name, on));
+        }
+    }
+    leds.lit = LED_NAMES
+        .iter()
+        .enumerate()
+        .filter(|&(i, _)| state[i])
+        .map(|(_, n)| *n)
+        .collect();
+    leds
+}
+
+/// Decodes a defmt byte stream with the image's table into lines.
+pub fn decode_defmt(elf: &[u8], stream: &[u8]) -> Result<Vec<String>, EmulatorError> {
+    use defmt_decoder::{DecodeError, Table};
+    let table = Table::parse(elf)
+        .map_err(|e| EmulatorError::Defmt(e.to_string()))?
+        .ok_or_else(|| EmulatorError::Defmt("no .defmt section".into()))?;
+    let mut decoder = table.new_stream_decoder();
+    decoder.received(stream);
+    let mut lines = Vec::new();
+    loop {
+        match decoder.decode() {
+            Ok(frame) => {
+                let level = frame.level().map_or("", |l| l.as_str());
+                lines.push(format!("{:<5} {}", level.to_uppercase(), frame.display_message()));
+            }
+            Err(DecodeError::UnexpectedEof) => break,
+            Err(DecodeError::Malformed) => {
+                lines.push("(malformed defmt frame: the rest of the log is lost)".into());
+                break;
+            }
+        }
+    }
+    Ok(lines)
+}
+
+/// One run of the emulated station.
+#[derive(Clone, Debug)]
+pub struct StationRun {
+    pub report: Report,
+    /// The class map (row-major), when inference ran.
+    pub classes: Option<Vec<u8>>,
+    /// The decoded defmt log.
+    pub log: Vec<String>,
+    pub leds: Leds,
+    /// Host time the emulation took.
+    pub wall: Duration,
+}
+
+/// What to run.
+pub struct StationJob<'a> {
+    pub board: Board,
+    /// A folder with `sequence.npy` and `times.npy`.
+    pub sequence: &'a Path,
+    /// A model blob to load instead of the embedded one.
+    pub model: Option<&'a Path>,
+    /// QEMU's working directory (emptied first).
+    pub workdir: &'a Path,
+    pub timeout: Duration,
+}
+
+fn link_or_copy(from: &Path, to: &Path) -> Result<(), EmulatorError> {
+    let from = std::fs::canonicalize(from).map_err(io(from))?;
+    #[cfg(unix)]
+    {
+        std::os::unix::fs::symlink(&from, to).map_err(io(to))
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::copy(&from, to).map(|_| ()).map_err(io(to))
+    }
+}
+
+/// Runs the station image (already built) on a recording.
+pub fn run_station(job: &StationJob<'_>) -> Result<StationRun, EmulatorError> {
+    let qemu = qemu()?;
+    let elf_path = firmware_elf("station");
+    let elf = std::fs::read(&elf_path).map_err(io(&elf_path))?;
+    for name in ["sequence.npy", "times.npy"] {
+        if !job.sequence.join(name).is_file() {
+            return Err(EmulatorError::Recording(job.sequence.join(name)));
+        }
+    }
+    if job.workdir.exists() {
+        std::fs::remove_dir_all(job.workdir).map_err(io(job.workdir))?;
+    }
+    std::fs::create_dir_all(job.workdir).map_err(io(job.workdir))?;
+    for name in ["sequence.npy", "times.npy"] {
+        link_or_copy(&job.sequence.join(name), &job.workdir.join(name))?;
+    }
+    if let Some(m) = job.model {
+        link_or_copy(m, &job.workdir.join("model.tqm"))?;
+    }
+    let (machine, cpu) = job.board.machine();
+    let trace = job.workdir.join("qemu-trace.log");
+    let mut child = Command::new(qemu)
+        .current_dir(job.workdir)
+        .args([
+            "-machine",
+            machine,
+            "-cpu",
+            cpu,
+            "-nographic",
+            "-monitor",
+            "none",
+            "-serial",
+            "none",
+        ])
+        .args(["-semihosting-config", "enable=on,target=native", "-icount", "shift=0"])
+        .args(["-trace", "led_change_intensity", "-D"])
+        .arg(&trace)
+        .arg("-kernel")
+        .arg(&elf_path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(io(&elf_path))?;
+    let mut stdout = child.stdout.take().ok_or(EmulatorError::Timeout(job.timeout))?;
+    let mut stderr = child.stderr.take().ok_or(EmulatorError::Timeout(job.timeout))?;
+    let out_reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = stdout.read_to_end(&mut b);
+        b
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().map_err(io(job.workdir))? {
+            break s;
+        }
+        if start.elapsed() > job.timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(EmulatorError::Timeout(job.timeout));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let wall = start.elapsed();
+    let stream = out_reader.join().unwrap_or_default();
+    let stderr_text = err_reader.join().unwrap_or_default();
+    let mut log = decode_defmt(&elf, &stream)?;
+    log.extend(stderr_text.lines().map(|l| format!("QEMU  {l}")));
+    let trace_text = std::fs::read_to_string(&trace).unwrap_or_default();
+    if !status.success() {
+        return Err(EmulatorError::Board {
+            status: status.to_string(),
+            log: log.join("\n"),
+        });
+    }
+    let report_path = job.workdir.join("report.bin");
+    let bytes = std::fs::read(&report_path).map_err(io(&report_path))?;
+    let report = Report::decode(&bytes).map_err(|e| EmulatorError::Report(e.to_string()))?;
+    let classes_path = job.workdir.join("classes.u8");
+    let classes = if classes_path.is_file() {
+        Some(std::fs::read(&classes_path).map_err(io(&classes_path))?)
+    } else {
+        None
+    };
+    Ok(StationRun {
+        report,
+        classes,
+        log,
+        leds: parse_leds(&trace_text),
+        wall,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_led_trace_skips_the_reset_flicker_and_ends_with_what_is_lit() {
+        let mut t = String::new();
+        for n in 0..8 {
+            t += &format!("led_change_intensity LED desc:'SCC LED{n}' color:green intensity 0% -> 100%\n");
+        }
+        for n in 0..8 {
+            t += &format!("led_change_intensity LED desc:'SCC LED{n}' color:green intensity 100% -> 0%\n");
+        }
+        t += "led_change_intensity LED desc:'USERLED0' color:green intensity 0% -> 100%\n";
+        t += "led_change_intensity LED desc:'SCC LED3' color:green intensity 0% -> 100%\n";
+        t += "led_change_intensity LED desc:'SCC LED3' color:green intensity 100% -> 0%\n";
+        t += "led_change_intensity LED desc:'SCC LED1' color:green intensity 0% -> 100%\n";
+        let leds = parse_leds(&t);
+        assert_eq!(leds.lit, vec!["FAIL"]);
+        assert_eq!(leds.changes, vec![("BUSY", true), ("BUSY", false), ("FAIL", true)]);
+    }
+}
