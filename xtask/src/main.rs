@@ -17,9 +17,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Everything CI checks: host tests, rustfmt, clippy (warnings denied), the thumb
-    /// builds, and the on-target kernel check under QEMU (DSP and portable paths against
-    /// the host's outputs, on a Cortex-M4 and a Cortex-M7).
+    /// Everything CI checks: host tests (including the end-to-end runs of the emulated
+    /// station under QEMU), rustfmt, clippy (warnings denied), the firmware libraries on
+    /// the host, the thumb builds and their sizes, and the on-target kernel check under
+    /// QEMU (DSP and portable paths against the host's outputs, on a Cortex-M4 and a
+    /// Cortex-M7).
     Test,
     /// Only the on-target kernel check: builds the firmware, writes the kernel vectors and
     /// replays them under QEMU on a Cortex-M4 and a Cortex-M7.
@@ -242,11 +244,20 @@ fn test() -> Result<()> {
     run(cargo()
         .current_dir(firmware_dir())
         .args(["clippy", "--release", "--locked", "--", "-D", "warnings"]))?;
-    step("firmware drivers against mocked buses, on the host");
+    step("firmware libraries on the host: drivers (mocked buses), station state machine, playback");
     let host = host_triple()?;
-    run(cargo()
-        .current_dir(firmware_dir())
-        .args(["test", "--locked", "-p", "tqc-drivers", "--target", &host]))?;
+    run(cargo().current_dir(firmware_dir()).args([
+        "test",
+        "--locked",
+        "-p",
+        "tqc-drivers",
+        "-p",
+        "tqc-station",
+        "-p",
+        "tqc-playback",
+        "--target",
+        &host,
+    ]))?;
     step("thumb builds: the shared crate alone (no std, no alloc) and the firmware");
     run(cargo().current_dir(root()).args([
         "build",
@@ -312,7 +323,7 @@ fn size() -> Result<()> {
         "{:<14} {:>12} {:>12}   budgets: flash bar 1024 KiB (goal 512), RAM bar 512 KiB (goal 256)",
         "image", "flash", "RAM"
     );
-    for bin in ["kernel-check", "bench"] {
+    for bin in ["station", "kernel-check", "bench"] {
         let (flash, ram) = image_size(&firmware_elf(bin))?;
         let verdict = |v: u64, bar: u64, goal: u64| {
             if v > bar {

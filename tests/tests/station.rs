@@ -1,0 +1,245 @@
+//! End to end: simulated plates → the emulated station (real firmware, embedded model,
+//! QEMU mps2-an500) → verdict, LEDs and class map, checked against the host twin
+//! (`trainer infer`) on the same recording with the same blob.
+//!
+//! Needs `qemu-system-arm` and the thumb target (`.ci/run` installs both); the firmware
+//! image is built here if it is not up to date.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use npyz::WriterBuilder;
+
+use tests::emulator::{self, Board, StationJob, StationRun};
+use tqc_shared::inspection::{AcquisitionLimits, Fault};
+use tqc_shared::verdict::{Verdict, VerdictConfig};
+use tqc_trainer::sequence::{ReadOptions, Sequence};
+use tqc_trainer::specimen::Specimen;
+
+fn work() -> PathBuf {
+    emulator::root().join("target/e2e")
+}
+
+fn shipped_model() -> PathBuf {
+    emulator::root().join("onnx_models/thermonet.tqm")
+}
+
+/// Builds the image once per test run.
+fn firmware() {
+    static BUILT: Mutex<bool> = Mutex::new(false);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !*built {
+        emulator::build_firmware().expect("firmware build");
+        *built = true;
+    }
+}
+
+/// Simulates a shipped specimen once per run (seed 1, as `cargo xtask demo`); never
+/// reused across runs, so a changed simulator cannot leave stale plates behind.
+fn plate(name: &'static str, cell: &'static OnceLock<PathBuf>) -> &'static Path {
+    cell.get_or_init(|| {
+        let dir = work().join(name);
+        let spec = Specimen::load(name).expect("shipped specimen");
+        tqc_trainer::simulate::simulate_to_dir(&spec, 1, &dir, |_, _| {}).expect("simulation");
+        dir
+    })
+}
+
+fn reference_plate() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    plate("gfrp-reference", &P)
+}
+
+fn sound_plate() -> &'static Path {
+    static P: OnceLock<PathBuf> = OnceLock::new();
+    plate("gfrp-sound", &P)
+}
+
+fn station(sequence: &Path, model: Option<&Path>, name: &str) -> StationRun {
+    firmware();
+    emulator::run_station(&StationJob {
+        board: Board::An500,
+        sequence,
+        model,
+        workdir: &work().join("runs").join(name),
+        timeout: Duration::from_secs(900),
+    })
+    .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// Writes a variant of a recording: `frame_of(k)` gives frame k's kelvin values (or
+/// `None` to drop it).
+fn variant(from: &Path, name: &str, frame_of: impl Fn(usize, &[f32], &[f32]) -> Option<Vec<f32>>) -> PathBuf {
+    let seq = Sequence::open(from, &ReadOptions::default()).unwrap();
+    let dir = work().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (mut data, mut times) = (Vec::new(), Vec::new());
+    for k in 0..seq.frames {
+        if let Some(f) = frame_of(k, seq.frame(k), seq.frame(0)) {
+            data.extend_from_slice(&f);
+            times.push(seq.times[k]);
+        }
+    }
+    let n = times.len() as u64;
+    write_npy(
+        &dir.join("sequence.npy"),
+        &[n, seq.height as u64, seq.width as u64],
+        &data,
+    );
+    write_npy(&dir.join("times.npy"), &[n], &times);
+    dir
+}
+
+fn write_npy<T: npyz::AutoSerialize + Copy>(path: &Path, shape: &[u64], data: &[T]) {
+    let file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut w = npyz::WriteOptions::new()
+        .default_dtype()
+        .shape(shape)
+        .writer(file)
+        .begin_nd()
+        .unwrap();
+    w.extend(data.iter().copied()).unwrap();
+    w.finish().unwrap();
+}
+
+fn assert_leds(run: &StationRun, lit: &str) {
+    assert_eq!(run.leds.lit, vec![lit], "LEDs at the end: {:?}", run.leds);
+    // Busy during the inspection, then exactly the verdict's LED.
+    let on: Vec<_> = run.leds.changes.iter().filter(|c| c.1).map(|c| c.0).collect();
+    assert_eq!(on.first(), Some(&"BUSY"), "{:?}", run.leds.changes);
+    assert_eq!(on.last(), Some(&lit), "{:?}", run.leds.changes);
+}
+
+#[test]
+fn the_reference_plate_fails_on_the_emulated_board_with_the_host_twins_class_map() {
+    let dir = reference_plate();
+    let run = station(dir, None, "reference");
+    assert_eq!(
+        run.report.verdict,
+        Verdict::Fail,
+        "{:#?}\n{}",
+        run.report,
+        run.log.join("\n")
+    );
+    assert_eq!(run.report.fault, None);
+    assert_leds(&run, "FAIL");
+    // The lamp lit for the programmed 30 s of the recording.
+    assert!(run.leds.changes.contains(&("LAMP", true)) && run.leds.changes.contains(&("LAMP", false)));
+
+    let blob = std::fs::read(shipped_model()).unwrap();
+    let seq = Sequence::open(dir, &ReadOptions::default()).unwrap();
+    let host = tqc_trainer::infer::infer(&blob, &seq, &VerdictConfig::DEFAULT, &AcquisitionLimits::DEFAULT).unwrap();
+    let device = run.classes.as_deref().expect("the board wrote its class map");
+    assert_eq!(device.len(), host.classes.len());
+    let differ = device.iter().zip(&host.classes).filter(|(a, b)| a != b).count();
+    assert_eq!(differ, 0, "class maps differ on {differ} pixels");
+    assert_eq!(run.report.region_count, host.findings.region_count);
+    assert_eq!(
+        &run.report.regions[..],
+        &host.findings.regions[..run.report.regions.len()]
+    );
+    assert_eq!(run.report.acquisition, host.acquisition);
+    // Every stage was timed; the log tells each.
+    assert!(
+        run.report.stage_cycles.iter().all(|&c| c > 0),
+        "{:?}",
+        run.report.stage_cycles
+    );
+    assert!(
+        run.log.iter().any(|l| l.contains("stage inference")),
+        "{}",
+        run.log.join("\n")
+    );
+}
+
+#[test]
+fn a_sound_plate_passes_with_the_green_led() {
+    let run = station(sound_plate(), None, "sound");
+    assert_eq!(
+        run.report.verdict,
+        Verdict::Pass,
+        "{:#?}\n{}",
+        run.report,
+        run.log.join("\n")
+    );
+    assert_leds(&run, "PASS");
+}
+
+#[test]
+fn unreadable_frames_beyond_the_camera_budget_are_retest() {
+    let dir = variant(reference_plate(), "nan-frames", |k, f, _| {
+        let mut f = f.to_vec();
+        if (40..46).contains(&k) {
+            f[1234] = f32::NAN;
+        }
+        Some(f)
+    });
+    let run = station(&dir, None, "nan-frames");
+    assert_eq!(run.report.verdict, Verdict::Retest);
+    assert_eq!(run.report.fault, Some(Fault::Camera { errors: 5, budget: 4 }));
+    assert_leds(&run, "RETEST");
+    assert!(run.classes.is_none(), "no class map from a part not inspected");
+}
+
+#[test]
+fn dropped_frames_are_retest() {
+    let dir = variant(reference_plate(), "dropped-frames", |k, f, _| {
+        (!(100..110).contains(&k)).then(|| f.to_vec())
+    });
+    let run = station(&dir, None, "dropped-frames");
+    assert_eq!(run.report.verdict, Verdict::Retest);
+    assert!(
+        matches!(run.report.fault, Some(Fault::FramesMissing { gap_ms: 11_000, .. })),
+        "{:?}",
+        run.report.fault
+    );
+    assert_leds(&run, "RETEST");
+}
+
+#[test]
+fn a_part_the_lamps_did_not_heat_is_retest() {
+    // Every frame shows the cold plate.
+    let dir = variant(reference_plate(), "no-heating", |_, _, cold| Some(cold.to_vec()));
+    let run = station(&dir, None, "no-heating");
+    assert_eq!(run.report.verdict, Verdict::Retest);
+    assert!(
+        matches!(run.report.fault, Some(Fault::NoHeating { .. })),
+        "{:?}",
+        run.report.fault
+    );
+    assert_leds(&run, "RETEST");
+    // The host twin refuses it too.
+    let blob = std::fs::read(shipped_model()).unwrap();
+    let seq = Sequence::open(&dir, &ReadOptions::default()).unwrap();
+    let host = tqc_trainer::infer::infer(&blob, &seq, &VerdictConfig::DEFAULT, &AcquisitionLimits::DEFAULT).unwrap();
+    assert_eq!(host.findings.verdict, Verdict::Retest);
+    assert!(matches!(host.fault, Some(Fault::NoHeating { .. })));
+}
+
+#[test]
+fn a_corrupted_model_blob_is_never_run() {
+    let mut blob = std::fs::read(shipped_model()).unwrap();
+    let n = blob.len();
+    blob[n - 100] ^= 0x10;
+    let path = work().join("corrupted.tqm");
+    std::fs::create_dir_all(work()).unwrap();
+    std::fs::write(&path, &blob).unwrap();
+    let run = station(reference_plate(), Some(&path), "corrupted-model");
+    assert_eq!(run.report.verdict, Verdict::Retest);
+    assert_eq!(run.report.fault, Some(Fault::Model));
+    assert_eq!(run.report.acquisition.frames, 0, "not a frame was used");
+    // RETEST from boot on, and again after the part; the lamp never lit.
+    assert_eq!(run.leds.lit, vec!["RETEST"]);
+    assert_eq!(run.leds.changes.first(), Some(&("RETEST", true)));
+    assert!(
+        !run.leds.changes.iter().any(|c| c.0 == "LAMP"),
+        "{:?}",
+        run.leds.changes
+    );
+    assert!(
+        run.log.iter().any(|l| l.contains("model invalid") && l.contains("CRC")),
+        "{}",
+        run.log.join("\n")
+    );
+}
