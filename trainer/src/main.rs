@@ -122,9 +122,11 @@ enum Command {
         seed: u64,
     },
     /// Inspects a recording with a model blob exactly as the device does (shared feature
-    /// extractor, shared int8 engine): writes classes.npy (u8 per pixel), logits.npy,
-    /// overlay.png (the class map over the best-contrast image) and verdict.json (PASS or
-    /// FAIL, defect regions with position and size).
+    /// extractor, shared int8 engine, the device's acquisition limits): writes classes.npy
+    /// (u8 per pixel), logits.npy, contrast.png (the best-contrast image), overlay.png (the
+    /// class map over it) and verdict.json (PASS, FAIL or RETEST with the fault; defect
+    /// regions with position and size, in mm for simulated recordings, and their true
+    /// defects found or missed).
     Infer {
         /// The model blob (.tqm).
         #[arg(long)]

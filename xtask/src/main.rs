@@ -8,6 +8,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use tests::emulator;
 
+mod demo;
+
 #[derive(Parser)]
 #[command(about = "ThermoQC developer tasks", long_about = None)]
 struct Cli {
@@ -53,6 +55,26 @@ enum Task {
         #[arg(long)]
         log: bool,
     },
+    /// The station end to end: simulates the reference GFRP plate (or your specimen),
+    /// inspects it on the emulated board with the real firmware and the shipped model, and
+    /// prints the verdict, the LED, the defects found next to the true ones, and the time
+    /// per stage at 480 MHz. Writes report.md, contrast.png and overlay.png into OUT.
+    Demo {
+        /// Your own part: a specimen TOML (format: trainer/specimens/*.toml).
+        #[arg(long, conflicts_with = "sequence")]
+        specimen: Option<PathBuf>,
+        /// A recorded sequence (sequence.npy + times.npy) instead of a simulation.
+        #[arg(long)]
+        sequence: Option<PathBuf>,
+        /// Run the same pipeline through the host twin (trainer infer) instead of QEMU.
+        #[arg(long)]
+        host: bool,
+        #[arg(long, value_enum, default_value_t = Board::An500)]
+        board: Board,
+        /// Output folder.
+        #[arg(long, default_value = "target/demo")]
+        out: PathBuf,
+    },
     /// Trains the shipped model from scratch (CPU, about half an hour): simulates the dataset
     /// (48 randomized plates, ~2.2 GB under target/xtask/train), trains, exports
     /// thermonet.onnx / .int8.onnx / .tqm into onnx_models/, evaluates it on the held-out
@@ -73,7 +95,7 @@ enum Task {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
-enum Board {
+pub(crate) enum Board {
     /// mps2-an386: Cortex-M4F (the reference of DESIGN.md's kernel speed table).
     An386,
     /// mps2-an500: Cortex-M7.
@@ -81,7 +103,7 @@ enum Board {
 }
 
 impl Board {
-    fn emulated(self) -> emulator::Board {
+    pub(crate) fn emulated(self) -> emulator::Board {
         match self {
             Board::An386 => emulator::Board::An386,
             Board::An500 => emulator::Board::An500,
@@ -93,18 +115,18 @@ impl Board {
     }
 }
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("xtask lives in the workspace")
         .to_path_buf()
 }
 
-fn step(title: &str) {
+pub(crate) fn step(title: &str) {
     println!("\n==> {title}");
 }
 
-fn run(cmd: &mut Command) -> Result<()> {
+pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     let shown = format!("{cmd:?}");
     let status = cmd.status().with_context(|| format!("cannot start {shown}"))?;
     if !status.success() {
@@ -113,13 +135,13 @@ fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
 use emulator::{firmware_dir, firmware_elf};
 
-fn build_firmware() -> Result<()> {
+pub(crate) fn build_firmware() -> Result<()> {
     run(cargo()
         .current_dir(firmware_dir())
         .args(["build", "--release", "--locked"]))
@@ -272,6 +294,8 @@ fn test() -> Result<()> {
     size()?;
     step("on-target kernel check under QEMU (Cortex-M4 and Cortex-M7)");
     kernel_check()?;
+    step("the demo end to end: emulated board, then --host on the same recording");
+    demo::check(Board::An500)?;
     println!("\nall checks passed in {:.0?}", started.elapsed());
     Ok(())
 }
@@ -351,7 +375,7 @@ fn size() -> Result<()> {
 
 /// CPU clock of the real board, to turn instructions into time (one instruction per
 /// cycle: a lower bound on the M7, which dual-issues).
-const BOARD_HZ: f64 = 480e6;
+pub(crate) const BOARD_HZ: f64 = 480e6;
 
 fn qemu_station(sequence: &Path, model: Option<&Path>, board: Board, show_log: bool) -> Result<()> {
     build_firmware()?;
@@ -495,6 +519,19 @@ fn main() -> Result<()> {
         Task::KernelCheck => build_firmware().and_then(|_| kernel_check()),
         Task::Size => build_firmware().and_then(|_| size()),
         Task::Bench { board } => bench(board),
+        Task::Demo {
+            specimen,
+            sequence,
+            host,
+            board,
+            out,
+        } => demo::demo(demo::DemoArgs {
+            specimen,
+            sequence,
+            host,
+            board,
+            out: if out.is_absolute() { out } else { root().join(out) },
+        }),
         Task::Qemu {
             sequence,
             model,

@@ -11,7 +11,72 @@ use tqc_shared::verdict::{Verdict, VerdictConfig};
 use tqc_trainer::infer::{Inference, infer};
 use tqc_trainer::sequence::{ReadOptions, Sequence};
 
+use tqc_trainer::evaluate::{evaluate, footprints_of};
+use tqc_trainer::specimen::Specimen;
+
 use super::baseline::write_npy;
+
+/// Pixel → plate coordinates (mm) of a simulated recording, from its `meta.json`.
+struct PlateGeometry {
+    x0: f64,
+    y0: f64,
+    dx: f64,
+    dy: f64,
+}
+
+impl PlateGeometry {
+    fn of(dir: &Path, width: usize, height: usize) -> Option<Self> {
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).ok()?).ok()?;
+        let spec: Specimen = serde_json::from_value(meta["specimen"].clone()).ok()?;
+        let [x0, y0, x1, y1] = spec.view_mm();
+        Some(PlateGeometry {
+            x0,
+            y0,
+            dx: (x1 - x0) / width as f64,
+            dy: (y1 - y0) / height as f64,
+        })
+    }
+
+    /// Centre of pixel (x, y) in mm.
+    fn mm(&self, x: f64, y: f64) -> [f64; 2] {
+        [self.x0 + (x + 0.5) * self.dx, self.y0 + (y + 0.5) * self.dy]
+    }
+}
+
+/// The recording's true defects (simulated recordings only) against the class map: for
+/// each, where it is, how large, how deep, and whether a defect region covers it.
+fn truth_json(dir: &Path, out: &Inference) -> Option<serde_json::Value> {
+    let geo = PlateGeometry::of(dir, out.width, out.height)?;
+    let (footprints, pixel_mm2) = footprints_of(dir)?;
+    let labels = Sequence::open(dir, &ReadOptions::default()).ok()?.labels?;
+    let e = evaluate(&out.classes, &labels, &footprints, Some(pixel_mm2));
+    let defects: Vec<_> = footprints
+        .iter()
+        .zip(&e.defects)
+        .map(|(f, d)| {
+            let n = f.pixels.len().max(1) as f64;
+            let cx = f.pixels.iter().map(|&p| (p % out.width) as f64).sum::<f64>() / n;
+            let cy = f.pixels.iter().map(|&p| (p / out.width) as f64).sum::<f64>() / n;
+            json!({
+                "name": d.name,
+                "class": out.class_names.get(d.class as usize).cloned().unwrap_or_default(),
+                "centre_mm": geo.mm(cx, cy),
+                "equivalent_diameter_mm": 2.0 * (f.pixels.len() as f64 * pixel_mm2 / std::f64::consts::PI).sqrt(),
+                "depth_mm": d.depth_mm.is_finite().then_some(d.depth_mm),
+                "pixels": d.pixels,
+                "flagged_pixels": d.flagged,
+                "found": d.found,
+            })
+        })
+        .collect();
+    Some(json!({
+        "defects": defects,
+        "found": e.found,
+        "false_call_pixels": e.false_call_pixels,
+        "pixel_mm": [geo.dx, geo.dy],
+    }))
+}
 
 /// The frame of largest spatial spread of the rise over the cold image: where defects
 /// show best, the background of the overlay.
@@ -125,7 +190,28 @@ pub fn run(model: &Path, sequence: &Path, out_dir: &Path, opts: &ReadOptions, mi
         out.height,
         4,
     )?;
-    let v = verdict_json(&out, &model.display().to_string());
+    overlay_png(
+        &out_dir.join("contrast.png"),
+        &best_contrast(&seq),
+        &vec![0u8; out.classes.len()],
+        out.width,
+        out.height,
+        4,
+    )?;
+    let mut v = verdict_json(&out, &model.display().to_string());
+    if let Some(geo) = PlateGeometry::of(sequence, out.width, out.height) {
+        if let Some(regions) = v["regions"].as_array_mut() {
+            for (r, found) in regions.iter_mut().zip(out.findings.regions.iter()) {
+                let (cx, cy) = found.centroid();
+                r["centroid_mm"] = json!(geo.mm(cx as f64, cy as f64));
+                r["equivalent_diameter_mm"] =
+                    json!(2.0 * (found.pixels as f64 * geo.dx * geo.dy / std::f64::consts::PI).sqrt());
+            }
+        }
+    }
+    if let Some(truth) = truth_json(sequence, &out) {
+        v["truth"] = truth;
+    }
     std::fs::write(out_dir.join("verdict.json"), serde_json::to_string_pretty(&v)?)
         .with_context(|| format!("cannot write {}", out_dir.join("verdict.json").display()))?;
     println!("{}: {}", sequence.display(), v["verdict"].as_str().unwrap_or("?"));
