@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tests::emulator;
 
 mod demo;
+mod flash;
 
 #[derive(Parser)]
 #[command(about = "ThermoQC developer tasks", long_about = None)]
@@ -38,6 +39,21 @@ enum Task {
         /// Emulated board.
         #[arg(long, value_enum, default_value_t = Board::An386)]
         board: Board,
+    },
+    /// Builds the real board's image (NUCLEO-H743ZI) and flashes it with probe-rs, then
+    /// resets it; with --log, follows its defmt log over RTT. Wiring: README.md.
+    Flash {
+        #[arg(long, default_value = "STM32H743ZITx")]
+        chip: String,
+        /// The probe, when several are connected: VID:PID[:SERIAL] in hex (as `lsusb`).
+        #[arg(long)]
+        probe: Option<String>,
+        /// Build with the release profile (default: dev, opt-level "s").
+        #[arg(long)]
+        release: bool,
+        /// Stay attached and print the board's defmt log (RTT).
+        #[arg(long)]
+        log: bool,
     },
     /// Runs the emulated station (QEMU, `-icount shift=0`) on a recorded or simulated
     /// sequence with the real firmware: prints the verdict, the LEDs, the defects found,
@@ -140,6 +156,38 @@ pub(crate) fn cargo() -> Command {
 }
 
 use emulator::{firmware_dir, firmware_elf};
+
+fn board_dir() -> PathBuf {
+    firmware_dir().join("nucleo-h743")
+}
+
+fn board_elf() -> PathBuf {
+    board_dir().join("target/thumbv7em-none-eabihf/release/nucleo-h743")
+}
+
+fn flash_board(chip: &str, probe: Option<&str>, release: bool, log: bool) -> Result<()> {
+    // The probe first: without one there is nothing to build for.
+    let info = flash::choose_probe(probe)?;
+    let profile = if release { "release" } else { "debug" };
+    let mut build = cargo();
+    build.current_dir(board_dir()).args(["build", "--locked"]);
+    if release {
+        build.arg("--release");
+    }
+    run(&mut build)?;
+    let elf = board_dir()
+        .join("target/thumbv7em-none-eabihf")
+        .join(profile)
+        .join("nucleo-h743");
+    flash::flash(&info, &flash::FlashArgs { elf: &elf, chip, log })
+}
+
+/// The real board's image (its own workspace: see firmware/Cargo.toml).
+fn build_board() -> Result<()> {
+    run(cargo()
+        .current_dir(board_dir())
+        .args(["build", "--release", "--locked"]))
+}
 
 pub(crate) fn build_firmware() -> Result<()> {
     run(cargo()
@@ -253,6 +301,7 @@ fn test() -> Result<()> {
     step("formatting: cargo fmt --check (host and firmware workspaces)");
     run(cargo().current_dir(root()).args(["fmt", "--all", "--check"]))?;
     run(cargo().current_dir(firmware_dir()).args(["fmt", "--all", "--check"]))?;
+    run(cargo().current_dir(board_dir()).args(["fmt", "--all", "--check"]))?;
     step("lints: cargo clippy, warnings denied");
     run(cargo().current_dir(root()).args([
         "clippy",
@@ -265,6 +314,9 @@ fn test() -> Result<()> {
     ]))?;
     run(cargo()
         .current_dir(firmware_dir())
+        .args(["clippy", "--release", "--locked", "--", "-D", "warnings"]))?;
+    run(cargo()
+        .current_dir(board_dir())
         .args(["clippy", "--release", "--locked", "--", "-D", "warnings"]))?;
     step("firmware libraries on the host: drivers (mocked buses), station state machine, playback");
     let host = host_triple()?;
@@ -290,6 +342,7 @@ fn test() -> Result<()> {
         "thermoqc-shared",
     ]))?;
     build_firmware()?;
+    build_board()?;
     step("image sizes against the budgets");
     size()?;
     step("on-target kernel check under QEMU (Cortex-M4 and Cortex-M7)");
@@ -347,8 +400,14 @@ fn size() -> Result<()> {
         "{:<14} {:>12} {:>12}   budgets: flash bar 1024 KiB (goal 512), RAM bar 512 KiB (goal 256)",
         "image", "flash", "RAM"
     );
-    for bin in ["station", "kernel-check", "bench"] {
-        let (flash, ram) = image_size(&firmware_elf(bin))?;
+    let images = [
+        ("nucleo-h743", board_elf()),
+        ("station", firmware_elf("station")),
+        ("kernel-check", firmware_elf("kernel-check")),
+        ("bench", firmware_elf("bench")),
+    ];
+    for (bin, elf) in images {
+        let (flash, ram) = image_size(&elf)?;
         let verdict = |v: u64, bar: u64, goal: u64| {
             if v > bar {
                 "OVER THE BAR"
@@ -517,8 +576,14 @@ fn main() -> Result<()> {
     match Cli::parse().task {
         Task::Test => test(),
         Task::KernelCheck => build_firmware().and_then(|_| kernel_check()),
-        Task::Size => build_firmware().and_then(|_| size()),
+        Task::Size => build_firmware().and_then(|_| build_board()).and_then(|_| size()),
         Task::Bench { board } => bench(board),
+        Task::Flash {
+            chip,
+            probe,
+            release,
+            log,
+        } => flash_board(&chip, probe.as_deref(), release, log),
         Task::Demo {
             specimen,
             sequence,
