@@ -304,6 +304,24 @@ fn next_frame<C: Camera, K: Clock>(
     }
 }
 
+/// Feeds a good frame to the features (timed) and the watchdog: progress.
+fn accept_frame<C: Camera, K: Clock, L: Lamp, I: Indicator, W: Watchdog>(
+    hw: &mut Hardware<C, K, L, I, W>,
+    fx: &mut FeatureExtractor<'_>,
+    t_ms: i64,
+    frame: &[u16],
+    report: &mut Report,
+) -> Result<(), Fault> {
+    Stopwatch { clock: &mut hw.clock }
+        .time(&mut report.stage_cycles[Stage::Features as usize], || {
+            fx.push_frame(t_ms, frame)
+        })
+        .map_err(feature_fault)?;
+    hw.watchdog.feed();
+    report.counters.watchdog_feeds += 1;
+    Ok(())
+}
+
 /// One inspection with a validated model.
 fn run<C: Camera, K: Clock, L: Lamp, I: Indicator, W: Watchdog>(
     hw: &mut Hardware<C, K, L, I, W>,
@@ -342,13 +360,7 @@ fn run<C: Camera, K: Clock, L: Lamp, I: Indicator, W: Watchdog>(
             return Err(Fault::RecordingShort { sample: 0 });
         }
         let t = -((cfg.preheat_frames - k) as i64);
-        Stopwatch { clock: &mut hw.clock }
-            .time(&mut report.stage_cycles[Stage::Features as usize], || {
-                fx.push_frame(t, frame)
-            })
-            .map_err(feature_fault)?;
-        hw.watchdog.feed();
-        report.counters.watchdog_feeds += 1;
+        accept_frame(hw, &mut fx, t, frame, report)?;
     }
 
     // Heating and recording.
@@ -367,13 +379,7 @@ fn run<C: Camera, K: Clock, L: Lamp, I: Indicator, W: Watchdog>(
                 info!("lamp off at t = {} ms", t);
             }
         }
-        Stopwatch { clock: &mut hw.clock }
-            .time(&mut report.stage_cycles[Stage::Features as usize], || {
-                fx.push_frame(t, frame)
-            })
-            .map_err(feature_fault)?;
-        hw.watchdog.feed();
-        report.counters.watchdog_feeds += 1;
+        accept_frame(hw, &mut fx, t, frame, report)?;
         if !heating_checked && let Some(rise) = fx.median_rise_ck {
             heating_checked = true;
             info!("heating rise (median) {} cK", rise);
