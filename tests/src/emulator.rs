@@ -32,10 +32,10 @@ impl Board {
 #[derive(Debug, thiserror::Error)]
 pub enum EmulatorError {
     #[error(
-        "qemu-system-arm not found on PATH. Install it with `sudo apt-get install qemu-system-arm` \
+        "qemu-system-arm not found ({0}). Install it with `sudo apt-get install qemu-system-arm` \
          (Debian/Ubuntu), `brew install qemu` (macOS) or your distribution's qemu package"
     )]
-    NoQemu,
+    NoQemu(String),
     #[error("building the firmware failed: {0}")]
     Build(String),
     #[error("{path}: {source}")]
@@ -92,13 +92,49 @@ pub fn build_firmware() -> Result<(), EmulatorError> {
     Ok(())
 }
 
-/// qemu-system-arm on PATH.
+/// The QEMU to use: `$QEMU_SYSTEM_ARM` when set (a QEMU of your own build), else
+/// `qemu-system-arm` on PATH.
 pub fn qemu() -> Result<PathBuf, EmulatorError> {
+    if let Some(chosen) = std::env::var_os("QEMU_SYSTEM_ARM") {
+        let chosen = PathBuf::from(chosen);
+        return if chosen.is_file() {
+            Ok(chosen)
+        } else {
+            Err(EmulatorError::NoQemu(format!(
+                "QEMU_SYSTEM_ARM={} is not a file",
+                chosen.display()
+            )))
+        };
+    }
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .map(|d| d.join("qemu-system-arm"))
         .find(|c| c.is_file())
-        .ok_or(EmulatorError::NoQemu)
+        .ok_or_else(|| EmulatorError::NoQemu("not on PATH".into()))
+}
+
+/// QEMU on an mps2 `board`, headless, with semihosting, in `workdir`; `-icount shift=0`
+/// when `icount` (one instruction per virtual nanosecond: deterministic timings).
+pub fn qemu_command(board: Board, workdir: &Path, icount: bool) -> Result<Command, EmulatorError> {
+    let (machine, cpu) = board.machine();
+    let mut cmd = Command::new(qemu()?);
+    cmd.current_dir(workdir)
+        .args([
+            "-machine",
+            machine,
+            "-cpu",
+            cpu,
+            "-nographic",
+            "-monitor",
+            "none",
+            "-serial",
+            "none",
+        ])
+        .args(["-semihosting-config", "enable=on,target=native"]);
+    if icount {
+        cmd.args(["-icount", "shift=0"]);
+    }
+    Ok(cmd)
 }
 
 /// The board's LEDs, as the QEMU trace showed them.
@@ -213,7 +249,6 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<(), EmulatorError> {
 
 /// Runs the station image (already built) on a recording.
 pub fn run_station(job: &StationJob<'_>) -> Result<StationRun, EmulatorError> {
-    let qemu = qemu()?;
     let elf_path = firmware_elf("station");
     let elf = std::fs::read(&elf_path).map_err(io(&elf_path))?;
     for name in ["sequence.npy", "times.npy"] {
@@ -231,22 +266,8 @@ pub fn run_station(job: &StationJob<'_>) -> Result<StationRun, EmulatorError> {
     if let Some(m) = job.model {
         link_or_copy(m, &job.workdir.join("model.tqm"))?;
     }
-    let (machine, cpu) = job.board.machine();
     let trace = job.workdir.join("qemu-trace.log");
-    let mut child = Command::new(qemu)
-        .current_dir(job.workdir)
-        .args([
-            "-machine",
-            machine,
-            "-cpu",
-            cpu,
-            "-nographic",
-            "-monitor",
-            "none",
-            "-serial",
-            "none",
-        ])
-        .args(["-semihosting-config", "enable=on,target=native", "-icount", "shift=0"])
+    let mut child = qemu_command(job.board, job.workdir, true)?
         .args(["-trace", "led_change_intensity", "-D"])
         .arg(&trace)
         .arg("-kernel")

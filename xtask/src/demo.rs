@@ -292,6 +292,33 @@ pub fn check(board: Board) -> Result<()> {
     if npy_data(&host_out.join("host/classes.npy"))? != device_classes {
         bail!("demo check: --host and the emulated board give different class maps");
     }
-    println!("demo check: emulated board and --host agree (FAIL, identical class maps)");
+    // A machine without QEMU: the demo says so and falls back to the host twin.
+    let fallback_out = base.join("no-qemu-run");
+    let fallback = Command::new(std::env::current_exe()?)
+        .args(["demo", "--sequence"])
+        .arg(device_out.join("recording"))
+        .arg("--out")
+        .arg(&fallback_out)
+        .env("QEMU_SYSTEM_ARM", base.join("no-such-qemu"))
+        .output()
+        .context("running the demo without QEMU")?;
+    let said = String::from_utf8_lossy(&fallback.stdout);
+    if !fallback.status.success()
+        || !said.contains("qemu-system-arm not found")
+        || !said.contains("the device did NOT run")
+    {
+        bail!(
+            "demo check: without QEMU the demo did not fall back clearly ({}):\n{said}\n{}",
+            fallback.status,
+            String::from_utf8_lossy(&fallback.stderr)
+        );
+    }
+    let fallback_report = std::fs::read_to_string(fallback_out.join("report.md"))?;
+    if !fallback_report.contains("the host twin only (qemu-system-arm is missing)")
+        || npy_data(&fallback_out.join("host/classes.npy"))? != device_classes
+    {
+        bail!("demo check: the fallback's report or class map is wrong:\n{fallback_report}");
+    }
+    println!("demo check: emulated board, --host and the no-QEMU fallback agree (FAIL, identical class maps)");
     Ok(())
 }

@@ -203,24 +203,7 @@ fn qemu() -> Result<PathBuf> {
 /// Runs an image under QEMU with semihosting in `workdir`; returns QEMU's exit status
 /// (the image's semihosting exit code) and what it printed.
 fn run_qemu(board: Board, elf: &Path, workdir: &Path, icount: bool, limit: Duration) -> Result<(ExitStatus, String)> {
-    let (machine, cpu) = board.machine();
-    let mut cmd = Command::new(qemu()?);
-    cmd.current_dir(workdir)
-        .args([
-            "-machine",
-            machine,
-            "-cpu",
-            cpu,
-            "-nographic",
-            "-monitor",
-            "none",
-            "-serial",
-            "none",
-        ])
-        .args(["-semihosting-config", "enable=on,target=native"]);
-    if icount {
-        cmd.args(["-icount", "shift=0"]);
-    }
+    let mut cmd = emulator::qemu_command(board.emulated(), workdir, icount)?;
     cmd.arg("-kernel")
         .arg(elf)
         .stdout(Stdio::piped())
@@ -240,7 +223,7 @@ fn run_qemu(board: Board, elf: &Path, workdir: &Path, icount: bool, limit: Durat
         if start.elapsed() > limit {
             let _ = child.kill();
             let _ = child.wait();
-            bail!("QEMU ({machine}) did not finish within {limit:?}");
+            bail!("QEMU ({}) did not finish within {limit:?}", board.machine().0);
         }
         std::thread::sleep(Duration::from_millis(20));
     };

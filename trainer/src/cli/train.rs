@@ -122,50 +122,58 @@ fn curves_png(path: &Path, reports: &[EpochReport]) -> Result<()> {
 
 /// Confusion matrix (rows: truth, columns: prediction, row-normalized colour, counts).
 fn confusion_png(path: &Path, m: &[[u64; CLASSES]; CLASSES]) -> Result<()> {
+    use plotters::style::text_anchor::{HPos, Pos, VPos};
     let names = ["sound", "subsurface", "surface"];
     let root = BitMapBackend::new(path, (520, 460)).into_drawing_area();
     root.fill(&WHITE)?;
+    // Segmented axes: one labelled cell per class, labels at the cells' centres.
     let mut c = ChartBuilder::on(&root)
         .caption("validation confusion (rows: truth)", ("sans-serif", 18))
         .margin(15)
         .x_label_area_size(40)
         .y_label_area_size(90)
-        .build_cartesian_2d(0i32..3, 0i32..3)?;
+        .build_cartesian_2d((0i32..3).into_segmented(), (0i32..3).into_segmented())?;
+    let name = |v: &SegmentValue<i32>, flip: bool| match v {
+        SegmentValue::CenterOf(i) | SegmentValue::Exact(i) => {
+            let k = if flip { 2 - *i } else { *i };
+            usize::try_from(k)
+                .ok()
+                .and_then(|k| names.get(k))
+                .map_or(String::new(), |s| s.to_string())
+        }
+        SegmentValue::Last => String::new(),
+    };
     c.configure_mesh()
         .disable_mesh()
         .x_labels(3)
         .y_labels(3)
-        .x_label_formatter(&|x| {
-            usize::try_from(*x)
-                .ok()
-                .and_then(|i| names.get(i))
-                .unwrap_or(&"")
-                .to_string()
-        })
-        .y_label_formatter(&|y| {
-            usize::try_from(2 - *y)
-                .ok()
-                .and_then(|i| names.get(i))
-                .unwrap_or(&"")
-                .to_string()
-        })
+        .x_label_formatter(&|x| name(x, false))
+        .y_label_formatter(&|y| name(y, true))
         .x_desc("predicted")
         .draw()?;
+    let centred = ("sans-serif", 15)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Center, VPos::Center));
     for (t, row) in m.iter().enumerate() {
         let sum = row.iter().sum::<u64>().max(1) as f64;
         for (p, &n) in row.iter().enumerate() {
             let f = n as f64 / sum;
             let shade = (255.0 * (1.0 - f)) as u8;
-            let y = 2 - t as i32;
+            let (x, y) = (p as i32, 2 - t as i32);
             c.draw_series(std::iter::once(Rectangle::new(
-                [(p as i32, y), (p as i32 + 1, y + 1)],
+                [
+                    (SegmentValue::Exact(x), SegmentValue::Exact(y)),
+                    (SegmentValue::Exact(x + 1), SegmentValue::Exact(y + 1)),
+                ],
                 RGBColor(shade, shade, 255).filled(),
             )))?;
-            c.draw_series(std::iter::once(Text::new(
-                format!("{n}\n{:.1} %", 100.0 * f),
-                (p as i32, y + 1),
-                ("sans-serif", 15).into_font(),
-            )))?;
+            let at = (SegmentValue::CenterOf(x), SegmentValue::CenterOf(y));
+            c.draw_series(std::iter::once(
+                EmptyElement::at(at)
+                    + Text::new(n.to_string(), (0, -9), centred.clone())
+                    + Text::new(format!("{:.1} %", 100.0 * f), (0, 9), centred.clone()),
+            ))?;
         }
     }
     root.present()?;
