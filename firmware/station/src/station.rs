@@ -400,7 +400,6 @@ fn run<C: Camera, K: Clock, L: Lamp, I: Indicator, W: Watchdog>(
         "features done: {} frames, {} saturated readings",
         acquisition.frames, acquisition.saturated
     );
-    drop(fx);
 
     // Inference: one output row at a time, straight into the class map.
     let depth = model.output_shape().channels as usize;

@@ -199,14 +199,14 @@ pub fn run(model: &Path, sequence: &Path, out_dir: &Path, opts: &ReadOptions, mi
         4,
     )?;
     let mut v = verdict_json(&out, &model.display().to_string());
-    if let Some(geo) = PlateGeometry::of(sequence, out.width, out.height) {
-        if let Some(regions) = v["regions"].as_array_mut() {
-            for (r, found) in regions.iter_mut().zip(out.findings.regions.iter()) {
-                let (cx, cy) = found.centroid();
-                r["centroid_mm"] = json!(geo.mm(cx as f64, cy as f64));
-                r["equivalent_diameter_mm"] =
-                    json!(2.0 * (found.pixels as f64 * geo.dx * geo.dy / std::f64::consts::PI).sqrt());
-            }
+    if let Some(geo) = PlateGeometry::of(sequence, out.width, out.height)
+        && let Some(regions) = v["regions"].as_array_mut()
+    {
+        for (r, found) in regions.iter_mut().zip(out.findings.regions.iter()) {
+            let (cx, cy) = found.centroid();
+            r["centroid_mm"] = json!(geo.mm(cx as f64, cy as f64));
+            r["equivalent_diameter_mm"] =
+                json!(2.0 * (found.pixels as f64 * geo.dx * geo.dy / std::f64::consts::PI).sqrt());
         }
     }
     if let Some(truth) = truth_json(sequence, &out) {
