@@ -294,8 +294,10 @@ pub fn check(board: Board) -> Result<()> {
     }
     // A machine without QEMU: the demo says so and falls back to the host twin.
     let fallback_out = base.join("no-qemu-run");
-    let fallback = Command::new(std::env::current_exe()?)
-        .args(["demo", "--sequence"])
+    // Through cargo: `cargo test` may have rebuilt this very binary under us.
+    let fallback = cargo()
+        .current_dir(root())
+        .args(["run", "--quiet", "--locked", "-p", "xtask", "--", "demo", "--sequence"])
         .arg(device_out.join("recording"))
         .arg("--out")
         .arg(&fallback_out)
