@@ -20,22 +20,20 @@ pub struct HostFile {
 }
 
 impl HostFile {
+    /// Opens a file for reading.
     pub fn open(name: &CStr) -> Result<Self, HostError> {
-        let bytes = name.to_bytes();
-        // SAFETY: SYS_OPEN reads a NUL-terminated name of the given length.
-        let fd = unsafe { syscall!(OPEN, bytes.as_ptr(), nr::open::R_BINARY, bytes.len()) } as isize;
-        if fd < 0 {
-            Err(HostError::Open)
-        } else {
-            Ok(HostFile { fd: fd as usize })
-        }
+        Self::open_mode(name, nr::open::R_BINARY)
     }
 
     /// Creates (or truncates) a file for writing.
     pub fn create(name: &CStr) -> Result<Self, HostError> {
+        Self::open_mode(name, nr::open::W_TRUNC_BINARY)
+    }
+
+    fn open_mode(name: &CStr, mode: usize) -> Result<Self, HostError> {
         let bytes = name.to_bytes();
         // SAFETY: SYS_OPEN reads a NUL-terminated name of the given length.
-        let fd = unsafe { syscall!(OPEN, bytes.as_ptr(), nr::open::W_TRUNC_BINARY, bytes.len()) } as isize;
+        let fd = unsafe { syscall!(OPEN, bytes.as_ptr(), mode, bytes.len()) } as isize;
         if fd < 0 {
             Err(HostError::Open)
         } else {
