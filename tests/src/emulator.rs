@@ -233,6 +233,8 @@ pub struct StationJob<'a> {
     /// QEMU's working directory (emptied first).
     pub workdir: &'a Path,
     pub timeout: Duration,
+    /// Fault injection: the emulated camera hangs at this frame (the watchdog must act).
+    pub stall_at_frame: Option<u32>,
 }
 
 fn link_or_copy(from: &Path, to: &Path) -> Result<(), EmulatorError> {
@@ -265,6 +267,10 @@ pub fn run_station(job: &StationJob<'_>) -> Result<StationRun, EmulatorError> {
     }
     if let Some(m) = job.model {
         link_or_copy(m, &job.workdir.join("model.tqm"))?;
+    }
+    if let Some(k) = job.stall_at_frame {
+        let path = job.workdir.join("stall-at-frame");
+        std::fs::write(&path, k.to_string()).map_err(io(&path))?;
     }
     let trace = job.workdir.join("qemu-trace.log");
     let mut child = qemu_command(job.board, job.workdir, true)?

@@ -64,6 +64,7 @@ fn station(sequence: &Path, model: Option<&Path>, name: &str) -> StationRun {
         model,
         workdir: &work().join("runs").join(name),
         timeout: Duration::from_secs(900),
+        stall_at_frame: None,
     })
     .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
@@ -242,4 +243,24 @@ fn a_corrupted_model_blob_is_never_run() {
         "{}",
         run.log.join("\n")
     );
+}
+
+#[test]
+fn a_hung_camera_is_caught_by_the_watchdog() {
+    firmware();
+    let result = emulator::run_station(&StationJob {
+        board: Board::An500,
+        sequence: reference_plate(),
+        model: None,
+        workdir: &work().join("runs").join("stalled-camera"),
+        timeout: Duration::from_secs(900),
+        stall_at_frame: Some(30),
+    });
+    match result {
+        Err(emulator::EmulatorError::Board { log, .. }) => {
+            assert!(log.contains("the camera hangs at frame 30"), "{log}");
+            assert!(log.contains("watchdog: no progress for 2000 ms"), "{log}");
+        }
+        other => panic!("the board should have been stopped by its watchdog: {other:?}"),
+    }
 }

@@ -106,6 +106,7 @@ pub fn demo(args: DemoArgs) -> Result<()> {
             model: None,
             workdir: &out.join("device"),
             timeout: Duration::from_secs(1800),
+            stall_at_frame: None,
         });
         bar.finish_and_clear();
         let run = run?;

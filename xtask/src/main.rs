@@ -433,6 +433,7 @@ fn qemu_station(sequence: &Path, model: Option<&Path>, board: Board, show_log: b
         model,
         workdir: &workdir,
         timeout: Duration::from_secs(1800),
+        stall_at_frame: None,
     })?;
     if show_log {
         for line in &run.log {

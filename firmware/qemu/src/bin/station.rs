@@ -6,6 +6,10 @@
 //! recording's arrival is the trigger: the board inspects one part, writes `report.bin`
 //! (postcard [`Report`]) and, when inference ran, `classes.u8` (the class map,
 //! row-major), and exits. LEDs on the SCC register; defmt over semihosting.
+//!
+//! Fault injection (emulation only): a file `stall-at-frame` holding a decimal frame
+//! number makes the camera hang at that frame, as a wedged SPI transfer would; the
+//! watchdog must then end the run (NMI, error log, failing exit).
 #![no_std]
 #![no_main]
 
@@ -35,6 +39,35 @@ static BUFFERS: ConstStaticCell<Buffers<PIXELS, FEATURE_BYTES, ARENA>> = ConstSt
 static MODEL_BUFFER: ConstStaticCell<[u8; MODEL_MAX]> = ConstStaticCell::new([0; MODEL_MAX]);
 static TIMELINE: Timeline = Timeline::new();
 static SHIPPED_MODEL: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../onnx_models/thermonet.tqm"));
+
+/// The emulated camera, optionally hanging for good at one frame.
+struct Camera<C> {
+    inner: C,
+    frames: u32,
+    stall_at: Option<u32>,
+}
+
+impl<C: tqc_station::Camera> tqc_station::Camera for Camera<C> {
+    fn capture(&mut self, frame: &mut [u16]) -> Result<(), tqc_station::CameraError> {
+        if self.stall_at == Some(self.frames) {
+            defmt::warn!("injected fault: the camera hangs at frame {=u32}", self.frames);
+            loop {
+                cortex_m::asm::nop();
+            }
+        }
+        self.frames += 1;
+        self.inner.capture(frame)
+    }
+}
+
+/// The frame number in `stall-at-frame`, if that file exists.
+fn stall_at() -> Option<u32> {
+    let mut file = HostFile::open(c"stall-at-frame").ok()?;
+    let mut text = [0u8; 10];
+    let n = file.len().ok()?.min(text.len());
+    file.read_exact(&mut text[..n]).ok()?;
+    core::str::from_utf8(&text[..n]).ok()?.trim().parse().ok()
+}
 
 fn cycles() -> u64 {
     clock::ticks() * clock::INSTRUCTIONS_PER_TICK
@@ -144,7 +177,11 @@ fn main() -> ! {
         exit(false)
     };
     let hw = Hardware {
-        camera,
+        camera: Camera {
+            inner: camera,
+            frames: 0,
+            stall_at: stall_at(),
+        },
         clock: PlaybackClock {
             timeline: &TIMELINE,
             cycles,
