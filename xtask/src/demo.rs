@@ -235,7 +235,12 @@ fn render(host: &Value, device: Option<&StationRun>, recording: &Path, host_only
         )?;
         writeln!(s, "| stage | instructions | at 480 MHz |\n| --- | ---: | ---: |")?;
         for (stage, n) in Stage::ALL.iter().zip(run.report.stage_cycles) {
-            writeln!(s, "| {} | {} | {:.1} ms |", stage.name(), n, n as f64 / BOARD_HZ * 1e3)?;
+            let time = if stage == &Stage::Camera {
+                "(emulation)".to_string()
+            } else {
+                format!("{:.1} ms", n as f64 / BOARD_HZ * 1e3)
+            };
+            writeln!(s, "| {} | {} | {time} |", stage.name(), n)?;
         }
         let a = &run.report.acquisition;
         writeln!(
