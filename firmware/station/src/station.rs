@@ -322,6 +322,62 @@ fn accept_frame<C: Camera, K: Clock, L: Lamp, I: Indicator, W: Watchdog>(
     Ok(())
 }
 
+/// Pre-heat, heating and recording: every frame into the features, until the schedule is
+/// complete; the lamp ends off.
+fn acquire<C: Camera, K: Clock, L: Lamp, I: Indicator, W: Watchdog>(
+    hw: &mut Hardware<C, K, L, I, W>,
+    fx: &mut FeatureExtractor<'_>,
+    frame: &mut [u16],
+    cfg: &StationConfig,
+    deadline_ms: i64,
+    report: &mut Report,
+) -> Result<(), Fault> {
+    let mut last_ms = None;
+
+    // Pre-heat: the cold reference. The extractor only needs these before t = 0, in
+    // order; their exact times are irrelevant (the lamp time is not known yet).
+    info!("pre-heat: {} frames", cfg.preheat_frames);
+    for k in 0..cfg.preheat_frames {
+        if next_frame(&mut hw.camera, &mut hw.clock, frame, &mut last_ms, cfg, report)?.is_none() {
+            return Err(Fault::RecordingShort { sample: 0 });
+        }
+        let t = -((cfg.preheat_frames - k) as i64);
+        accept_frame(hw, fx, t, frame, report)?;
+    }
+
+    // Heating and recording.
+    hw.lamp.on(hw.clock.now_ms()).map_err(lamp_fault)?;
+    let t_on = hw.clock.now_ms();
+    let mut lamp_on = true;
+    info!("lamp on at {} ms for {} ms", t_on, cfg.heating_ms);
+    let mut heating_checked = false;
+    while let Some(now) = next_frame(&mut hw.camera, &mut hw.clock, frame, &mut last_ms, cfg, report)? {
+        let t = now - t_on;
+        if lamp_on {
+            hw.lamp.service(now).map_err(lamp_fault)?;
+            if t >= cfg.heating_ms as i64 {
+                hw.lamp.off().map_err(lamp_fault)?;
+                lamp_on = false;
+                info!("lamp off at t = {} ms", t);
+            }
+        }
+        accept_frame(hw, fx, t, frame, report)?;
+        if !heating_checked && let Some(rise) = fx.median_rise_ck {
+            heating_checked = true;
+            info!("heating rise (median) {} cK", rise);
+            cfg.limits.check_heating(rise)?;
+        }
+        if fx.is_complete() || t > deadline_ms {
+            break;
+        }
+    }
+    hw.lamp.off().map_err(lamp_fault)?;
+    Stopwatch { clock: &mut hw.clock }
+        .time(&mut report.stage_cycles[Stage::Features as usize], || fx.finish())
+        .map_err(feature_fault)?;
+    Ok(())
+}
+
 /// One inspection with a validated model.
 fn run<C: Camera, K: Clock, L: Lamp, I: Indicator, W: Watchdog>(
     hw: &mut Hardware<C, K, L, I, W>,
@@ -350,51 +406,11 @@ fn run<C: Camera, K: Clock, L: Lamp, I: Indicator, W: Watchdog>(
     let features = features.get_mut(..pixels * channels).ok_or(Fault::Model)?;
     let mut fx = FeatureExtractor::new(spec, model.desc.input.quant, cold, window, reference, features)
         .map_err(feature_fault)?;
-    let mut last_ms = None;
-
-    // Pre-heat: the cold reference. The extractor only needs these before t = 0, in
-    // order; their exact times are irrelevant (the lamp time is not known yet).
-    info!("pre-heat: {} frames", cfg.preheat_frames);
-    for k in 0..cfg.preheat_frames {
-        if next_frame(&mut hw.camera, &mut hw.clock, frame, &mut last_ms, cfg, report)?.is_none() {
-            return Err(Fault::RecordingShort { sample: 0 });
-        }
-        let t = -((cfg.preheat_frames - k) as i64);
-        accept_frame(hw, &mut fx, t, frame, report)?;
-    }
-
-    // Heating and recording.
-    hw.lamp.on(hw.clock.now_ms()).map_err(lamp_fault)?;
-    let t_on = hw.clock.now_ms();
-    let mut lamp_on = true;
-    info!("lamp on at {} ms for {} ms", t_on, cfg.heating_ms);
-    let mut heating_checked = false;
-    while let Some(now) = next_frame(&mut hw.camera, &mut hw.clock, frame, &mut last_ms, cfg, report)? {
-        let t = now - t_on;
-        if lamp_on {
-            hw.lamp.service(now).map_err(lamp_fault)?;
-            if t >= cfg.heating_ms as i64 {
-                hw.lamp.off().map_err(lamp_fault)?;
-                lamp_on = false;
-                info!("lamp off at t = {} ms", t);
-            }
-        }
-        accept_frame(hw, &mut fx, t, frame, report)?;
-        if !heating_checked && let Some(rise) = fx.median_rise_ck {
-            heating_checked = true;
-            info!("heating rise (median) {} cK", rise);
-            cfg.limits.check_heating(rise)?;
-        }
-        if fx.is_complete() || t > deadline_ms {
-            break;
-        }
-    }
-    hw.lamp.off().map_err(lamp_fault)?;
-    Stopwatch { clock: &mut hw.clock }
-        .time(&mut report.stage_cycles[Stage::Features as usize], || fx.finish())
-        .map_err(feature_fault)?;
-    let acquisition = Acquisition::of(&fx, pixels);
-    report.acquisition = acquisition;
+    // The counters go into the report whether the acquisition ends well or not.
+    let acquired = acquire(hw, &mut fx, frame, cfg, deadline_ms, report);
+    report.acquisition = Acquisition::of(&fx, pixels);
+    acquired?;
+    let acquisition = report.acquisition;
     cfg.limits.check(&acquisition)?;
     info!(
         "features done: {} frames, {} saturated readings",

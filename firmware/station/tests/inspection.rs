@@ -382,6 +382,8 @@ fn a_failed_camera_is_retest_at_once() {
     assert_retest(&r, &rig);
     assert!(matches!(r.fault, Some(Fault::Camera { .. })));
     assert_eq!(rig.captured.get(), 100);
+    // The report still tells how far the acquisition got.
+    assert_eq!(r.acquisition.frames, 100);
 }
 
 #[test]
