@@ -186,9 +186,6 @@ where
                 report.verdict = Verdict::Retest;
             }
         }
-        if report.fault.is_some() {
-            report.verdict = Verdict::Retest;
-        }
         self.hw.leds.show(match report.verdict {
             Verdict::Pass => Indication::Pass,
             Verdict::Fail => Indication::Fail,
