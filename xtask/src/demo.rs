@@ -20,14 +20,22 @@ pub struct DemoArgs {
     pub host: bool,
     pub board: Board,
     pub out: PathBuf,
+    /// A trainer executable to run instead of `cargo run -p trainer`.
+    pub trainer: Option<PathBuf>,
 }
 
-fn trainer() -> Command {
-    let mut c = cargo();
-    // The dev profile (optimized, see Cargo.toml) shares its build with `cargo xtask test`.
-    c.current_dir(root())
-        .args(["run", "--quiet", "--locked", "-p", "trainer", "--"]);
-    c
+impl DemoArgs {
+    fn trainer(&self) -> Command {
+        match &self.trainer {
+            Some(exe) => Command::new(exe),
+            None => {
+                let mut c = cargo();
+                c.current_dir(root())
+                    .args(["run", "--quiet", "--locked", "-p", "trainer", "--"]);
+                c
+            }
+        }
+    }
 }
 
 /// The data of a u8 `.npy` file (header skipped).
@@ -67,14 +75,18 @@ pub fn demo(args: DemoArgs) -> Result<()> {
                 .map_or_else(|| "gfrp-reference".to_string(), |p| p.display().to_string());
             step(&format!("simulating {specimen} (seed 1) with the default station"));
             let dir = out.join("recording");
-            run(trainer().args(["simulate", "--specimen", &specimen, "--out"]).arg(&dir))?;
+            run(args
+                .trainer()
+                .args(["simulate", "--specimen", &specimen, "--out"])
+                .arg(&dir))?;
             dir
         }
     };
 
     step("host twin: trainer infer (the same features, engine and verdict code on the host)");
     let host_dir = out.join("host");
-    run(trainer()
+    run(args
+        .trainer()
         .args(["infer", "--model"])
         .arg(&model)
         .arg("--sequence")
@@ -257,7 +269,11 @@ fn render(host: &Value, device: Option<&StationRun>, recording: &Path, host_only
 /// The demo's own end-to-end check (a step of `cargo xtask test`): the demo on the
 /// reference plate gives FAIL on the emulated board with all its outputs, and `--host`
 /// on the same recording gives the same verdict and the same class map.
-pub fn check(board: Board) -> Result<()> {
+///
+/// `trainer` is the executable `cargo test --workspace` built: `cargo run -p trainer`
+/// would resolve the dependencies' features for the trainer alone and build burn and
+/// tract a second time (minutes of CPU, gigabytes of disk).
+pub fn check(board: Board, trainer: &Path) -> Result<()> {
     let base = root().join("target/xtask/demo-check");
     let device_out = base.join("device-run");
     demo(DemoArgs {
@@ -266,6 +282,7 @@ pub fn check(board: Board) -> Result<()> {
         host: false,
         board,
         out: device_out.clone(),
+        trainer: Some(trainer.to_path_buf()),
     })?;
     for f in [
         "report.md",
@@ -289,6 +306,7 @@ pub fn check(board: Board) -> Result<()> {
         host: true,
         board,
         out: host_out.clone(),
+        trainer: Some(trainer.to_path_buf()),
     })?;
     let host: Value = serde_json::from_str(&std::fs::read_to_string(host_out.join("host/verdict.json"))?)?;
     if host["verdict"].as_str() != Some("FAIL") {
@@ -307,6 +325,8 @@ pub fn check(board: Board) -> Result<()> {
         .arg(device_out.join("recording"))
         .arg("--out")
         .arg(&fallback_out)
+        .arg("--trainer")
+        .arg(trainer)
         .env("QEMU_SYSTEM_ARM", base.join("no-such-qemu"))
         .output()
         .context("running the demo without QEMU")?;

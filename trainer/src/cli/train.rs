@@ -29,11 +29,15 @@ pub const FEATURE_QUANT: QuantParams = QuantParams {
     zero_point: 0,
 };
 
-/// A schedule for a dataset's station: `channels` log-spaced times from just after the
-/// longest heating of any plate (so no sample falls inside a heating) to near the end
-/// of the shortest recording.
+/// A schedule for a dataset's station. The first sample (the amplitude channel and the
+/// reference of the shape channels) falls at half the shortest heating of any plate:
+/// while the lamps are on, lateral diffusion has not yet blurred a surface spot and deep
+/// defects have not yet reached the surface, so a spot's absorptivity or emissivity
+/// shows at about twice the contrast-to-noise it has after the heating. The other
+/// `channels - 1` are log-spaced from just after the longest heating (no cooling sample
+/// falls inside a heating) to near the end of the shortest recording.
 pub fn schedule_for(plate_dirs: &[std::path::PathBuf], channels: usize) -> Result<FeatureSpec> {
-    let (mut heating, mut duration) = (0.0f64, f64::INFINITY);
+    let (mut heating, mut shortest_heating, mut duration) = (0.0f64, f64::INFINITY, f64::INFINITY);
     for dir in plate_dirs {
         let meta: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(dir.join("meta.json"))
@@ -41,11 +45,11 @@ pub fn schedule_for(plate_dirs: &[std::path::PathBuf], channels: usize) -> Resul
         )
         .with_context(|| format!("{}: meta.json is not JSON", dir.display()))?;
         let station = &meta["specimen"]["station"];
-        heating = heating.max(
-            station["heating"]["duration_s"]
-                .as_f64()
-                .with_context(|| format!("{}: meta.json has no heating duration", dir.display()))?,
-        );
+        let this_heating = station["heating"]["duration_s"]
+            .as_f64()
+            .with_context(|| format!("{}: meta.json has no heating duration", dir.display()))?;
+        heating = heating.max(this_heating);
+        shortest_heating = shortest_heating.min(this_heating);
         duration = duration.min(
             station["recording"]["duration_s"]
                 .as_f64()
@@ -57,7 +61,16 @@ pub fn schedule_for(plate_dirs: &[std::path::PathBuf], channels: usize) -> Resul
     if last <= first {
         bail!("the recording ({duration} s) is too short after the heating ({heating} s) for features");
     }
-    Ok(FeatureSpec::log_spaced(first, last, channels, 100)?)
+    if channels < 3 {
+        bail!("a schedule needs at least 3 channels (one during the heating, two after), not {channels}");
+    }
+    let mut spec = FeatureSpec::log_spaced(first, last, channels - 1, 100)?;
+    let during = (shortest_heating * 0.5 * 1000.0).max(500.0) as u32;
+    spec.times_ms
+        .insert(0, during)
+        .map_err(|_| anyhow::anyhow!("{channels} channels: more than the engine's 16"))?;
+    spec.check()?;
+    Ok(spec)
 }
 
 fn curves_png(path: &Path, reports: &[EpochReport]) -> Result<()> {
@@ -453,4 +466,63 @@ pub fn finetune(from: &Path, data: &Path, out: &Path, cfg: &TrainConfig, opts: &
         float_net: &|m| to_float_net(m),
     };
     run_job(data, out, cfg, opts, job)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plate(root: &Path, name: &str, heating_s: f64, recording_s: f64) -> std::path::PathBuf {
+        let dir = root.join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let meta = serde_json::json!({"specimen": {"station": {
+            "heating": {"duration_s": heating_s},
+            "recording": {"duration_s": recording_s},
+        }}});
+        std::fs::write(dir.join("meta.json"), meta.to_string()).unwrap();
+        dir
+    }
+
+    #[test]
+    fn the_first_sample_falls_inside_every_heating_and_the_rest_after_all_of_them() {
+        let root = tempfile::tempdir().unwrap();
+        let dirs = [
+            plate(root.path(), "a", 20.0, 300.0),
+            plate(root.path(), "b", 30.0, 200.0),
+        ];
+        let spec = schedule_for(&dirs, 8).unwrap();
+        assert_eq!(spec.channels(), 8);
+        assert_eq!(spec.times_ms[0], 10_000);
+        let (_, end) = spec.window(0);
+        assert!(
+            end < 20_000,
+            "first window ends at {end} ms, after the shortest heating (20 s)"
+        );
+        let (start, _) = spec.window(1);
+        assert!(
+            start > 30_000,
+            "first cooling window starts at {start} ms, within the longest heating (30 s)"
+        );
+        let (_, last_end) = spec.window(7);
+        assert!(
+            last_end <= 200_000,
+            "last window ends at {last_end} ms, after the shortest recording (200 s)"
+        );
+    }
+
+    #[test]
+    fn schedules_too_short_or_too_narrow_are_refused() {
+        let root = tempfile::tempdir().unwrap();
+        let short = [plate(root.path(), "a", 30.0, 33.0)];
+        assert!(schedule_for(&short, 8).unwrap_err().to_string().contains("too short"));
+        let fine = [plate(root.path(), "b", 30.0, 300.0)];
+        assert!(schedule_for(&fine, 2).unwrap_err().to_string().contains("at least 3"));
+        let missing = [root.path().join("nowhere")];
+        assert!(
+            schedule_for(&missing, 8)
+                .unwrap_err()
+                .to_string()
+                .contains("no meta.json")
+        );
+    }
 }
