@@ -33,7 +33,7 @@ pub const FEATURE_QUANT: QuantParams = QuantParams {
 /// reference of the shape channels) falls at half the shortest heating of any plate:
 /// while the lamps are on, lateral diffusion has not yet blurred a surface spot and deep
 /// defects have not yet reached the surface, so a spot's absorptivity or emissivity
-/// shows at about twice the contrast-to-noise it has after the heating. The other
+/// stands out more sharply than after the heating. The other
 /// `channels - 1` are log-spaced from just after the longest heating (no cooling sample
 /// falls inside a heating) to near the end of the shortest recording.
 pub fn schedule_for(plate_dirs: &[std::path::PathBuf], channels: usize) -> Result<FeatureSpec> {
