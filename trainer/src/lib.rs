@@ -3,6 +3,7 @@
 
 pub mod baseline;
 pub mod cnn;
+pub mod crossval;
 pub mod dataset;
 pub mod evaluate;
 pub mod export;

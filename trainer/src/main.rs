@@ -98,6 +98,11 @@ enum Command {
         channels: usize,
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        /// Instead of one run and an export: K-fold cross-validation over the train and
+        /// validation plates (test plates untouched), each fold validated by a model that
+        /// never saw it; writes crossval.csv and crossval.json into OUT.
+        #[arg(long, value_name = "K")]
+        folds: Option<usize>,
     },
     /// Transfer learning: loads a float ONNX file exported by `trainer train` into the
     /// burn network that burn-import generated at build time from the shipped model, and
@@ -363,8 +368,12 @@ fn run(cli: Cli) -> Result<()> {
             width,
             channels,
             seed,
+            folds,
         } => {
             let cfg = run.config(3e-3, width, seed)?;
+            if let Some(folds) = folds {
+                return cli::crossval::run(&data, &out, &cfg, channels, folds);
+            }
             let export_to = export_to.unwrap_or_else(|| out.clone());
             let opts = cli::train::Options {
                 name: &name,

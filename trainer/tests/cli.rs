@@ -132,3 +132,86 @@ fn dataset_writes_plates_and_an_index_split_by_plate() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--plates must be at least 1"));
 }
+
+#[test]
+fn train_with_folds_cross_validates_and_exports_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let template = dir.path().join("small.toml");
+    // Short heating and recording, few pixels: seconds, not minutes.
+    let text = include_str!("../specimens/gfrp-sound.toml")
+        .replacen("duration_s = 30.0", "duration_s = 4.0", 1)
+        .replace("duration_s = 600.0", "duration_s = 40.0")
+        .replace("frame_rate_hz = 1.0", "frame_rate_hz = 2.0")
+        .replace("pixels = [160, 120]", "pixels = [32, 24]");
+    std::fs::write(&template, text).unwrap();
+    let data = dir.path().join("ds");
+    let o = trainer()
+        .args([
+            "dataset",
+            "--plates",
+            "6",
+            "--seed",
+            "5",
+            "--sound-share",
+            "0",
+            "--specimen-template",
+        ])
+        .arg(&template)
+        .arg("--out")
+        .arg(&data)
+        .args(["--validation-share", "0.2", "--test-share", "0.2"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = dir.path().join("cv");
+    let o = trainer()
+        .args([
+            "train",
+            "--folds",
+            "2",
+            "--epochs",
+            "2",
+            "--warmup-epochs",
+            "1",
+            "--width",
+            "4",
+            "--data",
+        ])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(said.contains("2-fold cross-validation on 5 plates"), "{said}");
+    let csv = std::fs::read_to_string(out.join("crossval.csv")).unwrap();
+    let rows: Vec<&str> = csv.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2, "{csv}");
+    // The five train and validation plates, each validated by exactly one fold.
+    let mut seen: Vec<&str> = rows
+        .iter()
+        .flat_map(|r| r.split(',').nth(1).unwrap().split(' '))
+        .collect();
+    seen.sort();
+    assert_eq!(seen.len(), 5, "{csv}");
+    seen.dedup();
+    assert_eq!(seen.len(), 5, "{csv}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("crossval.json")).unwrap()).unwrap();
+    assert_eq!(json["folds"].as_array().unwrap().len(), 2);
+    assert!(json["summary"]["mean_iou"][0].as_f64().unwrap() > 0.5);
+    assert!(!out.join("thermonet.tqm").exists(), "cross-validation exports nothing");
+
+    // More folds than plates: a clear error, nothing written.
+    let o = trainer()
+        .args(["train", "--folds", "9", "--epochs", "1", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(dir.path().join("cv9"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("too few for 9 folds"));
+    assert!(!dir.path().join("cv9").exists());
+}

@@ -280,3 +280,32 @@ fn exported_models_agree_with_burn_and_the_engine() {
     assert_eq!(out.classes, classes);
     assert_eq!(out.features, data[2].image);
 }
+
+#[test]
+fn cross_validation_validates_every_plate_once_with_the_single_run_recipe() {
+    use tqc_trainer::crossval::{cross_validate, summarize};
+    let _turn = serial();
+    let data = &plates().samples;
+    let cfg = config(3);
+    let device = Default::default();
+    let mut epochs = vec![0; 3];
+    let folds = cross_validate::<B>(data, 3, &cfg, QUANT, &device, |fold, _| epochs[fold] += 1).unwrap();
+    assert_eq!(epochs, [3, 3, 3]);
+    let validated: Vec<Vec<usize>> = folds.iter().map(|f| f.validation.clone()).collect();
+    assert_eq!(validated, [vec![0], vec![1], vec![2]]);
+    // Fold 0 is exactly the single run that trains on plates 1 and 2 and validates on 0.
+    let (_, single) = train::<B>(&data[1..], &data[..1], &cfg, QUANT, &device, |_| {}).unwrap();
+    let best = single
+        .iter()
+        .fold(&single[0], |b, e| if e.score > b.score { e } else { b });
+    assert_eq!(&folds[0].best, best);
+    let summary = summarize(&folds);
+    for c in 0..3 {
+        let mean = folds.iter().map(|f| f.best.iou[c]).sum::<f64>() / 3.0;
+        assert!((summary.mean_iou[c] - mean).abs() < 1e-12);
+    }
+    for bad in [0, 1, 4] {
+        let err = cross_validate::<B>(data, bad, &cfg, QUANT, &device, |_, _| {}).unwrap_err();
+        assert!(matches!(err, TrainError::Config(_)), "{bad} folds: {err}");
+    }
+}

@@ -2,6 +2,7 @@
 
 pub mod baseline;
 pub mod bench;
+pub mod crossval;
 pub mod dataset;
 pub mod evaluate;
 pub mod infer;

@@ -19,7 +19,7 @@ use tqc_trainer::cnn::{
 use tqc_trainer::export::fold::FloatNet;
 use tqc_trainer::export::{export, write_atomic};
 
-type Backend = Autodiff<NdArray<f32>>;
+pub type Backend = Autodiff<NdArray<f32>>;
 type Inner = NdArray<f32>;
 
 /// The input quantization of the features: deviations from the plate median −2..2 (ratios

@@ -1,0 +1,111 @@
+//! `trainer train --folds K`: K-fold cross-validation of the training recipe over the
+//! dataset's train and validation plates (the test plates stay untouched); writes
+//! `crossval.csv` (one row per fold) and `crossval.json` (folds and summary) into OUT.
+//! Nothing is exported: the shipped model comes from a single run.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use tqc_trainer::cnn::TrainConfig;
+use tqc_trainer::crossval::{cross_validate, summarize};
+use tqc_trainer::export::write_atomic;
+
+use super::train::{Backend, FEATURE_QUANT, load_plates, schedule_for, split_dirs};
+
+pub fn run(data: &Path, out: &Path, cfg: &TrainConfig, channels: usize, folds: usize) -> Result<()> {
+    let mut dirs = split_dirs(data, "train")?;
+    dirs.extend(split_dirs(data, "validation")?);
+    if dirs.len() < folds.max(2) {
+        bail!(
+            "{}: {} train and validation plates, too few for {folds} folds",
+            data.display(),
+            dirs.len()
+        );
+    }
+    let mut all = dirs.clone();
+    all.extend(split_dirs(data, "test")?);
+    // The schedule a single run on this dataset would use, so the folds judge that recipe.
+    let spec = schedule_for(&all, channels)?;
+    let plates = load_plates(&dirs, &spec)?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+
+    let bar = ProgressBar::new((folds * cfg.epochs) as u64);
+    bar.set_style(
+        ProgressStyle::with_template("cross-validation [{bar:40}] {pos}/{len} epochs {elapsed} (ETA {eta}) {msg}")
+            .context("template")?
+            .progress_chars("=> "),
+    );
+    let device = Default::default();
+    let mut last_fold = 0;
+    let results = cross_validate::<Backend>(&plates, folds, cfg, FEATURE_QUANT, &device, |fold, r| {
+        if fold != last_fold {
+            // Early stopping ends a fold before its planned epochs: skip what it left.
+            bar.set_position((fold * cfg.epochs) as u64);
+            last_fold = fold;
+        }
+        bar.set_message(format!(
+            "fold {}/{folds}: IoU {:.2}/{:.2}/{:.2}",
+            fold + 1,
+            r.iou[0],
+            r.iou[1],
+            r.iou[2]
+        ));
+        bar.inc(1);
+    })?;
+    bar.finish_and_clear();
+    let summary = summarize(&results);
+
+    let mut csv = String::from("fold,validation_plates,epochs_run,best_epoch,iou_sound,iou_subsurface,iou_surface\n");
+    for r in &results {
+        let names: Vec<String> = r
+            .validation
+            .iter()
+            .map(|&i| {
+                dirs[i]
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+            })
+            .collect();
+        writeln!(
+            csv,
+            "{},{},{},{},{:.4},{:.4},{:.4}",
+            r.fold + 1,
+            names.join(" "),
+            r.epochs_run,
+            r.best.epoch,
+            r.best.iou[0],
+            r.best.iou[1],
+            r.best.iou[2]
+        )?;
+    }
+    write_atomic(&out.join("crossval.csv"), csv.as_bytes())?;
+    let json = serde_json::json!({
+        "data": data.display().to_string(),
+        "folds": results,
+        "summary": summary,
+        "config": cfg,
+        "features": spec,
+    });
+    write_atomic(
+        &out.join("crossval.json"),
+        serde_json::to_string_pretty(&json)?.as_bytes(),
+    )?;
+    println!(
+        "{folds}-fold cross-validation on {} plates: validation IoU (best epoch per fold, mean ± std) sound {:.3} ± {:.3}, subsurface {:.3} ± {:.3}, surface {:.3} ± {:.3}",
+        plates.len(),
+        summary.mean_iou[0],
+        summary.std_iou[0],
+        summary.mean_iou[1],
+        summary.std_iou[1],
+        summary.mean_iou[2],
+        summary.std_iou[2]
+    );
+    println!(
+        "→ {}, {}",
+        out.join("crossval.csv").display(),
+        out.join("crossval.json").display()
+    );
+    Ok(())
+}
