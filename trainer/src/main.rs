@@ -101,7 +101,7 @@ enum Command {
         /// Instead of one run and an export: K-fold cross-validation over the train and
         /// validation plates (test plates untouched), each fold validated by a model that
         /// never saw it; writes crossval.csv and crossval.json into OUT.
-        #[arg(long, value_name = "K")]
+        #[arg(long, value_name = "K", conflicts_with = "export_to")]
         folds: Option<usize>,
     },
     /// Transfer learning: loads a float ONNX file exported by `trainer train` into the

@@ -214,4 +214,14 @@ fn train_with_folds_cross_validates_and_exports_nothing() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("too few for 9 folds"));
     assert!(!dir.path().join("cv9").exists());
+    // Nothing would be exported: asking for an export folder is a mistake, said at once.
+    let o = trainer()
+        .args(["train", "--folds", "2", "--export-to", "models", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--export-to"));
 }
