@@ -265,6 +265,14 @@ pub struct EpochReport {
     pub score: f64,
 }
 
+/// The epoch whose model [`train`] keeps: the first to reach the highest score.
+pub fn best_epoch(reports: &[EpochReport]) -> Option<&EpochReport> {
+    reports.iter().fold(None, |best: Option<&EpochReport>, r| match best {
+        Some(b) if r.score <= b.score => Some(b),
+        _ => Some(r),
+    })
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     #[error("no training plates")]

@@ -5,7 +5,7 @@
 
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::cnn::{CLASSES, EpochReport, Sample, TrainConfig, TrainError, train};
+use crate::cnn::{CLASSES, EpochReport, Sample, TrainConfig, TrainError, best_epoch, train};
 
 /// The best epoch of one fold.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -60,9 +60,7 @@ pub fn cross_validate<B: AutodiffBackend>(
             }
         }
         let (_, reports) = train::<B>(&fit, &check, cfg, quant, device, |r| on_epoch(fold, r))?;
-        let best = reports
-            .iter()
-            .max_by(|a, b| a.score.total_cmp(&b.score))
+        let best = best_epoch(&reports)
             .cloned()
             .ok_or(TrainError::Config("no epoch ran"))?;
         results.push(FoldResult {

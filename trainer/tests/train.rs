@@ -11,7 +11,8 @@ use tqc_shared::features::FeatureSpec;
 use tqc_shared::model::QuantParams;
 use tqc_shared::verdict::VerdictConfig;
 use tqc_trainer::cnn::{
-    Augment, OptimizerKind, Sample, TrainConfig, TrainError, iou, load_sample, logits, predict, train,
+    Augment, EpochReport, OptimizerKind, Sample, TrainConfig, TrainError, best_epoch, iou, load_sample, logits,
+    predict, train,
 };
 use tqc_trainer::export::export;
 use tqc_trainer::export::fold::FloatNet;
@@ -178,6 +179,7 @@ fn early_stopping_keeps_the_best_epoch() {
     let (model, r) = train::<B>(&data[..2], &data[2..], &cfg, QUANT, &device, |_| {}).unwrap();
     // The first epoch reaching the best score is the one kept.
     let best = r.iter().fold(&r[0], |b, e| if e.score > b.score { e } else { b });
+    assert_eq!(best_epoch(&r), Some(best));
     let pred = predict::<Inner, _>(&model, &[&data[2]], &device);
     assert_eq!(iou(&pred, &data[2].labels), best.iou);
     if r.len() < 30 {
@@ -308,4 +310,22 @@ fn cross_validation_validates_every_plate_once_with_the_single_run_recipe() {
         let err = cross_validate::<B>(data, bad, &cfg, QUANT, &device, |_, _| {}).unwrap_err();
         assert!(matches!(err, TrainError::Config(_)), "{bad} folds: {err}");
     }
+}
+
+#[test]
+fn the_best_epoch_is_the_first_to_reach_the_top_score() {
+    let reports: Vec<EpochReport> = [0.1, 0.3, 0.3, 0.2]
+        .iter()
+        .enumerate()
+        .map(|(i, &score)| EpochReport {
+            epoch: i + 1,
+            learning_rate: 0.0,
+            train_loss: 0.0,
+            validation_loss: 0.0,
+            iou: [0.0; 3],
+            score,
+        })
+        .collect();
+    assert_eq!(best_epoch(&reports).map(|r| r.epoch), Some(2));
+    assert_eq!(best_epoch(&[]), None);
 }

@@ -12,7 +12,7 @@ use tqc_trainer::cnn::TrainConfig;
 use tqc_trainer::crossval::{cross_validate, summarize};
 use tqc_trainer::export::write_atomic;
 
-use super::train::{Backend, FEATURE_QUANT, load_plates, schedule_for, split_dirs};
+use super::train::{Backend, FEATURE_QUANT, dataset_schedule, load_plates, split_dirs};
 
 pub fn run(data: &Path, out: &Path, cfg: &TrainConfig, channels: usize, folds: usize) -> Result<()> {
     let mut dirs = split_dirs(data, "train")?;
@@ -24,10 +24,8 @@ pub fn run(data: &Path, out: &Path, cfg: &TrainConfig, channels: usize, folds: u
             dirs.len()
         );
     }
-    let mut all = dirs.clone();
-    all.extend(split_dirs(data, "test")?);
     // The schedule a single run on this dataset would use, so the folds judge that recipe.
-    let spec = schedule_for(&all, channels)?;
+    let spec = dataset_schedule(data, channels)?;
     let plates = load_plates(&dirs, &spec)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
 

@@ -14,7 +14,8 @@ use rayon::prelude::*;
 use tqc_shared::features::FeatureSpec;
 use tqc_shared::model::QuantParams;
 use tqc_trainer::cnn::{
-    CLASSES, EpochReport, Sample, Segmenter, TrainConfig, TrainError, confusion, load_sample, logits, predict, train,
+    CLASSES, EpochReport, Sample, Segmenter, TrainConfig, TrainError, best_epoch, confusion, load_sample, logits,
+    predict, train,
 };
 use tqc_trainer::export::fold::FloatNet;
 use tqc_trainer::export::{export, write_atomic};
@@ -242,6 +243,17 @@ pub fn split_dirs(data: &Path, split: &str) -> Result<Vec<std::path::PathBuf>> {
         .collect())
 }
 
+/// The schedule for a dataset: [`schedule_for`] over all its plates, test plates included
+/// (their station must fit the schedule too).
+pub fn dataset_schedule(data: &Path, channels: usize) -> Result<FeatureSpec> {
+    let all: Vec<std::path::PathBuf> = ["train", "validation", "test"]
+        .iter()
+        .map(|s| split_dirs(data, s))
+        .collect::<Result<Vec<_>>>()?
+        .concat();
+    schedule_for(&all, channels)
+}
+
 pub fn load_plates(dirs: &[std::path::PathBuf], spec: &FeatureSpec) -> Result<Vec<Sample>> {
     dirs.par_iter()
         .map(|d| load_sample(d, spec, FEATURE_QUANT).with_context(|| format!("loading {}", d.display())))
@@ -284,14 +296,9 @@ pub struct Job<'a, M> {
 }
 
 pub fn run(data: &Path, out: &Path, cfg: &TrainConfig, channels: usize, opts: &Options<'_>) -> Result<()> {
-    let all: Vec<std::path::PathBuf> = ["train", "validation", "test"]
-        .iter()
-        .map(|s| split_dirs(data, s))
-        .collect::<Result<Vec<_>>>()?
-        .concat();
     let device = Default::default();
     let job = Job {
-        spec: schedule_for(&all, channels)?,
+        spec: dataset_schedule(data, channels)?,
         train: Box::new(|t: &[Sample], v: &[Sample], f: &mut dyn FnMut(&EpochReport)| {
             train::<Backend>(t, v, cfg, FEATURE_QUANT, &device, f)
         }),
@@ -347,10 +354,7 @@ pub fn run_job<M: Segmenter<Inner>>(
     bar.finish_and_clear();
     let wall = started.elapsed().as_secs_f64();
     curves_png(&out.join("training-curves.png"), &reports)?;
-    let best = reports
-        .iter()
-        .max_by(|a, b| a.score.total_cmp(&b.score))
-        .context("no epoch ran")?;
+    let best = best_epoch(&reports).context("no epoch ran")?;
     (job.save)(&model, &out.join("model"))?;
 
     // Plots of the kept model on the validation plates.
