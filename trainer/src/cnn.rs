@@ -35,14 +35,14 @@ pub const CLASSES: usize = 3;
 
 #[derive(Module, Debug)]
 pub struct ThermoNet<B: Backend> {
-    conv1: Conv2d<B>,
-    bn1: Option<BatchNorm<B>>,
-    conv2: Conv2d<B>,
-    bn2: Option<BatchNorm<B>>,
-    conv3: Conv2d<B>,
-    bn3: Option<BatchNorm<B>>,
-    dropout: Dropout,
-    head: Conv2d<B>,
+    pub(crate) conv1: Conv2d<B>,
+    pub(crate) bn1: Option<BatchNorm<B>>,
+    pub(crate) conv2: Conv2d<B>,
+    pub(crate) bn2: Option<BatchNorm<B>>,
+    pub(crate) conv3: Conv2d<B>,
+    pub(crate) bn3: Option<BatchNorm<B>>,
+    pub(crate) dropout: Dropout,
+    pub(crate) head: Conv2d<B>,
 }
 
 impl<B: Backend> ThermoNet<B> {
@@ -263,6 +263,11 @@ pub struct EpochReport {
     pub iou: [f64; CLASSES],
     /// Mean IoU of the defect classes: what early stopping watches.
     pub score: f64,
+}
+
+/// The validation score early stopping watches: mean IoU of the two defect classes.
+pub fn score(iou: &[f64; CLASSES]) -> f64 {
+    0.5 * (iou[1] + iou[2])
 }
 
 /// The epoch whose model [`train`] keeps: the first to reach the highest score.
@@ -565,7 +570,7 @@ where
             train_loss: total / train.len() as f64,
             validation_loss: vloss / validation.len() as f64,
             iou,
-            score: 0.5 * (iou[1] + iou[2]),
+            score: score(&iou),
         };
         on_epoch(&report);
         let better = best.as_ref().is_none_or(|(b, _)| report.score > *b);

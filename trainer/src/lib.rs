@@ -13,6 +13,7 @@ pub mod infer;
 pub mod model_eval;
 pub mod onnx_run;
 pub mod preview;
+pub mod qat;
 pub mod sequence;
 pub mod sim;
 pub mod simulate;

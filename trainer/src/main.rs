@@ -219,9 +219,21 @@ enum Command {
 /// Options of a training run (`train` and `finetune`).
 #[derive(clap::Args)]
 struct RunArgs {
-    /// Epochs (at most: early stopping may end sooner).
+    /// Epochs (at most: early stopping may end sooner). For finetune, 0 goes straight to
+    /// the quantization-aware fine-tuning (with --qat-epochs).
     #[arg(long, default_value_t = 40)]
     epochs: usize,
+    /// Quantization-aware fine-tuning after the float epochs: this many more epochs with
+    /// the forward pass rounded as the int8 engine rounds (weights per channel, every
+    /// activation on its calibrated grid), early-stopped on the int8-simulated validation
+    /// score; the blob keeps the activation ranges it trained with (0: post-training
+    /// quantization only). Writes qat-metrics.csv.
+    #[arg(long, default_value_t = 0)]
+    qat_epochs: usize,
+    /// Peak learning rate of the quantization-aware epochs (default: a tenth of the
+    /// learning rate), cosine-decayed without warm-up.
+    #[arg(long)]
+    qat_learning_rate: Option<f64>,
     /// Peak learning rate (default: 3e-3 for train, 1e-3 for finetune).
     #[arg(long)]
     learning_rate: Option<f64>,
@@ -235,7 +247,8 @@ struct RunArgs {
     /// L1 penalty on the convolution weights.
     #[arg(long, default_value_t = 0.0)]
     l1: f32,
-    /// Dropout before the 1×1 head (train only: the generated network has none).
+    /// Dropout before the 1×1 head (train, and the quantization-aware epochs of either;
+    /// the network finetune generates has none).
     #[arg(long, default_value_t = 0.1)]
     dropout: f64,
     /// Batch norm after each hidden convolution (folded at export). Off by default: with
@@ -254,6 +267,13 @@ struct RunArgs {
 }
 
 impl RunArgs {
+    fn qat(&self, cfg: &TrainConfig) -> Option<cli::train::Qat> {
+        (self.qat_epochs > 0).then(|| cli::train::Qat {
+            epochs: self.qat_epochs,
+            learning_rate: self.qat_learning_rate.unwrap_or(cfg.learning_rate / 10.0),
+        })
+    }
+
     fn config(&self, default_rate: f64, width: usize, seed: u64) -> Result<TrainConfig> {
         let class_weights: [f32; 3] = self
             .class_weights
@@ -372,12 +392,16 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let cfg = run.config(3e-3, width, seed)?;
             if let Some(folds) = folds {
+                if run.qat_epochs > 0 {
+                    anyhow::bail!("--folds exports nothing, so it takes no --qat-epochs");
+                }
                 return cli::crossval::run(&data, &out, &cfg, channels, folds);
             }
             let export_to = export_to.unwrap_or_else(|| out.clone());
             let opts = cli::train::Options {
                 name: &name,
                 export_to: &export_to,
+                qat: run.qat(&cfg),
             };
             cli::train::run(&data, &out, &cfg, channels, &opts)
         }
@@ -396,6 +420,7 @@ fn run(cli: Cli) -> Result<()> {
             let opts = cli::train::Options {
                 name: &name,
                 export_to: &export_to,
+                qat: run.qat(&cfg),
             };
             cli::train::finetune(&from, &data, &out, &cfg, &opts)
         }

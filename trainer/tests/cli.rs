@@ -133,18 +133,17 @@ fn dataset_writes_plates_and_an_index_split_by_plate() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("--plates must be at least 1"));
 }
 
-#[test]
-fn train_with_folds_cross_validates_and_exports_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let template = dir.path().join("small.toml");
-    // Short heating and recording, few pixels: seconds, not minutes.
+/// A dataset of six small plates (short heating and recording, 32×24 pixels): seconds,
+/// not minutes.
+fn small_dataset(dir: &std::path::Path) -> std::path::PathBuf {
+    let template = dir.join("small.toml");
     let text = include_str!("../specimens/gfrp-sound.toml")
         .replacen("duration_s = 30.0", "duration_s = 4.0", 1)
         .replace("duration_s = 600.0", "duration_s = 40.0")
         .replace("frame_rate_hz = 1.0", "frame_rate_hz = 2.0")
         .replace("pixels = [160, 120]", "pixels = [32, 24]");
     std::fs::write(&template, text).unwrap();
-    let data = dir.path().join("ds");
+    let data = dir.join("ds");
     let o = trainer()
         .args([
             "dataset",
@@ -163,6 +162,13 @@ fn train_with_folds_cross_validates_and_exports_nothing() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    data
+}
+
+#[test]
+fn train_with_folds_cross_validates_and_exports_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_dataset(dir.path());
     let out = dir.path().join("cv");
     let o = trainer()
         .args([
@@ -224,4 +230,95 @@ fn train_with_folds_cross_validates_and_exports_nothing() {
         .unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--export-to"));
+}
+
+/// `--qat-epochs` after a float training and as a fine-tuning of its own (`finetune
+/// --epochs 0`): the quantization-aware epochs are logged, the blob carries the ranges
+/// they trained with, and the record says where the float network came from.
+#[test]
+fn quantization_aware_epochs_after_training_and_on_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_dataset(dir.path());
+    let out = dir.path().join("run");
+    // The shipped shape (8 channels, 12 maps), so finetune's generated network takes it.
+    let o = trainer()
+        .args([
+            "train",
+            "--epochs",
+            "2",
+            "--warmup-epochs",
+            "1",
+            "--qat-epochs",
+            "2",
+            "--data",
+        ])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(said.contains("quantization-aware: 2 epochs"), "{said}");
+    let csv = std::fs::read_to_string(out.join("qat-metrics.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("thermonet.training.json")).unwrap()).unwrap();
+    let qat = &record["qat"];
+    assert_eq!(qat["epochs_run"], 2);
+    assert!(
+        (qat["learning_rate"].as_f64().unwrap() - 3e-4).abs() < 1e-12,
+        "a tenth of the default 3e-3"
+    );
+    let ranges = qat["ranges"].as_array().unwrap();
+    assert_eq!(ranges.len(), 4);
+    // The blob's logits are quantized over the last range the fine-tuning used.
+    let blob = std::fs::read(out.join("thermonet.tqm")).unwrap();
+    let model = tqc_shared::blob::decode(&blob).unwrap();
+    let last = model.desc.layers.last().unwrap().output;
+    let (lo, hi) = (
+        ranges[3][0].as_f64().unwrap() as f32,
+        ranges[3][1].as_f64().unwrap() as f32,
+    );
+    assert_eq!(last, tqc_trainer::export::quantize::range_quant(lo, hi));
+
+    // Quantization-aware epochs alone, from the exported float model.
+    let tuned = dir.path().join("tuned");
+    let o = trainer()
+        .args(["finetune", "--epochs", "0", "--qat-epochs", "1", "--from"])
+        .arg(out.join("thermonet.onnx"))
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&tuned)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let float_epochs = std::fs::read_to_string(tuned.join("metrics.csv")).unwrap();
+    assert_eq!(float_epochs.lines().count(), 1, "no float epoch: {float_epochs}");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tuned.join("thermonet-finetuned.training.json")).unwrap())
+            .unwrap();
+    assert_eq!(record["epochs_run"], 0);
+    assert_eq!(record["qat"]["epochs_run"], 1);
+    assert_eq!(
+        record["source"]["qat"]["epochs_run"], 2,
+        "the float run's record is carried"
+    );
+    assert!(tuned.join("thermonet-finetuned.tqm").exists());
+
+    // No epochs of either kind: said, nothing exported.
+    let none = dir.path().join("none");
+    let o = trainer()
+        .args(["finetune", "--epochs", "0", "--from"])
+        .arg(out.join("thermonet.onnx"))
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&none)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--qat-epochs"));
+    assert!(!none.join("thermonet-finetuned.tqm").exists());
 }

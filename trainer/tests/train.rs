@@ -329,3 +329,71 @@ fn the_best_epoch_is_the_first_to_reach_the_top_score() {
     assert_eq!(best_epoch(&reports).map(|r| r.epoch), Some(2));
     assert_eq!(best_epoch(&[]), None);
 }
+
+/// The fake-quantized forward pass is the engine's arithmetic up to rounding: its logits
+/// sit on the blob's output grid and agree with the engine's int8 logits, and the blob is
+/// quantized with the very ranges the fine-tuning trained with.
+#[test]
+fn quantization_aware_fine_tuning_simulates_the_engine_it_exports_for() {
+    use tqc_trainer::export::quantize::quantize_with;
+    use tqc_trainer::qat::{QatNet, fine_tune};
+    let _turn = serial();
+    let data = &plates().samples;
+    let device = Default::default();
+    let (model, _) = train::<B>(&data[..2], &data[2..], &config(10), QUANT, &device, |_| {}).unwrap();
+    let net = FloatNet::from_burn(&model);
+    let cfg = TrainConfig {
+        learning_rate: 2e-3,
+        warmup_epochs: 0,
+        batch_norm: false,
+        ..config(3)
+    };
+    let mut epochs = 0;
+    let outcome = fine_tune::<B>(&net, &data[..2], &data[2..], &cfg, QUANT, &device, |_| epochs += 1).unwrap();
+    assert_eq!((epochs, outcome.reports.len()), (3, 3));
+    assert_eq!(outcome.ranges.len(), 4);
+    if outcome.improved {
+        let best = best_epoch(&outcome.reports).unwrap();
+        assert!(best.score > outcome.start_score);
+        assert_ne!(outcome.net, net, "an improving epoch changed the weights");
+    } else {
+        assert_eq!(outcome.net, net, "no epoch beat the start: the start is kept");
+    }
+
+    let quant = quantize_with(&outcome.net, outcome.ranges.clone(), QUANT).unwrap();
+    assert_eq!(quant.ranges, outcome.ranges);
+    let (h, w) = (data[0].height, data[0].width);
+    let blob = quant.to_blob("qat", h, w, spec()).unwrap();
+    let simulated = QatNet::<Inner>::new(&outcome.net, &outcome.ranges, 0.0, &device).unwrap();
+    let out_q = quant.output();
+    let (mut total, mut same_class, mut exact, mut within) = (0usize, 0usize, 0usize, 0usize);
+    for s in data {
+        let fake = logits::<Inner, _>(&simulated, s, &device);
+        let classes = predict::<Inner, _>(&simulated, &[s], &device);
+        let (engine, engine_classes) = tqc_trainer::infer::run_features(&blob, &s.image).unwrap();
+        let px = h * w;
+        for p in 0..px {
+            total += 1;
+            same_class += usize::from(classes[p] == engine_classes[p]);
+            let steps: Vec<i32> = (0..3)
+                .map(|c| {
+                    let q = fake[c * px + p] / out_q.scale + out_q.zero_point as f32;
+                    assert!((q - q.round()).abs() < 1e-3, "logit {q} is off the output grid");
+                    q.round() as i32 - engine[p * 3 + c] as i32
+                })
+                .collect();
+            exact += usize::from(steps.iter().all(|d| *d == 0));
+            within += usize::from(steps.iter().all(|d| d.abs() <= 1));
+        }
+    }
+    let share = |n: usize| n as f64 / total as f64;
+    eprintln!(
+        "fake-quantized vs engine: classes {:.4}, logits exact {:.4}, within 1 LSB {:.4}",
+        share(same_class),
+        share(exact),
+        share(within)
+    );
+    assert!(share(same_class) >= 0.995, "classes agree on {}", share(same_class));
+    assert!(share(exact) >= 0.9, "logits equal on {}", share(exact));
+    assert!(share(within) >= 0.99, "logits within 1 LSB on {}", share(within));
+}

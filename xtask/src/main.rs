@@ -95,8 +95,9 @@ enum Task {
         trainer: Option<PathBuf>,
     },
     /// Trains the shipped model from scratch (CPU, about an hour): simulates the dataset
-    /// (48 randomized plates, ~2.2 GB under target/xtask/train), trains, exports
-    /// thermonet.onnx / .int8.onnx / .tqm into onnx_models/, evaluates it on the held-out
+    /// (48 randomized plates, ~2.2 GB under target/xtask/train), trains the float network,
+    /// fine-tunes it quantization-aware, exports thermonet.onnx / .int8.onnx / .tqm and
+    /// thermonet.training.json into onnx_models/, evaluates it on the held-out
     /// plates against the baselines and writes onnx_models/MODEL_CARD.md.
     Train {
         /// Plates to simulate.
@@ -105,6 +106,9 @@ enum Task {
         /// Epochs at most (early stopping after 10 without a better validation score).
         #[arg(long, default_value_t = 30)]
         epochs: usize,
+        /// Quantization-aware epochs after them (`trainer finetune --epochs 0 --qat-epochs`).
+        #[arg(long, default_value_t = 6)]
+        qat_epochs: usize,
         /// Dataset seed (the training seed is 1).
         #[arg(long, default_value_t = 11)]
         seed: u64,
@@ -535,7 +539,7 @@ fn trainer() -> Command {
     c
 }
 
-fn train(plates: usize, epochs: usize, seed: u64, data: Option<PathBuf>) -> Result<()> {
+fn train(plates: usize, epochs: usize, qat_epochs: usize, seed: u64, data: Option<PathBuf>) -> Result<()> {
     let work = root().join("target/xtask/train");
     let data = match data {
         Some(d) => d,
@@ -556,7 +560,14 @@ fn train(plates: usize, epochs: usize, seed: u64, data: Option<PathBuf>) -> Resu
         }
     };
     let models = root().join("onnx_models");
-    step("training, quantizing, exporting");
+    let float = work.join("float");
+    // Without quantization-aware epochs the float run's post-training export ships.
+    let float_export = if qat_epochs == 0 {
+        models.clone()
+    } else {
+        float.join("export")
+    };
+    step("training the float network");
     run(trainer()
         .args([
             "train",
@@ -577,9 +588,39 @@ fn train(plates: usize, epochs: usize, seed: u64, data: Option<PathBuf>) -> Resu
         ])
         .arg(&data)
         .arg("--out")
-        .arg(work.join("run"))
+        .arg(&float)
         .arg("--export-to")
-        .arg(&models))?;
+        .arg(&float_export))?;
+    // A step of its own, from the exported float file: the shipped model is exactly
+    // what `trainer finetune` makes of it, and its record carries the float run's.
+    if qat_epochs > 0 {
+        step("quantization-aware fine-tuning, exporting");
+        run(trainer()
+            .args(["finetune", "--from"])
+            .arg(float.join("export/thermonet.onnx"))
+            .args([
+                "--epochs",
+                "0",
+                "--qat-epochs",
+                &qat_epochs.to_string(),
+                "--qat-learning-rate",
+                "2e-4",
+                "--patience",
+                "10",
+                "--class-weights",
+                "1,6,15",
+                "--seed",
+                "1",
+                "--name",
+                "thermonet",
+                "--data",
+            ])
+            .arg(&data)
+            .arg("--out")
+            .arg(work.join("qat"))
+            .arg("--export-to")
+            .arg(&models))?;
+    }
     step("evaluating on the test plates, writing the model card");
     run(trainer()
         .args(["evaluate", "--model"])
@@ -626,8 +667,9 @@ fn main() -> Result<()> {
         Task::Train {
             plates,
             epochs,
+            qat_epochs,
             seed,
             data,
-        } => train(plates, epochs, seed, data),
+        } => train(plates, epochs, qat_epochs, seed, data),
     }
 }

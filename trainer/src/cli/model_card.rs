@@ -103,6 +103,34 @@ fn tempfile_dir() -> Result<std::path::PathBuf> {
     Ok(dir)
 }
 
+/// The float training of a record, as list items.
+fn float_training(r: &TrainingRecord) -> String {
+    let c = &r.config;
+    format!(
+        "- data: `{}` (`trainer dataset`, template `{}`, seed {}), {} training and {} validation plates, held out by plate;\n- {:?}, peak learning rate {}, {} warm-up epochs then cosine decay, weight decay {}, L1 {}, dropout {}, class weights {:?}, augmentation {:?};\n- {} of {} epochs (early stopping, patience {:?}), best epoch {}; seed {}; {:.0} s wall time on the CPU (ndarray backend);\n- folded float network vs burn: max |Δlogit| {:.1e} on a validation plate.\n\n",
+        r.data,
+        r.dataset_index["template"].as_str().unwrap_or("?"),
+        r.dataset_index["seed"],
+        r.train_plates,
+        r.validation_plates,
+        c.optimizer,
+        c.learning_rate,
+        c.warmup_epochs,
+        c.weight_decay,
+        c.l1,
+        c.dropout,
+        c.class_weights,
+        c.augment,
+        r.epochs_run,
+        c.epochs,
+        c.patience,
+        r.best_epoch,
+        c.seed,
+        r.wall_time_s,
+        r.float_vs_burn_max_abs
+    )
+}
+
 fn model_card(model: &Path, blob: &[u8], e: &ModelEvaluation, split: &str) -> Result<String> {
     let m = tqc_shared::blob::decode(blob)?;
     let name = m.desc.name;
@@ -194,31 +222,16 @@ fn model_card(model: &Path, blob: &[u8], e: &ModelEvaluation, split: &str) -> Re
     let _ = writeln!(s, "## Training\n");
     match &record {
         Some(r) => {
-            let c = &r.config;
-            let _ = writeln!(
-                s,
-                "- data: `{}` (`trainer dataset`, template `{}`, seed {}), {} training and {} validation plates, held out by plate;\n- {:?}, peak learning rate {}, {} warm-up epochs then cosine decay, weight decay {}, L1 {}, dropout {}, class weights {:?}, augmentation {:?};\n- {} of {} epochs (early stopping, patience {:?}), best epoch {}; seed {}; {:.0} s wall time on the CPU (ndarray backend);\n- folded float network vs burn: max |Δlogit| {:.1e} on a validation plate.\n",
-                r.data,
-                r.dataset_index["template"].as_str().unwrap_or("?"),
-                r.dataset_index["seed"],
-                r.train_plates,
-                r.validation_plates,
-                c.optimizer,
-                c.learning_rate,
-                c.warmup_epochs,
-                c.weight_decay,
-                c.l1,
-                c.dropout,
-                c.class_weights,
-                c.augment,
-                r.epochs_run,
-                c.epochs,
-                c.patience,
-                r.best_epoch,
-                c.seed,
-                r.wall_time_s,
-                r.float_vs_burn_max_abs
-            );
+            if let Some(source) = &r.source {
+                let _ = writeln!(s, "The float network (`trainer train`):\n");
+                s += &float_training(source);
+                let _ = writeln!(s, "Then fine-tuned (`trainer finetune`):\n");
+            }
+            if r.epochs_run > 0 || r.source.is_none() {
+                s += &float_training(r);
+            } else {
+                let _ = writeln!(s, "- no float epochs;\n");
+            }
         }
         None => {
             let _ = writeln!(s, "No training record (`{name}.training.json`) beside the blob.\n");
@@ -226,8 +239,31 @@ fn model_card(model: &Path, blob: &[u8], e: &ModelEvaluation, split: &str) -> Re
     }
     let _ = writeln!(
         s,
-        "## Quantization\n\nPost-training, by the TFLite rules the engine runs: per-output-channel symmetric int8 weights (max |w| / 127), int32 biases at s_in·s_w, per-tensor asymmetric activations calibrated on the training plates (hidden layers: [0, 99.99th percentile]; logits: [min, max]), requantization multipliers from the engine's own `quantize_multiplier`.\n"
+        "## Quantization\n\nBy the TFLite rules the engine runs: per-output-channel symmetric int8 weights (max |w| / 127), int32 biases at s_in·s_w, per-tensor asymmetric activations calibrated on the training plates (hidden layers: [0, 99.99th percentile]; logits: [min, max]), requantization multipliers from the engine's own `quantize_multiplier`.\n"
     );
+    match record.as_ref().and_then(|r| r.qat.as_ref()) {
+        Some(q) => {
+            let _ = writeln!(
+                s,
+                "Quantization-aware fine-tuning (`--qat-epochs {}`, peak learning rate {}): the forward pass rounded as the engine rounds (weights per channel, activations on their calibrated grids, straight-through gradients), the ranges calibrated before it and kept in the blob. Int8-simulated validation score (mean defect IoU): {:.3} after post-training quantization, {:.3} after {} epochs (best epoch {}{}); {:.0} s.\n",
+                q.epochs_planned,
+                q.learning_rate,
+                q.start_score,
+                q.best_score,
+                q.epochs_run,
+                q.best_epoch,
+                if q.best_epoch == 0 {
+                    ": the post-training-quantized network was kept"
+                } else {
+                    ""
+                },
+                q.wall_time_s
+            );
+        }
+        None => {
+            let _ = writeln!(s, "Post-training only (no quantization-aware fine-tuning).\n");
+        }
+    }
     let _ = writeln!(s, "## Metrics on the held-out {split} plates\n");
     let _ = writeln!(s, "{} plates; pixel metrics pooled over all of them.\n", e.plates.len());
     s += &e.table();

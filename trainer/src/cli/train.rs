@@ -18,7 +18,8 @@ use tqc_trainer::cnn::{
     predict, train,
 };
 use tqc_trainer::export::fold::FloatNet;
-use tqc_trainer::export::{export, write_atomic};
+use tqc_trainer::export::quantize;
+use tqc_trainer::export::{export_quantized, write_atomic};
 
 pub type Backend = Autodiff<NdArray<f32>>;
 type Inner = NdArray<f32>;
@@ -276,11 +277,41 @@ pub struct TrainingRecord {
     pub parameters: usize,
     pub macs: usize,
     pub float_vs_burn_max_abs: f32,
+    /// The quantization-aware fine-tuning after the float training, if any.
+    #[serde(default)]
+    pub qat: Option<QatRecord>,
+    /// The record of the model a fine-tuning started from (`<from>.training.json`).
+    #[serde(default)]
+    pub source: Option<Box<TrainingRecord>>,
+}
+
+/// What the quantization-aware fine-tuning did.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct QatRecord {
+    pub epochs_planned: usize,
+    pub epochs_run: usize,
+    pub learning_rate: f64,
+    /// Validation score (mean defect IoU, int8-simulated) of the post-training-quantized start.
+    pub start_score: f64,
+    /// Best epoch's score, and that epoch (0 = the start was kept).
+    pub best_score: f64,
+    pub best_epoch: usize,
+    pub wall_time_s: f64,
+    /// Activation ranges the blob is quantized with.
+    pub ranges: Vec<(f32, f32)>,
+}
+
+/// Quantization-aware fine-tuning after the float training.
+#[derive(Clone, Copy, Debug)]
+pub struct Qat {
+    pub epochs: usize,
+    pub learning_rate: f64,
 }
 
 pub struct Options<'a> {
     pub name: &'a str,
     pub export_to: &'a Path,
+    pub qat: Option<Qat>,
 }
 
 /// The training loop of a job: train and validation plates, a per-epoch callback.
@@ -290,6 +321,8 @@ pub type TrainFn<'a, M> =
 /// What differs between training from scratch and fine-tuning.
 pub struct Job<'a, M> {
     pub spec: FeatureSpec,
+    /// The training record of the model this job starts from, if any.
+    pub source: Option<TrainingRecord>,
     pub train: Box<TrainFn<'a, M>>,
     pub save: &'a dyn Fn(&M, &Path) -> Result<()>,
     pub float_net: &'a dyn Fn(&M) -> FloatNet,
@@ -299,6 +332,7 @@ pub fn run(data: &Path, out: &Path, cfg: &TrainConfig, channels: usize, opts: &O
     let device = Default::default();
     let job = Job {
         spec: dataset_schedule(data, channels)?,
+        source: None,
         train: Box::new(|t: &[Sample], v: &[Sample], f: &mut dyn FnMut(&EpochReport)| {
             train::<Backend>(t, v, cfg, FEATURE_QUANT, &device, f)
         }),
@@ -306,6 +340,87 @@ pub fn run(data: &Path, out: &Path, cfg: &TrainConfig, channels: usize, opts: &O
         float_net: &|m| FloatNet::from_burn(m),
     };
     run_job(data, out, cfg, opts, job)
+}
+
+fn epoch_bar(epochs: usize, what: &str) -> Result<ProgressBar> {
+    let bar = ProgressBar::new(epochs as u64);
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{what} [{{bar:40}}] {{pos}}/{{len}} {{elapsed}} (ETA {{eta}}) {{msg}}"
+        ))
+        .context("template")?
+        .progress_chars("=> "),
+    );
+    Ok(bar)
+}
+
+fn log_epoch(csv: &mut std::fs::File, bar: &ProgressBar, r: &EpochReport) {
+    let _ = writeln!(
+        csv,
+        "{},{:.6},{:.6},{:.6},{:.4},{:.4},{:.4}",
+        r.epoch, r.learning_rate, r.train_loss, r.validation_loss, r.iou[0], r.iou[1], r.iou[2]
+    );
+    bar.set_message(format!(
+        "loss {:.4}, IoU {:.2}/{:.2}/{:.2}",
+        r.train_loss, r.iou[0], r.iou[1], r.iou[2]
+    ));
+    bar.inc(1);
+}
+
+const CSV_HEADER: &str = "epoch,learning_rate,train_loss,validation_loss,iou_sound,iou_subsurface,iou_surface";
+
+/// Quantization-aware fine-tuning of the folded `net` (same recipe as `cfg`, without
+/// warm-up, at the QAT learning rate); `qat-metrics.csv` in `out`.
+fn quantization_aware(
+    net: &FloatNet,
+    train_set: &[Sample],
+    val_set: &[Sample],
+    cfg: &TrainConfig,
+    q: Qat,
+    out: &Path,
+) -> Result<(FloatNet, QatRecord)> {
+    let qcfg = TrainConfig {
+        epochs: q.epochs,
+        learning_rate: q.learning_rate,
+        warmup_epochs: 0,
+        batch_norm: false,
+        ..*cfg
+    };
+    let mut csv = std::fs::File::create(out.join("qat-metrics.csv")).context("qat-metrics.csv")?;
+    writeln!(csv, "{CSV_HEADER}")?;
+    let bar = epoch_bar(q.epochs, "quantization-aware epochs")?;
+    let started = std::time::Instant::now();
+    let device = Default::default();
+    let outcome =
+        tqc_trainer::qat::fine_tune::<Backend>(net, train_set, val_set, &qcfg, FEATURE_QUANT, &device, |r| {
+            log_epoch(&mut csv, &bar, r)
+        })?;
+    bar.finish_and_clear();
+    let best = best_epoch(&outcome.reports).filter(|_| outcome.improved);
+    let record = QatRecord {
+        epochs_planned: q.epochs,
+        epochs_run: outcome.reports.len(),
+        learning_rate: q.learning_rate,
+        start_score: outcome.start_score,
+        best_score: best.map_or(outcome.start_score, |b| b.score),
+        best_epoch: best.map_or(0, |b| b.epoch),
+        wall_time_s: started.elapsed().as_secs_f64(),
+        ranges: outcome.ranges,
+    };
+    println!(
+        "quantization-aware: {} epochs in {:.1} s; int8-simulated validation score (mean defect IoU) {:.3} after post-training quantization, {}",
+        record.epochs_run,
+        record.wall_time_s,
+        record.start_score,
+        match best {
+            Some(b) => format!(
+                "{:.3} at epoch {} (IoU sound {:.3}, subsurface {:.3}, surface {:.3}): kept",
+                b.score, b.epoch, b.iou[0], b.iou[1], b.iou[2]
+            ),
+            None => "never beaten: the post-training-quantized network is kept".to_string(),
+        }
+    );
+    Ok((outcome.net, record))
 }
 
 pub fn run_job<M: Segmenter<Inner>>(
@@ -327,34 +442,22 @@ pub fn run_job<M: Segmenter<Inner>>(
     let (train_set, val_set) = (load_plates(&train_dirs, &spec)?, load_plates(&val_dirs, &spec)?);
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let mut csv = std::fs::File::create(out.join("metrics.csv")).context("metrics.csv")?;
-    writeln!(
-        csv,
-        "epoch,learning_rate,train_loss,validation_loss,iou_sound,iou_subsurface,iou_surface"
-    )?;
-    let bar = ProgressBar::new(cfg.epochs as u64);
-    bar.set_style(
-        ProgressStyle::with_template("epochs [{bar:40}] {pos}/{len} {elapsed} (ETA {eta}) {msg}")
-            .context("template")?
-            .progress_chars("=> "),
-    );
+    writeln!(csv, "{CSV_HEADER}")?;
+    let bar = epoch_bar(cfg.epochs, "epochs")?;
     let started = std::time::Instant::now();
     let device = Default::default();
     let (model, reports) = (job.train)(&train_set, &val_set, &mut |r: &EpochReport| {
-        let _ = writeln!(
-            csv,
-            "{},{:.6},{:.6},{:.6},{:.4},{:.4},{:.4}",
-            r.epoch, r.learning_rate, r.train_loss, r.validation_loss, r.iou[0], r.iou[1], r.iou[2]
-        );
-        bar.set_message(format!(
-            "loss {:.4}, IoU {:.2}/{:.2}/{:.2}",
-            r.train_loss, r.iou[0], r.iou[1], r.iou[2]
-        ));
-        bar.inc(1);
+        log_epoch(&mut csv, &bar, r);
     })?;
     bar.finish_and_clear();
     let wall = started.elapsed().as_secs_f64();
-    curves_png(&out.join("training-curves.png"), &reports)?;
-    let best = best_epoch(&reports).context("no epoch ran")?;
+    let best = best_epoch(&reports);
+    if best.is_none() && opts.qat.is_none() {
+        bail!("no epoch to run: --epochs 0 only makes sense with --qat-epochs");
+    }
+    if !reports.is_empty() {
+        curves_png(&out.join("training-curves.png"), &reports)?;
+    }
     (job.save)(&model, &out.join("model"))?;
 
     // Plots of the kept model on the validation plates.
@@ -371,7 +474,7 @@ pub fn run_job<M: Segmenter<Inner>>(
     confusion_png(&out.join("confusion.png"), &confusion(&pred, &truth))?;
     maps_png(&out.join("validation-maps.png"), &pairs)?;
 
-    // Fold, check the fold against burn, quantize on the training plates, export.
+    // Fold and check the fold against burn.
     let net = (job.float_net)(&model);
     let probe = &val_set[0];
     let reference = logits::<Inner, M>(&model, probe, &device);
@@ -380,8 +483,35 @@ pub fn run_job<M: Segmenter<Inner>>(
         .iter()
         .zip(&folded)
         .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-    let artifacts = export(&net, &train_set, FEATURE_QUANT, spec.clone(), opts.name, opts.export_to)?;
     let (h, w) = (probe.height, probe.width);
+    if let Some(b) = best {
+        println!(
+            "{} epochs ({} planned) on {} plates ({} validation) in {:.1} s; best epoch {}: validation IoU sound {:.3}, subsurface {:.3}, surface {:.3}",
+            reports.len(),
+            cfg.epochs,
+            train_set.len(),
+            val_set.len(),
+            wall,
+            b.epoch,
+            b.iou[0],
+            b.iou[1],
+            b.iou[2],
+        );
+    }
+
+    // Quantize (after a quantization-aware fine-tuning, with its ranges) and export.
+    let (net, quant, qat) = match opts.qat {
+        None => {
+            let quant = quantize::quantize(&net, &train_set, FEATURE_QUANT)?;
+            (net, quant, None)
+        }
+        Some(q) => {
+            let (net, record) = quantization_aware(&net, &train_set, &val_set, cfg, q, out)?;
+            let quant = quantize::quantize_with(&net, record.ranges.clone(), FEATURE_QUANT)?;
+            (net, quant, Some(record))
+        }
+    };
+    let artifacts = export_quantized(&net, quant, (h, w), spec.clone(), opts.name, opts.export_to)?;
     let record = TrainingRecord {
         data: data.display().to_string(),
         dataset_index: serde_json::from_str(&std::fs::read_to_string(data.join("index.json"))?)?,
@@ -389,30 +519,20 @@ pub fn run_job<M: Segmenter<Inner>>(
         features: spec,
         channels,
         epochs_run: reports.len(),
-        best_epoch: best.epoch,
+        best_epoch: best.map_or(0, |b| b.epoch),
         train_plates: train_set.len(),
         validation_plates: val_set.len(),
         wall_time_s: wall,
         parameters: net.parameters(),
         macs: net.macs(h, w),
         float_vs_burn_max_abs: max_abs,
+        qat,
+        source: job.source.map(Box::new),
     };
     write_atomic(
         &opts.export_to.join(format!("{}.training.json", opts.name)),
         serde_json::to_string_pretty(&record)?.as_bytes(),
     )?;
-    println!(
-        "{} epochs ({} planned) on {} plates ({} validation) in {:.1} s; best epoch {}: validation IoU sound {:.3}, subsurface {:.3}, surface {:.3}",
-        reports.len(),
-        cfg.epochs,
-        train_set.len(),
-        val_set.len(),
-        wall,
-        best.epoch,
-        best.iou[0],
-        best.iou[1],
-        best.iou[2],
-    );
     println!(
         "{} parameters, {:.1} M MACs per {}×{} part; folded float vs burn max |Δlogit| {:.2e}",
         record.parameters,
@@ -456,9 +576,19 @@ pub fn finetune(from: &Path, data: &Path, out: &Path, cfg: &TrainConfig, opts: &
     }
     let device = Default::default();
     let model = load::<Backend>(&net, &device).with_context(|| format!("{}", from.display()))?;
+    // The record `trainer train` left beside the file, carried into this one's.
+    let source = std::fs::read_to_string(from.with_extension("training.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
     let job = Job {
         spec: meta.features,
+        source,
         train: Box::new(move |t: &[Sample], v: &[Sample], f: &mut dyn FnMut(&EpochReport)| {
+            if cfg.epochs == 0 {
+                // Straight to the quantization-aware fine-tuning.
+                use burn::module::AutodiffModule;
+                return Ok((model.valid(), Vec::new()));
+            }
             tqc_trainer::cnn::continue_training::<Backend, _>(model, t, v, cfg, FEATURE_QUANT, &device, f)
         }),
         save: &|m: &ShippedNet<Inner>, p: &Path| {

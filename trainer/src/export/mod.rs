@@ -59,9 +59,22 @@ pub fn export(
 ) -> Result<Artifacts, ExportError> {
     let (h, w) = calibration.first().map_or((0, 0), |s| (s.height, s.width));
     let quant = quantize::quantize(net, calibration, input)?;
+    export_quantized(net, quant, (h, w), features, name, dir)
+}
+
+/// Writes the artifacts of `net` quantized as `quant` (e.g. with the activation ranges a
+/// quantization-aware fine-tuning trained with) for `(height, width)` images.
+pub fn export_quantized(
+    net: &FloatNet,
+    quant: QuantNet,
+    (h, w): (usize, usize),
+    features: FeatureSpec,
+    name: &str,
+    dir: &Path,
+) -> Result<Artifacts, ExportError> {
     let meta = onnx::Meta {
         features: features.clone(),
-        input_quant: input,
+        input_quant: quant.input,
     };
     let blob_bytes = quant.to_blob(name, h, w, features)?;
     std::fs::create_dir_all(dir).map_err(|source| ExportError::Io {

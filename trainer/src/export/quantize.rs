@@ -61,6 +61,8 @@ pub enum QuantizeError {
     },
     #[error("layer {layer}: activations are not finite (NaN or inf) on calibration plate {index}")]
     NotFinite { layer: usize, index: usize },
+    #[error("{ranges} activation ranges for a network of {layers} layers")]
+    Ranges { layers: usize, ranges: usize },
     #[error("the blob is invalid: {0}")]
     Blob(#[from] tqc_shared::blob::BlobError),
 }
@@ -85,6 +87,13 @@ fn percentile(values: &mut [f32], p: f64) -> f32 {
 
 /// Calibrates activation ranges on `samples` and quantizes `net`.
 pub fn quantize(net: &FloatNet, samples: &[Sample], input: QuantParams) -> Result<QuantNet, QuantizeError> {
+    let ranges = calibrate(net, samples)?;
+    quantize_with(net, ranges, input)
+}
+
+/// The float output range of every layer on `samples`: `[0, p]` with `p` the
+/// [`PERCENTILE`] after a ReLU, the full `[min, max]` otherwise.
+pub fn calibrate(net: &FloatNet, samples: &[Sample]) -> Result<Vec<(f32, f32)>, QuantizeError> {
     if samples.is_empty() {
         return Err(QuantizeError::NoCalibration);
     }
@@ -118,6 +127,19 @@ pub fn quantize(net: &FloatNet, samples: &[Sample], input: QuantParams) -> Resul
             (lo, hi)
         };
         ranges.push(range);
+    }
+    Ok(ranges)
+}
+
+/// Quantizes `net` with given activation ranges (one per layer, from [`calibrate`]; a
+/// quantization-aware fine-tuning keeps the ranges it trained with).
+pub fn quantize_with(net: &FloatNet, ranges: Vec<(f32, f32)>, input: QuantParams) -> Result<QuantNet, QuantizeError> {
+    let n = net.layers.len();
+    if ranges.len() != n {
+        return Err(QuantizeError::Ranges {
+            layers: n,
+            ranges: ranges.len(),
+        });
     }
     let mut layers = Vec::with_capacity(n);
     let mut s_in = input;
