@@ -225,12 +225,15 @@ fn model_card(model: &Path, blob: &[u8], e: &ModelEvaluation, split: &str) -> Re
             if let Some(source) = &r.source {
                 let _ = writeln!(s, "The float network (`trainer train`):\n");
                 s += &float_training(source);
-                let _ = writeln!(s, "Then fine-tuned (`trainer finetune`):\n");
+                let _ = writeln!(s, "Then `trainer finetune` from its export:\n");
             }
             if r.epochs_run > 0 || r.source.is_none() {
                 s += &float_training(r);
             } else {
-                let _ = writeln!(s, "- no float epochs;\n");
+                let _ = writeln!(
+                    s,
+                    "- no further float epochs (`--epochs 0`): straight to the quantization-aware fine-tuning below.\n"
+                );
             }
         }
         None => {
@@ -245,17 +248,17 @@ fn model_card(model: &Path, blob: &[u8], e: &ModelEvaluation, split: &str) -> Re
         Some(q) => {
             let _ = writeln!(
                 s,
-                "Quantization-aware fine-tuning (`--qat-epochs {}`, peak learning rate {}): the forward pass rounded as the engine rounds (weights per channel, activations on their calibrated grids, straight-through gradients), the ranges calibrated before it and kept in the blob. Int8-simulated validation score (mean defect IoU): {:.3} after post-training quantization, {:.3} after {} epochs (best epoch {}{}); {:.0} s.\n",
+                "Quantization-aware fine-tuning (`--qat-epochs {}`, peak learning rate {}): the forward pass rounded as the engine rounds (weights per channel, activations on their calibrated grids, straight-through gradients), the ranges calibrated before it and kept in the blob. Int8-simulated validation score (mean defect IoU): {:.3} after post-training quantization; best of {} quantization-aware epochs: epoch {}, {:.3} — {}; {:.0} s.\n",
                 q.epochs_planned,
                 q.learning_rate,
                 q.start_score,
-                q.best_score,
                 q.epochs_run,
                 q.best_epoch,
-                if q.best_epoch == 0 {
-                    ": the post-training-quantized network was kept"
+                q.best_score,
+                if q.improved {
+                    "better, so the fine-tuned network ships"
                 } else {
-                    ""
+                    "not better, so the post-training-quantized network ships"
                 },
                 q.wall_time_s
             );

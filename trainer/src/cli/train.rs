@@ -293,9 +293,11 @@ pub struct QatRecord {
     pub learning_rate: f64,
     /// Validation score (mean defect IoU, int8-simulated) of the post-training-quantized start.
     pub start_score: f64,
-    /// Best epoch's score, and that epoch (0 = the start was kept).
+    /// The best quantization-aware epoch and its score.
     pub best_score: f64,
     pub best_epoch: usize,
+    /// Whether that epoch beat the start and ships (otherwise the start ships).
+    pub improved: bool,
     pub wall_time_s: f64,
     /// Activation ranges the blob is quantized with.
     pub ranges: Vec<(f32, f32)>,
@@ -396,14 +398,15 @@ fn quantization_aware(
             log_epoch(&mut csv, &bar, r)
         })?;
     bar.finish_and_clear();
-    let best = best_epoch(&outcome.reports).filter(|_| outcome.improved);
+    let best = best_epoch(&outcome.reports).context("no quantization-aware epoch ran")?;
     let record = QatRecord {
         epochs_planned: q.epochs,
         epochs_run: outcome.reports.len(),
         learning_rate: q.learning_rate,
         start_score: outcome.start_score,
-        best_score: best.map_or(outcome.start_score, |b| b.score),
-        best_epoch: best.map_or(0, |b| b.epoch),
+        best_score: best.score,
+        best_epoch: best.epoch,
+        improved: outcome.improved,
         wall_time_s: started.elapsed().as_secs_f64(),
         ranges: outcome.ranges,
     };
@@ -412,13 +415,19 @@ fn quantization_aware(
         record.epochs_run,
         record.wall_time_s,
         record.start_score,
-        match best {
-            Some(b) => format!(
-                "{:.3} at epoch {} (IoU sound {:.3}, subsurface {:.3}, surface {:.3}): kept",
-                b.score, b.epoch, b.iou[0], b.iou[1], b.iou[2]
-            ),
-            None => "never beaten: the post-training-quantized network is kept".to_string(),
-        }
+        format!(
+            "best epoch {}: {:.3} (IoU sound {:.3}, subsurface {:.3}, surface {:.3}): {}",
+            best.epoch,
+            best.score,
+            best.iou[0],
+            best.iou[1],
+            best.iou[2],
+            if outcome.improved {
+                "kept"
+            } else {
+                "not better, the post-training-quantized network is kept"
+            }
+        )
     );
     Ok((outcome.net, record))
 }
