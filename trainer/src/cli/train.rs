@@ -411,23 +411,20 @@ fn quantization_aware(
         ranges: outcome.ranges,
     };
     println!(
-        "quantization-aware: {} epochs in {:.1} s; int8-simulated validation score (mean defect IoU) {:.3} after post-training quantization, {}",
+        "quantization-aware: {} epochs in {:.1} s; int8-simulated validation score (mean defect IoU) {:.3} after post-training quantization, best epoch {}: {:.3} (IoU sound {:.3}, subsurface {:.3}, surface {:.3}): {}",
         record.epochs_run,
         record.wall_time_s,
         record.start_score,
-        format!(
-            "best epoch {}: {:.3} (IoU sound {:.3}, subsurface {:.3}, surface {:.3}): {}",
-            best.epoch,
-            best.score,
-            best.iou[0],
-            best.iou[1],
-            best.iou[2],
-            if outcome.improved {
-                "kept"
-            } else {
-                "not better, the post-training-quantized network is kept"
-            }
-        )
+        best.epoch,
+        best.score,
+        best.iou[0],
+        best.iou[1],
+        best.iou[2],
+        if outcome.improved {
+            "kept"
+        } else {
+            "not better, the post-training-quantized network is kept"
+        }
     );
     Ok((outcome.net, record))
 }
