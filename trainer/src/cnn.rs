@@ -130,6 +130,9 @@ pub struct Sample {
     pub labels: Vec<u8>,
     /// The int8 feature image as the device computes it (HWC); empty for augmented copies.
     pub image: Vec<i8>,
+    /// True defect depth per pixel in mm (NaN sound, 0 surface) from `depth.npy`; empty
+    /// when the recording has none, and for augmented copies.
+    pub depth_mm: Vec<f32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -174,6 +177,7 @@ pub fn load_sample(
         features,
         labels,
         image,
+        depth_mm: seq.depth_mm.clone().unwrap_or_default(),
     })
 }
 
@@ -362,6 +366,7 @@ pub fn augment(s: &Sample, a: &Augment, quant: tqc_shared::model::QuantParams, r
         features: vec![0.0; s.features.len()],
         labels: vec![0; px],
         image: Vec::new(),
+        depth_mm: Vec::new(),
     };
     for y in 0..h {
         let sy = if flip_y { h - 1 - y } else { y };

@@ -5,6 +5,7 @@ pub mod baseline;
 pub mod cnn;
 pub mod crossval;
 pub mod dataset;
+pub mod depth;
 pub mod evaluate;
 pub mod export;
 pub mod features;

@@ -147,6 +147,24 @@ enum Command {
         #[command(flatten)]
         read: ReadArgs,
     },
+    /// How much defect depth a trained network carries: fits a 1×1 depth head (least
+    /// squares, trunk frozen) from the last hidden maps of the float ONNX model to the true
+    /// depth of the in-depth pixels of the training plates, and scores it on a held-out
+    /// split — mean absolute error per pixel and per defect (median over its footprint),
+    /// against the training mean depth. The head is measured, not exported.
+    DepthHead {
+        /// The float ONNX model (e.g. onnx_models/thermonet.onnx).
+        #[arg(long, default_value = "onnx_models/thermonet.onnx")]
+        model: PathBuf,
+        /// A dataset folder (from `trainer dataset`).
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, default_value = "test")]
+        split: String,
+        /// Also write the head and the scores as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Host inference speed of a model blob: the shared int8 engine against tract on the
     /// float and int8 ONNX files beside it (same stem), same input, one run; prints parts
     /// per second and the ratios.
@@ -425,6 +443,12 @@ fn run(cli: Cli) -> Result<()> {
             cli::train::finetune(&from, &data, &out, &cfg, &opts)
         }
         Command::Bench { model, iterations } => cli::bench::run(&model, iterations),
+        Command::DepthHead {
+            model,
+            data,
+            split,
+            json,
+        } => cli::depth::run(&model, &data, &split, json.as_deref()),
         Command::Infer {
             model,
             sequence,

@@ -322,3 +322,56 @@ fn quantization_aware_epochs_after_training_and_on_their_own() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("--qat-epochs"));
     assert!(!none.join("thermonet-finetuned.tqm").exists());
 }
+
+/// `depth-head` fits on the training plates and scores the held-out ones; a split with no
+/// plates is named.
+#[test]
+fn depth_head_reports_its_error_against_the_mean_depth() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_dataset(dir.path());
+    let out = dir.path().join("run");
+    let o = trainer()
+        .args([
+            "train",
+            "--epochs",
+            "1",
+            "--warmup-epochs",
+            "0",
+            "--width",
+            "4",
+            "--data",
+        ])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let json = dir.path().join("depth.json");
+    let o = trainer()
+        .args(["depth-head", "--split", "validation", "--model"])
+        .arg(out.join("thermonet.onnx"))
+        .arg("--data")
+        .arg(&data)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(said.contains("| training mean depth |"), "{said}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let r = &v["report"];
+    assert!(r["pixels"].as_u64().unwrap() > 0, "{r}");
+    assert!(r["mae_mm"].as_f64().unwrap().is_finite(), "{r}");
+    assert_eq!(v["head"]["weight"].as_array().unwrap().len(), 4);
+    let o = trainer()
+        .args(["depth-head", "--split", "nowhere", "--model"])
+        .arg(out.join("thermonet.onnx"))
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nowhere split"));
+}

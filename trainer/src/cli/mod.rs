@@ -4,6 +4,7 @@ pub mod baseline;
 pub mod bench;
 pub mod crossval;
 pub mod dataset;
+pub mod depth;
 pub mod evaluate;
 pub mod infer;
 pub mod inspect;

@@ -307,7 +307,7 @@ fn model_card(model: &Path, blob: &[u8], e: &ModelEvaluation, split: &str) -> Re
     );
     let _ = writeln!(
         s,
-        "## Limits\n\nTrained on simulated GFRP plates only (one column per pixel, adiabatic hole bottoms, linearized radiation); real recordings need fine-tuning (`trainer finetune`) on labelled parts. No depth head: the class map says subsurface, not how deep."
+        "## Limits\n\nTrained on simulated GFRP plates only (one column per pixel, adiabatic hole bottoms, linearized radiation); real recordings need fine-tuning (`trainer finetune`) on labelled parts. No depth head: the class map says subsurface, not how deep (`trainer depth-head` measures what a 1×1 head on this trunk reaches; README.md gives the figures)."
     );
     Ok(s)
 }

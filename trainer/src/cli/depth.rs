@@ -1,0 +1,93 @@
+//! `trainer depth-head`: how much defect depth a trained network's last hidden maps
+//! carry — a least-squares 1×1 depth head on the training plates, scored on a held-out
+//! split (table + JSON).
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use tqc_trainer::depth::{DepthReport, fit, score};
+use tqc_trainer::export::fold::FloatNet;
+use tqc_trainer::export::write_atomic;
+
+use super::train::{FEATURE_QUANT, load_plates, split_dirs};
+
+pub fn run(model: &Path, data: &Path, split: &str, json: Option<&Path>) -> Result<()> {
+    use prost::Message;
+    let bytes = std::fs::read(model).with_context(|| format!("cannot read {}", model.display()))?;
+    let net = FloatNet::from_onnx(&bytes).with_context(|| format!("{}", model.display()))?;
+    let proto = tract_onnx::pb::ModelProto::decode(bytes.as_slice())?;
+    let meta = tqc_trainer::export::onnx::read_meta(&proto).with_context(|| {
+        format!(
+            "{}: no feature schedule in the metadata (a float ONNX file exported by `trainer train`)",
+            model.display()
+        )
+    })?;
+    if meta.input_quant != FEATURE_QUANT {
+        bail!(
+            "{}: input quantization {:?} is not the trainer's",
+            model.display(),
+            meta.input_quant
+        );
+    }
+    let (train_dirs, held_dirs) = (split_dirs(data, "train")?, split_dirs(data, split)?);
+    if train_dirs.is_empty() || held_dirs.is_empty() {
+        bail!(
+            "{}: the index needs plates in the train and the {split} split",
+            data.display()
+        );
+    }
+    let train = load_plates(&train_dirs, &meta.features)?;
+    let head = fit(&net, &train).context("fitting the depth head on the training plates")?;
+    let held = load_plates(&held_dirs, &meta.features)?;
+    let report = score(&head, &net, &held).with_context(|| format!("scoring on the {split} plates"))?;
+    let names: Vec<String> = held_dirs
+        .iter()
+        .map(|d| {
+            d.file_name()
+                .map_or_else(|| d.display().to_string(), |n| n.to_string_lossy().into_owned())
+        })
+        .collect();
+    print!("{}", table(&report, split, &names, head.training_pixels));
+    if let Some(path) = json {
+        let value = serde_json::json!({ "model": model.display().to_string(), "data": data.display().to_string(),
+            "split": split, "head": head, "report": report });
+        write_atomic(path, serde_json::to_string_pretty(&value)?.as_bytes())?;
+        println!("→ {}", path.display());
+    }
+    Ok(())
+}
+
+fn table(r: &DepthReport, split: &str, names: &[String], training_pixels: usize) -> String {
+    let mut s = String::new();
+    let plates = names.len();
+    let _ = writeln!(
+        s,
+        "depth head (1×1, least squares on {training_pixels} in-depth pixels of the training plates), {plates} {split} plates:\n"
+    );
+    let _ = writeln!(s, "| estimate | pixel MAE (mm) | defect MAE (mm) |");
+    let _ = writeln!(s, "| --- | ---: | ---: |");
+    let _ = writeln!(s, "| depth head | {:.2} | {:.2} |", r.mae_mm, r.defect_mae_mm);
+    let _ = writeln!(
+        s,
+        "| training mean depth | {:.2} | {:.2} |",
+        r.mean_estimate_mae_mm, r.defect_mean_estimate_mae_mm
+    );
+    let _ = writeln!(
+        s,
+        "\n{} true in-depth pixels, {} defects:\n\n| plate | pixels | depth (mm) | estimate (mm) |\n| --- | ---: | ---: | ---: |",
+        r.pixels,
+        r.defects.len()
+    );
+    for d in &r.defects {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.2} | {:.2} |",
+            names.get(d.plate).map_or("?", String::as_str),
+            d.pixels,
+            d.depth_mm,
+            d.estimate_mm
+        );
+    }
+    s
+}
