@@ -436,6 +436,9 @@ pub fn run_job<M: Segmenter<Inner>>(
     opts: &Options<'_>,
     job: Job<'_, M>,
 ) -> Result<()> {
+    if cfg.epochs == 0 && opts.qat.is_none() {
+        bail!("no epoch to run: --epochs 0 only makes sense with --qat-epochs");
+    }
     let (train_dirs, val_dirs) = (split_dirs(data, "train")?, split_dirs(data, "validation")?);
     if train_dirs.is_empty() || val_dirs.is_empty() {
         bail!(
@@ -458,9 +461,6 @@ pub fn run_job<M: Segmenter<Inner>>(
     bar.finish_and_clear();
     let wall = started.elapsed().as_secs_f64();
     let best = best_epoch(&reports);
-    if best.is_none() && opts.qat.is_none() {
-        bail!("no epoch to run: --epochs 0 only makes sense with --qat-epochs");
-    }
     if !reports.is_empty() {
         curves_png(&out.join("training-curves.png"), &reports)?;
     }
