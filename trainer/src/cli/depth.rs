@@ -7,29 +7,12 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use tqc_trainer::depth::{DepthReport, fit, score};
-use tqc_trainer::export::fold::FloatNet;
 use tqc_trainer::export::write_atomic;
 
-use super::train::{FEATURE_QUANT, load_plates, split_dirs};
+use super::train::{load_plates, read_float_model, split_dirs};
 
 pub fn run(model: &Path, data: &Path, split: &str, json: Option<&Path>) -> Result<()> {
-    use prost::Message;
-    let bytes = std::fs::read(model).with_context(|| format!("cannot read {}", model.display()))?;
-    let net = FloatNet::from_onnx(&bytes).with_context(|| format!("{}", model.display()))?;
-    let proto = tract_onnx::pb::ModelProto::decode(bytes.as_slice())?;
-    let meta = tqc_trainer::export::onnx::read_meta(&proto).with_context(|| {
-        format!(
-            "{}: no feature schedule in the metadata (a float ONNX file exported by `trainer train`)",
-            model.display()
-        )
-    })?;
-    if meta.input_quant != FEATURE_QUANT {
-        bail!(
-            "{}: input quantization {:?} is not the trainer's",
-            model.display(),
-            meta.input_quant
-        );
-    }
+    let (net, meta) = read_float_model(model)?;
     let (train_dirs, held_dirs) = (split_dirs(data, "train")?, split_dirs(data, split)?);
     if train_dirs.is_empty() || held_dirs.is_empty() {
         bail!(
