@@ -567,6 +567,10 @@ fn train(plates: usize, epochs: usize, qat_epochs: usize, seed: u64, data: Optio
     } else {
         float.join("export")
     };
+    // Surface-defect pixels are ~4× rarer than subsurface ones (0.13 % against 0.59 % of
+    // the dataset): weighted by rarity, but far below the inverse frequency, which made
+    // every epoch's map noisy with false defects. Both steps train with the same weights.
+    let class_weights = "1,6,15";
     step("training the float network");
     run(trainer()
         .args([
@@ -575,11 +579,8 @@ fn train(plates: usize, epochs: usize, qat_epochs: usize, seed: u64, data: Optio
             &epochs.to_string(),
             "--patience",
             "10",
-            // Surface-defect pixels are ~4× rarer than subsurface ones (0.13 % against
-            // 0.59 % of the dataset): weighted by rarity, but far below the inverse
-            // frequency, which made every epoch's map noisy with false defects.
             "--class-weights",
-            "1,6,15",
+            class_weights,
             "--learning-rate",
             "2e-3",
             "--seed",
@@ -597,7 +598,7 @@ fn train(plates: usize, epochs: usize, qat_epochs: usize, seed: u64, data: Optio
         step("quantization-aware fine-tuning, exporting");
         run(trainer()
             .args(["finetune", "--from"])
-            .arg(float.join("export/thermonet.onnx"))
+            .arg(float_export.join("thermonet.onnx"))
             .args([
                 "--epochs",
                 "0",
@@ -608,7 +609,7 @@ fn train(plates: usize, epochs: usize, qat_epochs: usize, seed: u64, data: Optio
                 "--patience",
                 "10",
                 "--class-weights",
-                "1,6,15",
+                class_weights,
                 "--seed",
                 "1",
                 "--name",
