@@ -23,8 +23,9 @@ use crate::model::{Model, ModelDesc, ModelError};
 use crate::planner::{Mode, plan};
 
 pub const MAGIC: [u8; 4] = *b"TQCM";
-/// 2: the input spec carries the feature schedule.
-pub const FORMAT_VERSION: u16 = 2;
+/// 2: the input spec carries the feature schedule. 3: the schedule carries the amplitude
+/// window (the amplitude channel can be relative to a local mean).
+pub const FORMAT_VERSION: u16 = 3;
 pub const HEADER_LEN: usize = 16;
 
 const CRC32: Crc<u32> = Crc::<u32>::new(&CRC_32_ISO_HDLC);

@@ -10,8 +10,10 @@
 //!   frame after it, so any frame rate works).
 //!
 //! Channels of the int8 feature image (HWC, `times.len()` channels):
-//! - channel 0, **amplitude**: ΔT(t₀) over the median ΔT(t₀) of the image — what surface
-//!   spots change (lamp non-uniformity shows here as a smooth field);
+//! - channel 0, **amplitude**: ΔT(t₀) over the mean ΔT(t₀) of the square window of
+//!   `amplitude_window_px` around the pixel (or over the image median when that is 0) —
+//!   what surface spots change; a window a few defects wide cancels the lamp's smooth
+//!   non-uniformity, which the image median leaves in;
 //! - channel k ≥ 1, **shape**: ΔT(t_k) / ΔT(t₀) of the same pixel — emissivity, lamp
 //!   intensity and absorptivity scale a pixel's whole history, so they cancel; what lies
 //!   below the surface changes how it cools.
@@ -38,7 +40,15 @@ pub struct FeatureSpec {
     pub times_ms: heapless::Vec<u32, MAX_FEATURES>,
     /// Half-width of each averaging window relative to its time (‰).
     pub window_permille: u16,
+    /// Side of the square window (pixels, odd) whose mean rise the amplitude channel is
+    /// relative to; 0 takes the image median instead. A window a few times wider than
+    /// the defects removes the lamp's smooth non-uniformity and keeps the spots.
+    #[serde(default)]
+    pub amplitude_window_px: u16,
 }
+
+/// Widest amplitude window: its sums of centikelvin stay within `i32`.
+pub const MAX_AMPLITUDE_WINDOW: u16 = 81;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FeatureError {
@@ -58,6 +68,8 @@ pub enum FeatureError {
     TooShort { sample: usize, t_ms: u32 },
     #[error("input quantization cannot represent the features")]
     Quantization,
+    #[error("frame width {width} does not divide the {pixels} pixels of a frame")]
+    Width { width: usize, pixels: usize },
 }
 
 impl FeatureSpec {
@@ -83,6 +95,7 @@ impl FeatureSpec {
         let s = FeatureSpec {
             times_ms,
             window_permille,
+            amplitude_window_px: 0,
         };
         s.check()?;
         Ok(s)
@@ -106,6 +119,12 @@ impl FeatureSpec {
         }
         if self.window_permille == 0 || self.window_permille > 450 {
             return Err(FeatureError::Schedule("window must be within 1..=450 ‰"));
+        }
+        let a = self.amplitude_window_px;
+        if a != 0 && (a % 2 == 0 || a < 3 || a > MAX_AMPLITUDE_WINDOW) {
+            return Err(FeatureError::Schedule(
+                "amplitude window must be 0 (image median) or odd within 3..=81 pixels",
+            ));
         }
         if self.times_ms[0] == 0 {
             return Err(FeatureError::Schedule(
@@ -147,6 +166,8 @@ enum Phase {
 pub struct FeatureExtractor<'a> {
     spec: &'a FeatureSpec,
     pixels: usize,
+    /// Pixels per row, for the amplitude window.
+    width: usize,
     /// Sum of the pre-heating frames, then their mean (centikelvin).
     cold: &'a mut [u32],
     /// Sum of rises (centikelvin) in the current window.
@@ -172,11 +193,12 @@ pub struct FeatureExtractor<'a> {
 }
 
 impl<'a> FeatureExtractor<'a> {
-    /// `cold`, `window`, `reference` hold one value per pixel, `features` one byte per
-    /// pixel and channel.
+    /// Frames are `width` pixels wide; `cold`, `window`, `reference` hold one value per
+    /// pixel, `features` one byte per pixel and channel.
     pub fn new(
         spec: &'a FeatureSpec,
         input: QuantParams,
+        width: usize,
         cold: &'a mut [u32],
         window: &'a mut [i32],
         reference: &'a mut [u16],
@@ -184,6 +206,9 @@ impl<'a> FeatureExtractor<'a> {
     ) -> Result<Self, FeatureError> {
         spec.check()?;
         let pixels = cold.len();
+        if width == 0 || pixels % width != 0 {
+            return Err(FeatureError::Width { width, pixels });
+        }
         for (what, found) in [("window buffer", window.len()), ("reference buffer", reference.len())] {
             if found != pixels {
                 return Err(FeatureError::Buffer {
@@ -211,6 +236,7 @@ impl<'a> FeatureExtractor<'a> {
         Ok(FeatureExtractor {
             spec,
             pixels,
+            width,
             cold,
             window,
             reference,
@@ -254,9 +280,13 @@ impl<'a> FeatureExtractor<'a> {
             }
             let median = median_u16(self.reference) as i64;
             self.median_rise_ck = Some(median as u16);
-            for p in 0..self.pixels {
-                let ratio = ((self.reference[p] as i64) << RATIO_BITS) / median.max(1);
-                self.features[p * channels] = self.quantize(deviation(ratio));
+            if self.spec.amplitude_window_px == 0 {
+                for p in 0..self.pixels {
+                    let ratio = ((self.reference[p] as i64) << RATIO_BITS) / median.max(1);
+                    self.features[p * channels] = self.quantize(deviation(ratio));
+                }
+            } else {
+                self.local_amplitude();
             }
         } else {
             // The window sums are done with: the buffer takes the ratios.
@@ -278,6 +308,45 @@ impl<'a> FeatureExtractor<'a> {
         self.sample += 1;
         if self.sample == channels {
             self.phase = Phase::Done;
+        }
+    }
+
+    /// Channel 0 as each pixel's rise over the mean rise of the square window around it,
+    /// clipped at the image border. Separable box sums: rows into `window` (free between
+    /// samples), then a running sum down each column, so it needs no memory of its own.
+    fn local_amplitude(&mut self) {
+        let (w, h) = (self.width, self.pixels / self.width);
+        let r = (self.spec.amplitude_window_px / 2) as usize;
+        let channels = self.spec.channels();
+        for y in 0..h {
+            let row = &self.reference[y * w..(y + 1) * w];
+            let sums = &mut self.window[y * w..(y + 1) * w];
+            let mut s: i32 = row[..(r + 1).min(w)].iter().map(|&v| v as i32).sum();
+            for x in 0..w {
+                sums[x] = s;
+                if x + r + 1 < w {
+                    s += row[x + r + 1] as i32;
+                }
+                if x >= r {
+                    s -= row[x - r] as i32;
+                }
+            }
+        }
+        for x in 0..w {
+            let cols = ((x + r + 1).min(w) - x.saturating_sub(r)) as i64;
+            let mut s: i64 = (0..(r + 1).min(h)).map(|y| self.window[y * w + x] as i64).sum();
+            for y in 0..h {
+                let rows = ((y + r + 1).min(h) - y.saturating_sub(r)) as i64;
+                let p = y * w + x;
+                let ratio = ((self.reference[p] as i64) << RATIO_BITS) * cols * rows / s.max(1);
+                self.features[p * channels] = self.quantize(deviation(ratio));
+                if y + r + 1 < h {
+                    s += self.window[(y + r + 1) * w + x] as i64;
+                }
+                if y >= r {
+                    s -= self.window[(y - r) * w + x] as i64;
+                }
+            }
         }
     }
 
@@ -439,7 +508,7 @@ mod tests {
         let s = spec();
         let (mut cold, mut window, mut reference, mut features) =
             (vec![0u32; 3], vec![0i32; 3], vec![0u16; 3], vec![0i8; 18]);
-        let mut fx = FeatureExtractor::new(&s, quant, &mut cold, &mut window, &mut reference, &mut features)?;
+        let mut fx = FeatureExtractor::new(&s, quant, 3, &mut cold, &mut window, &mut reference, &mut features)?;
         let mut t = -5 * frame_ms;
         while t <= 80_000 {
             let rise = |a: f64, tau: f64| if t <= 0 { 0.0 } else { a / (1.0 + t as f64 / tau).sqrt() };
@@ -484,6 +553,131 @@ mod tests {
         }
     }
 
+    /// Channel 0 of a recording whose pixels rise by `rise[p]` centikelvin and stay there:
+    /// the reference rise of pixel `p` is exactly `rise[p]`.
+    fn amplitude(rise: &[u16], width: usize, window_px: u16) -> Result<Vec<i8>, FeatureError> {
+        let mut s = spec();
+        s.amplitude_window_px = window_px;
+        let quant = QuantParams {
+            scale: 1.0 / 256.0,
+            zero_point: 3,
+        };
+        let px = rise.len();
+        let (mut cold, mut window, mut reference, mut features) = (
+            vec![0u32; px],
+            vec![0i32; px],
+            vec![0u16; px],
+            vec![0i8; px * s.channels()],
+        );
+        let mut fx = FeatureExtractor::new(&s, quant, width, &mut cold, &mut window, &mut reference, &mut features)?;
+        let mut frame = vec![0u16; px];
+        for t in [-2_000, -1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 64_000] {
+            for (f, &r) in frame.iter_mut().zip(rise) {
+                *f = 20_000 + if t > 0 { r } else { 0 };
+            }
+            fx.push_frame(t, &frame)?;
+        }
+        fx.finish()?;
+        Ok(features.iter().step_by(s.channels()).copied().collect())
+    }
+
+    /// The window mean straight from its definition: every pixel of the clipped window
+    /// summed, then the same integer ratio and quantization.
+    fn amplitude_reference(rise: &[u16], width: usize, window_px: u16) -> Vec<i8> {
+        let height = rise.len() / width;
+        let r = (window_px / 2) as i64;
+        let real = 1.0 / ((1.0 / 256.0) * (1u32 << RATIO_BITS) as f64);
+        let requant = Prepared::new(quantize_multiplier(real).unwrap()).unwrap();
+        let mut out = Vec::new();
+        for y in 0..height as i64 {
+            for x in 0..width as i64 {
+                let (mut sum, mut count) = (0i64, 0i64);
+                for yy in (y - r).max(0)..(y + r + 1).min(height as i64) {
+                    for xx in (x - r).max(0)..(x + r + 1).min(width as i64) {
+                        sum += rise[(yy * width as i64 + xx) as usize].max(1) as i64;
+                        count += 1;
+                    }
+                }
+                let own = rise[(y * width as i64 + x) as usize].max(1) as i64;
+                let ratio = (own << RATIO_BITS) * count / sum;
+                let v = crate::quant::multiply_prepared(deviation(ratio), requant).saturating_add(3);
+                out.push(v.clamp(-128, 127) as i8);
+            }
+        }
+        out
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn local_amplitude_is_the_window_mean(
+            width in 1usize..24,
+            height in 1usize..20,
+            half in 1u16..12,
+            seed in proptest::prelude::any::<u64>(),
+        ) {
+            let mut state = seed | 1;
+            let rise: Vec<u16> = (0..width * height)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state % 4_000) as u16
+                })
+                .collect();
+            let window_px = 2 * half + 1;
+            proptest::prop_assert_eq!(
+                amplitude(&rise, width, window_px).unwrap(),
+                amplitude_reference(&rise, width, window_px)
+            );
+        }
+    }
+
+    #[test]
+    fn local_amplitude_cancels_the_lamp_and_keeps_a_spot() {
+        // 60×40 plate under a lamp 40 % stronger on the right, with a 6×6 spot that absorbs
+        // 8 % more in the middle.
+        let (w, h) = (60usize, 40usize);
+        let mut rise = vec![0u16; w * h];
+        for y in 0..h {
+            for x in 0..w {
+                let lamp = 1.0 + 0.4 * x as f64 / (w - 1) as f64;
+                let spot = if (27..33).contains(&x) && (17..23).contains(&y) {
+                    1.08
+                } else {
+                    1.0
+                };
+                rise[y * w + x] = (1_000.0 * lamp * spot) as u16;
+            }
+        }
+        let median = amplitude(&rise, w, 0).unwrap();
+        let local = amplitude(&rise, w, 21).unwrap();
+        // 256 counts per unit of ratio, zero point 3.
+        let at = |f: &[i8], x: usize, y: usize| (f[y * w + x] as i32 - 3) as f64 / 256.0;
+        // The lamp: ±20 % across the image against the median, within 1 % locally (away
+        // from the spot and the border, where the window is clipped and not centred).
+        assert!(at(&median, 2, 5) < -0.15 && at(&median, 57, 5) > 0.15);
+        for x in 10..50 {
+            assert!(at(&local, x, 5).abs() < 0.01, "x {x}: {}", at(&local, x, 5));
+        }
+        // The spot stands out by its 8 % (less what it adds to its own window's mean).
+        let spot = at(&local, 30, 20);
+        assert!((0.06..0.08).contains(&spot), "spot {spot}");
+        // A window wider than the image is the image mean.
+        assert_eq!(amplitude(&rise, w, 81).unwrap().len(), w * h);
+        assert_eq!(
+            amplitude(&rise, 7, 21),
+            Err(FeatureError::Width {
+                width: 7,
+                pixels: w * h
+            })
+        );
+        let mut bad = spec();
+        for px in [2, 1, 83] {
+            bad.amplitude_window_px = px;
+            assert!(bad.check().is_err(), "window {px}");
+        }
+    }
+
     #[test]
     fn bad_streams_are_errors() {
         let quant = QuantParams {
@@ -493,9 +687,11 @@ mod tests {
         let s = spec();
         let (mut cold, mut window, mut reference, mut features) =
             (vec![0u32; 3], vec![0i32; 3], vec![0u16; 3], vec![0i8; 18]);
-        let mut fx = FeatureExtractor::new(&s, quant, &mut cold, &mut window, &mut reference, &mut features).unwrap();
+        let mut fx =
+            FeatureExtractor::new(&s, quant, 3, &mut cold, &mut window, &mut reference, &mut features).unwrap();
         assert_eq!(fx.push_frame(0, &[1, 2, 3]), Err(FeatureError::NoColdFrames));
-        let mut fx = FeatureExtractor::new(&s, quant, &mut cold, &mut window, &mut reference, &mut features).unwrap();
+        let mut fx =
+            FeatureExtractor::new(&s, quant, 3, &mut cold, &mut window, &mut reference, &mut features).unwrap();
         assert!(matches!(fx.push_frame(-10, &[1, 2]), Err(FeatureError::Buffer { .. })));
         fx.push_frame(-10, &[29315; 3]).unwrap();
         assert_eq!(
@@ -509,7 +705,7 @@ mod tests {
         assert_eq!(fx.finish(), Err(FeatureError::TooShort { sample: 1, t_ms: 4000 }));
         let mut short = vec![0i8; 5];
         assert!(matches!(
-            FeatureExtractor::new(&s, quant, &mut cold, &mut window, &mut reference, &mut short),
+            FeatureExtractor::new(&s, quant, 3, &mut cold, &mut window, &mut reference, &mut short),
             Err(FeatureError::Buffer {
                 what: "feature image",
                 ..

@@ -17,7 +17,15 @@ pub fn feature_image(
     let px = seq.pixels();
     let (mut cold, mut window, mut reference) = (vec![0u32; px], vec![0i32; px], vec![0u16; px]);
     let mut image = vec![0i8; px * spec.channels()];
-    let mut fx = FeatureExtractor::new(spec, quant, &mut cold, &mut window, &mut reference, &mut image)?;
+    let mut fx = FeatureExtractor::new(
+        spec,
+        quant,
+        seq.width,
+        &mut cold,
+        &mut window,
+        &mut reference,
+        &mut image,
+    )?;
     let mut frame = vec![0u16; px];
     for k in 0..seq.frames {
         for (d, &v) in frame.iter_mut().zip(seq.frame(k)) {

@@ -96,6 +96,11 @@ enum Command {
         /// Feature channels (log-spaced sample times).
         #[arg(long, default_value_t = 8)]
         channels: usize,
+        /// Side (pixels, odd, 3..=81) of the window whose mean rise the amplitude channel
+        /// is relative to — a few defect diameters, so the lamp's smooth non-uniformity
+        /// cancels and spots stand out; 0 uses the image median instead.
+        #[arg(long, default_value_t = 31)]
+        amplitude_window: u16,
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Instead of one run and an export: K-fold cross-validation over the train and
@@ -405,6 +410,7 @@ fn run(cli: Cli) -> Result<()> {
             run,
             width,
             channels,
+            amplitude_window,
             seed,
             folds,
         } => {
@@ -413,7 +419,7 @@ fn run(cli: Cli) -> Result<()> {
                 if run.qat_epochs > 0 {
                     anyhow::bail!("--folds exports nothing, so it takes no --qat-epochs");
                 }
-                return cli::crossval::run(&data, &out, &cfg, channels, folds);
+                return cli::crossval::run(&data, &out, &cfg, (channels, amplitude_window), folds);
             }
             let export_to = export_to.unwrap_or_else(|| out.clone());
             let opts = cli::train::Options {
@@ -421,7 +427,7 @@ fn run(cli: Cli) -> Result<()> {
                 export_to: &export_to,
                 qat: run.qat(&cfg),
             };
-            cli::train::run(&data, &out, &cfg, channels, &opts)
+            cli::train::run(&data, &out, &cfg, (channels, amplitude_window), &opts)
         }
         Command::Finetune {
             from,

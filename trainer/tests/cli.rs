@@ -230,6 +230,18 @@ fn train_with_folds_cross_validates_and_exports_nothing() {
         .unwrap();
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--export-to"));
+    // An amplitude window the extractor cannot centre: named, nothing written.
+    let o = trainer()
+        .args(["train", "--amplitude-window", "30", "--epochs", "1", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(dir.path().join("even"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(said.contains("--amplitude-window") && said.contains("odd"), "{said}");
+    assert!(!dir.path().join("even").exists());
 }
 
 /// `--qat-epochs` after a float training and as a fine-tuning of its own (`finetune
@@ -281,6 +293,9 @@ fn quantization_aware_epochs_after_training_and_on_their_own() {
         ranges[3][1].as_f64().unwrap() as f32,
     );
     assert_eq!(last, tqc_trainer::export::quantize::range_quant(lo, hi));
+    // The amplitude channel is relative to the default window's mean, not the median.
+    let spec = model.desc.input.features.clone().unwrap();
+    assert_eq!(spec.amplitude_window_px, 31);
 
     // Quantization-aware epochs alone, from the exported float model.
     let tuned = dir.path().join("tuned");
@@ -305,7 +320,12 @@ fn quantization_aware_epochs_after_training_and_on_their_own() {
         record["source"]["qat"]["epochs_run"], 2,
         "the float run's record is carried"
     );
-    assert!(tuned.join("thermonet-finetuned.tqm").exists());
+    let tuned_blob = std::fs::read(tuned.join("thermonet-finetuned.tqm")).unwrap();
+    assert_eq!(
+        tqc_shared::blob::decode(&tuned_blob).unwrap().desc.input.features,
+        Some(spec),
+        "a fine-tuning keeps the features its source was trained on"
+    );
 
     // No epochs of either kind: said, nothing exported.
     let none = dir.path().join("none");

@@ -94,14 +94,14 @@ enum Task {
         #[arg(long, value_name = "EXE")]
         trainer: Option<PathBuf>,
     },
-    /// Trains the shipped model from scratch (CPU, about an hour): simulates the dataset
-    /// (48 randomized plates, ~2.2 GB under target/xtask/train), trains the float network,
+    /// Trains the shipped model from scratch (CPU, about 1.5 hours): simulates the dataset
+    /// (144 randomized plates, ~6.6 GB under target/xtask/train), trains the float network,
     /// fine-tunes it quantization-aware, exports thermonet.onnx / .int8.onnx / .tqm and
     /// thermonet.training.json into onnx_models/, evaluates it on the held-out
     /// plates against the baselines and writes onnx_models/MODEL_CARD.md.
     Train {
         /// Plates to simulate.
-        #[arg(long, default_value_t = 48)]
+        #[arg(long, default_value_t = 144)]
         plates: usize,
         /// Epochs at most (early stopping after 10 without a better validation score).
         #[arg(long, default_value_t = 30)]

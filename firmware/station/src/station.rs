@@ -401,7 +401,7 @@ fn run<C: Camera, K: Clock, L: Lamp, I: Indicator, W: Watchdog>(
         arena,
     } = mem;
     let features = features.get_mut(..pixels * channels).ok_or(Fault::Model)?;
-    let mut fx = FeatureExtractor::new(spec, model.desc.input.quant, cold, window, reference, features)
+    let mut fx = FeatureExtractor::new(spec, model.desc.input.quant, width, cold, window, reference, features)
         .map_err(feature_fault)?;
     // The counters go into the report whether the acquisition ends well or not.
     let acquired = acquire(hw, &mut fx, frame, cfg, deadline_ms, report);

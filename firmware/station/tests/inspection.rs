@@ -256,6 +256,7 @@ fn reference_classes(setup: &Setup, cfg: &StationConfig) -> Vec<u8> {
     let mut fx = FeatureExtractor::new(
         &spec,
         model.desc.input.quant,
+        model.input_shape().width as usize,
         &mut cold,
         &mut window,
         &mut reference,

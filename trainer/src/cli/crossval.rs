@@ -14,7 +14,13 @@ use tqc_trainer::export::write_atomic;
 
 use super::train::{Backend, FEATURE_QUANT, dataset_schedule, load_plates, split_dirs};
 
-pub fn run(data: &Path, out: &Path, cfg: &TrainConfig, channels: usize, folds: usize) -> Result<()> {
+pub fn run(
+    data: &Path,
+    out: &Path,
+    cfg: &TrainConfig,
+    (channels, amplitude_window_px): (usize, u16),
+    folds: usize,
+) -> Result<()> {
     let mut dirs = split_dirs(data, "train")?;
     dirs.extend(split_dirs(data, "validation")?);
     if dirs.len() < folds.max(2) {
@@ -25,7 +31,7 @@ pub fn run(data: &Path, out: &Path, cfg: &TrainConfig, channels: usize, folds: u
         );
     }
     // The schedule a single run on this dataset would use, so the folds judge that recipe.
-    let spec = dataset_schedule(data, channels)?;
+    let spec = dataset_schedule(data, channels, amplitude_window_px)?;
     let plates = load_plates(&dirs, &spec)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
 

@@ -33,9 +33,13 @@ pub fn report(bytes: &[u8]) -> Result<String, BlobError> {
                 .collect();
             let _ = writeln!(
                 s,
-                "features  rise at {} s (±{} ‰ windows)",
+                "features  rise at {} s (±{} ‰ windows), amplitude over {}",
                 times.join(", "),
-                f.window_permille
+                f.window_permille,
+                match f.amplitude_window_px {
+                    0 => "the image median".to_string(),
+                    px => format!("a {px}×{px} window mean"),
+                }
             );
         }
         None => {

@@ -182,9 +182,15 @@ fn model_card(model: &Path, blob: &[u8], e: &ModelEvaluation, split: &str) -> Re
     );
     let _ = writeln!(s, "## Features\n");
     if let Some(f) = &m.desc.input.features {
+        let relative_to = match f.amplitude_window_px {
+            0 => "the image median".to_string(),
+            px => format!(
+                "the mean rise of the {px}×{px}-pixel window around the pixel (the lamp's smooth non-uniformity cancels)"
+            ),
+        };
         let _ = writeln!(
             s,
-            "Shared streaming extractor (`shared/src/features.rs`), sample times {:?} ms after the start of heating, averaging window ±{} ‰. Channel 0: rise at the first time over the image median (amplitude); channels 1…: rise at t_k over the rise at t_0 (shape, emissivity- and lamp-free).\n",
+            "Shared streaming extractor (`shared/src/features.rs`), sample times {:?} ms after the start of heating, averaging window ±{} ‰. Channel 0: rise at the first time over {relative_to} (amplitude); channels 1…: rise at t_k over the rise at t_0 (shape, emissivity- and lamp-free).\n",
             f.times_ms.as_slice(),
             f.window_permille
         );

@@ -245,14 +245,17 @@ pub fn split_dirs(data: &Path, split: &str) -> Result<Vec<std::path::PathBuf>> {
 }
 
 /// The schedule for a dataset: [`schedule_for`] over all its plates, test plates included
-/// (their station must fit the schedule too).
-pub fn dataset_schedule(data: &Path, channels: usize) -> Result<FeatureSpec> {
+/// (their station must fit the schedule too), with the amplitude window asked for.
+pub fn dataset_schedule(data: &Path, channels: usize, amplitude_window_px: u16) -> Result<FeatureSpec> {
     let all: Vec<std::path::PathBuf> = ["train", "validation", "test"]
         .iter()
         .map(|s| split_dirs(data, s))
         .collect::<Result<Vec<_>>>()?
         .concat();
-    schedule_for(&all, channels)
+    let mut spec = schedule_for(&all, channels)?;
+    spec.amplitude_window_px = amplitude_window_px;
+    spec.check().context("--amplitude-window")?;
+    Ok(spec)
 }
 
 pub fn load_plates(dirs: &[std::path::PathBuf], spec: &FeatureSpec) -> Result<Vec<Sample>> {
@@ -330,10 +333,16 @@ pub struct Job<'a, M> {
     pub float_net: &'a dyn Fn(&M) -> FloatNet,
 }
 
-pub fn run(data: &Path, out: &Path, cfg: &TrainConfig, channels: usize, opts: &Options<'_>) -> Result<()> {
+pub fn run(
+    data: &Path,
+    out: &Path,
+    cfg: &TrainConfig,
+    (channels, amplitude_window_px): (usize, u16),
+    opts: &Options<'_>,
+) -> Result<()> {
     let device = Default::default();
     let job = Job {
-        spec: dataset_schedule(data, channels)?,
+        spec: dataset_schedule(data, channels, amplitude_window_px)?,
         source: None,
         train: Box::new(|t: &[Sample], v: &[Sample], f: &mut dyn FnMut(&EpochReport)| {
             train::<Backend>(t, v, cfg, FEATURE_QUANT, &device, f)
