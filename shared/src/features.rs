@@ -121,7 +121,7 @@ impl FeatureSpec {
             return Err(FeatureError::Schedule("window must be within 1..=450 ‰"));
         }
         let a = self.amplitude_window_px;
-        if a != 0 && (a % 2 == 0 || a < 3 || a > MAX_AMPLITUDE_WINDOW) {
+        if a != 0 && (a.is_multiple_of(2) || !(3..=MAX_AMPLITUDE_WINDOW).contains(&a)) {
             return Err(FeatureError::Schedule(
                 "amplitude window must be 0 (image median) or odd within 3..=81 pixels",
             ));
@@ -206,7 +206,7 @@ impl<'a> FeatureExtractor<'a> {
     ) -> Result<Self, FeatureError> {
         spec.check()?;
         let pixels = cold.len();
-        if width == 0 || pixels % width != 0 {
+        if width == 0 || !pixels.is_multiple_of(width) {
             return Err(FeatureError::Width { width, pixels });
         }
         for (what, found) in [("window buffer", window.len()), ("reference buffer", reference.len())] {

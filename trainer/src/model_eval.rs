@@ -105,6 +105,18 @@ pub struct ModelEvaluation {
     pub methods: Vec<MethodScore>,
     /// Pixels where float and int8 CNN classes differ, over all pixels.
     pub float_int8_disagreement: f64,
+    /// The int8 ONNX file (QDQ, through tract) against the engine on the same features,
+    /// when that file was given.
+    pub qdq_vs_engine: Option<QdqAgreement>,
+}
+
+/// How closely the int8 ONNX file reproduces the engine, over all pixels.
+#[derive(Clone, Copy, Debug, Serialize, PartialEq)]
+pub struct QdqAgreement {
+    /// Share of pixels with the same class.
+    pub same_class: f64,
+    /// Share of pixels whose every int8 logit is within 1 LSB of the engine's.
+    pub within_1_lsb: f64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -127,10 +139,12 @@ pub enum ModelEvalError {
     NoPlates,
 }
 
-/// Evaluates the blob (and, when given, the float ONNX) and the baselines on `dirs`.
+/// Evaluates the blob (and, when given, the float ONNX) and the baselines on `dirs`;
+/// with the int8 ONNX file it also measures how closely that file reproduces the engine.
 pub fn evaluate_model(
     blob: &[u8],
     float_onnx: Option<&Path>,
+    int8_onnx: Option<&Path>,
     dirs: &[PathBuf],
     cfg: &VerdictConfig,
     mut progress: impl FnMut(usize),
@@ -141,9 +155,11 @@ pub fn evaluate_model(
     let model = tqc_shared::blob::decode(blob).map_err(crate::infer::InferError::from)?;
     let quant = model.desc.input.quant;
     let input = model.desc.input.shape;
-    let float = float_onnx
-        .map(|p| OnnxModel::load(p, input.channels as usize, input.height as usize, input.width as usize))
-        .transpose()?;
+    let load = |p: &Path| OnnxModel::load(p, input.channels as usize, input.height as usize, input.width as usize);
+    let float = float_onnx.map(load).transpose()?;
+    let qdq = int8_onnx.map(load).transpose()?;
+    let q_out = model.desc.layers.last().map(|l| l.output);
+    let (mut qdq_same, mut qdq_within, mut qdq_total) = (0usize, 0usize, 0usize);
     let methods = [Method::Contrast, Method::Pct, Method::Ppt, Method::Tsr];
     let mut int8 = MethodScore::new("CNN int8 (engine)");
     let mut fl = MethodScore::new("CNN float (ONNX, tract)");
@@ -158,14 +174,26 @@ pub fn evaluate_model(
         let (w, h) = (seq.width, seq.height);
         let out = infer(blob, &seq, cfg, &AcquisitionLimits::DEFAULT)?;
         int8.add(&out.classes, &labels, dir, w, h, cfg);
-        if let Some(f) = &float {
-            let (c, px) = (input.channels as usize, w * h);
-            let mut chw = vec![0.0f32; c * px];
-            for p in 0..px {
-                for k in 0..c {
-                    chw[k * px + p] = quant.scale * (out.features[p * c + k] as i32 - quant.zero_point as i32) as f32;
-                }
+        let (c, px) = (input.channels as usize, w * h);
+        let mut chw = vec![0.0f32; c * px];
+        for p in 0..px {
+            for k in 0..c {
+                chw[k * px + p] = quant.scale * (out.features[p * c + k] as i32 - quant.zero_point as i32) as f32;
             }
+        }
+        if let (Some(m), Some(q)) = (&qdq, q_out) {
+            let classes = out.class_names.len();
+            let logits = m.logits(&chw)?;
+            for (p, (&engine_class, qdq_class)) in out.classes.iter().zip(argmax_chw(&logits, classes)).enumerate() {
+                qdq_same += usize::from(engine_class == qdq_class);
+                qdq_within += usize::from((0..classes).all(|k| {
+                    let v = ((logits[k * px + p] / q.scale).round() as i32 + q.zero_point as i32).clamp(-128, 127);
+                    (v - out.logits[p * classes + k] as i32).abs() <= 1
+                }));
+            }
+            qdq_total += px;
+        }
+        if let Some(f) = &float {
             let classes = argmax_chw(&f.logits(&chw)?, out.class_names.len());
             differ += classes.iter().zip(&out.classes).filter(|(a, b)| a != b).count();
             total += px;
@@ -202,6 +230,10 @@ pub fn evaluate_model(
         plates: dirs.iter().map(|d| d.display().to_string()).collect(),
         methods: methods_out,
         float_int8_disagreement: differ as f64 / total.max(1) as f64,
+        qdq_vs_engine: qdq.map(|_| QdqAgreement {
+            same_class: qdq_same as f64 / qdq_total.max(1) as f64,
+            within_1_lsb: qdq_within as f64 / qdq_total.max(1) as f64,
+        }),
     })
 }
 

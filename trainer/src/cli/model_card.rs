@@ -29,10 +29,14 @@ pub fn run(model: &Path, data: &Path, split: &str, json: Option<&Path>, card: Op
     }
     let float = model.with_extension("onnx");
     let float = float.exists().then_some(float);
+    let qdq = model.with_extension("int8.onnx");
+    let qdq = qdq.exists().then_some(qdq);
     let bar = ProgressBar::new(dirs.len() as u64);
     bar.set_style(ProgressStyle::with_template("plates [{bar:40}] {pos}/{len} {elapsed}")?.progress_chars("=> "));
     let cfg = VerdictConfig::DEFAULT;
-    let e = evaluate_model(&blob, float.as_deref(), &dirs, &cfg, |n| bar.set_position(n as u64))?;
+    let e = evaluate_model(&blob, float.as_deref(), qdq.as_deref(), &dirs, &cfg, |n| {
+        bar.set_position(n as u64)
+    })?;
     bar.finish_and_clear();
     println!(
         "{} on {} {split} plates of {}:\n",
@@ -45,6 +49,13 @@ pub fn run(model: &Path, data: &Path, split: &str, json: Option<&Path>, card: Op
         "\nfloat vs int8 CNN classes differ on {:.4} % of pixels",
         100.0 * e.float_int8_disagreement
     );
+    if let Some(q) = e.qdq_vs_engine {
+        println!(
+            "int8 ONNX (tract) vs engine: same class on {:.4} % of pixels, logits within 1 LSB on {:.4} %",
+            100.0 * q.same_class,
+            100.0 * q.within_1_lsb
+        );
+    }
     let json_path = json
         .map(Path::to_path_buf)
         .unwrap_or_else(|| model.with_extension("evaluation.json"));
@@ -281,6 +292,14 @@ fn model_card(model: &Path, blob: &[u8], e: &ModelEvaluation, split: &str) -> Re
         "\nFloat and int8 CNN classes differ on {:.4} % of the pixels. Baselines flag defects without a class, so they have no per-class IoU.\n",
         100.0 * e.float_int8_disagreement
     );
+    if let Some(q) = e.qdq_vs_engine {
+        let _ = writeln!(
+            s,
+            "The int8 ONNX file (QDQ, run by tract) against the engine on these plates' features: same class on {:.4} % of the pixels, every logit within 1 LSB on {:.4} %.\n",
+            100.0 * q.same_class,
+            100.0 * q.within_1_lsb
+        );
+    }
     if let Some(int8) = e.methods.iter().find(|m| m.method.starts_with("CNN int8")) {
         let best_baseline = e
             .methods
