@@ -662,8 +662,8 @@ mod tests {
         // The spot stands out by its 8 % (less what it adds to its own window's mean).
         let spot = at(&local, 30, 20);
         assert!((0.06..0.08).contains(&spot), "spot {spot}");
-        // A window wider than the image is the image mean.
-        assert_eq!(amplitude(&rise, w, 81).unwrap().len(), w * h);
+        // Windows wider than the image, clipped at every border, are covered by the
+        // property test above (images up to 23 pixels wide, windows up to 23).
         assert_eq!(
             amplitude(&rise, 7, 21),
             Err(FeatureError::Width {
