@@ -3,7 +3,7 @@
 //! ```text
 //! offset  size  field
 //!      0     4  magic "TQCM"
-//!      4     2  format version (little endian), currently 2
+//!      4     2  format version (little endian): [`FORMAT_VERSION`]
 //!      6     2  reserved, 0
 //!      8     4  payload length in bytes (little endian)
 //!     12     4  CRC-32 (ISO-HDLC, as zlib) of the payload (little endian)

@@ -37,8 +37,9 @@ pub enum EngineError {
     TooManyRows { height: usize },
     #[error("this engine was planned for {0:?} execution")]
     WrongMode(Mode),
-    #[error("layer {layer}: {source}")]
-    Kernel { layer: usize, source: KernelError },
+    // The kernel's reason is in the message, not a `source`: a chain would say it twice.
+    #[error("layer {layer}: {error}")]
+    Kernel { layer: usize, error: KernelError },
     #[error("arena plan is inconsistent at {0} (engine bug)")]
     Plan(&'static str),
 }
@@ -384,7 +385,7 @@ impl<'m, 'a> Engine<'m, 'a> {
                 .get_mut(..p.out_features)
                 .ok_or(EngineError::Plan("region outside the arena"))?;
             accumulate::<M>(&p, weights, bytemuck::cast_slice(x), y * row_len, acc, cols)
-                .map_err(|source| EngineError::Kernel { layer: i, source })?;
+                .map_err(|error| EngineError::Kernel { layer: i, error })?;
             self.accumulated[i] += 1;
         }
         Ok(())
@@ -428,7 +429,7 @@ impl<'m, 'a> Engine<'m, 'a> {
             .ok_or(EngineError::Plan("region outside the arena"))?;
         let table = ChannelTable(words(table)?);
         let weights = self.model.weights(i);
-        let kernel_err = |source| EngineError::Kernel { layer: i, source };
+        let kernel_err = |error| EngineError::Kernel { layer: i, error };
         match info.kernel {
             Kernel::Conv(p) => {
                 let [g, c, _] = scratch_layout(&info.kernel, info.input.row_len());

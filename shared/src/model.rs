@@ -115,8 +115,8 @@ pub struct ModelDesc<'a> {
 pub enum LayerProblem {
     #[error("{what} is not a positive finite number")]
     Scale { what: &'static str },
-    #[error("requantization factor of channel {channel}: {source}")]
-    Requant { channel: usize, source: ScaleError },
+    #[error("requantization factor of channel {channel}: {error}")]
+    Requant { channel: usize, error: ScaleError },
     #[error("{what} has {found} bytes, expected {expected}")]
     Length {
         what: &'static str,
@@ -393,7 +393,7 @@ fn check_weighted(layer: &Layer<'_>, channels: usize, weights: usize, input: Qua
             return Err(LayerProblem::Scale { what: "weight scale" });
         }
         let real = input.scale as f64 * s as f64 / layer.output.scale as f64;
-        quantize_multiplier(real).map_err(|source| LayerProblem::Requant { channel, source })?;
+        quantize_multiplier(real).map_err(|error| LayerProblem::Requant { channel, error })?;
     }
     Ok(())
 }

@@ -42,6 +42,33 @@ pub enum Verdict {
     Retest,
 }
 
+impl Verdict {
+    pub const ALL: [Verdict; 3] = [Verdict::Pass, Verdict::Fail, Verdict::Retest];
+
+    /// The name on the LED and in the host's verdict file.
+    pub const fn label(self) -> &'static str {
+        match self {
+            Verdict::Pass => "PASS",
+            Verdict::Fail => "FAIL",
+            Verdict::Retest => "RETEST",
+        }
+    }
+
+    /// The LED's colour.
+    pub const fn colour(self) -> &'static str {
+        match self {
+            Verdict::Pass => "green",
+            Verdict::Fail => "red",
+            Verdict::Retest => "amber",
+        }
+    }
+
+    /// The verdict a [`Verdict::label`] names.
+    pub fn from_label(label: &str) -> Option<Verdict> {
+        Self::ALL.into_iter().find(|v| v.label() == label)
+    }
+}
+
 /// One connected region of a defect class.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

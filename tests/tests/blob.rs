@@ -211,7 +211,7 @@ fn invalid_fields_name_what_is_wrong() {
         0,
         LayerProblem::Requant {
             channel: 2,
-            source: ScaleError::TooLarge,
+            error: ScaleError::TooLarge,
         },
     );
     expect_layer_problem(

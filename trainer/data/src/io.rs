@@ -1,0 +1,154 @@
+//! Writing files so that an interrupted run never leaves half of one: everything goes to a
+//! `.partial` sibling first and is renamed over the target when complete.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+
+/// A file that could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("cannot write {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {reason}")]
+    Npy { path: PathBuf, reason: String },
+    #[error("cannot move {from} to {to}")]
+    Rename {
+        from: PathBuf,
+        to: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot serialize {path}")]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// `path` with `.partial` appended: where it is written before it is complete.
+pub fn partial_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".partial");
+    PathBuf::from(s)
+}
+
+/// Moves a complete `.partial` file over its target.
+pub fn commit(partial: &Path, path: &Path) -> Result<(), WriteError> {
+    std::fs::rename(partial, path).map_err(|source| WriteError::Rename {
+        from: partial.to_path_buf(),
+        to: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes `bytes` to `path` atomically.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
+    let partial = partial_path(path);
+    std::fs::write(&partial, bytes).map_err(|source| WriteError::Write {
+        path: partial.clone(),
+        source,
+    })?;
+    commit(&partial, path)
+}
+
+/// Writes `value` as pretty JSON to `path` atomically.
+pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), WriteError> {
+    let text = serde_json::to_string_pretty(value).map_err(|source| WriteError::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    write_atomic(path, text.as_bytes())
+}
+
+/// A `.npy` file being written frame by frame (the simulator's `sequence.npy`), under its
+/// `.partial` name until [`NpyStream::finish`].
+pub struct NpyStream<T: npyz::AutoSerialize> {
+    writer: npyz::NpyWriter<T, BufWriter<File>>,
+    partial: PathBuf,
+    path: PathBuf,
+}
+
+impl<T: npyz::AutoSerialize> NpyStream<T> {
+    pub fn create(path: &Path, shape: &[u64]) -> Result<Self, WriteError> {
+        let partial = partial_path(path);
+        let file = File::create(&partial).map_err(|source| WriteError::Write {
+            path: partial.clone(),
+            source,
+        })?;
+        let writer = npyz::WriteOptions::new()
+            .default_dtype()
+            .shape(shape)
+            .writer(BufWriter::new(file))
+            .begin_nd()
+            .map_err(|source| WriteError::Write {
+                path: partial.clone(),
+                source,
+            })?;
+        Ok(NpyStream {
+            writer,
+            partial,
+            path: path.to_path_buf(),
+        })
+    }
+
+    pub fn extend(&mut self, values: impl IntoIterator<Item = T>) -> Result<(), WriteError> {
+        let partial = &self.partial;
+        self.writer.extend(values).map_err(|source| WriteError::Write {
+            path: partial.clone(),
+            source,
+        })
+    }
+
+    /// Checks the element count against the shape, flushes and renames into place.
+    pub fn finish(self) -> Result<(), WriteError> {
+        let NpyStream { writer, partial, path } = self;
+        writer.finish().map_err(|source| WriteError::Write {
+            path: partial.clone(),
+            source,
+        })?;
+        commit(&partial, &path)
+    }
+}
+
+/// Writes a whole `.npy` file atomically.
+pub fn write_npy<T: npyz::AutoSerialize + Copy>(path: &Path, shape: &[u64], data: &[T]) -> Result<(), WriteError> {
+    let mut w = NpyStream::create(path, shape)?;
+    w.extend(data.iter().copied())?;
+    w.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_writes_leave_no_partial_and_replace_the_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.json");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert!(!partial_path(&p).exists());
+        let n = dir.path().join("x.npy");
+        write_npy(&n, &[2, 2], &[1u8, 2, 3, 4]).unwrap();
+        assert!(n.is_file() && !partial_path(&n).exists());
+        // A wrong element count is an error and the target is not created.
+        let bad = dir.path().join("bad.npy");
+        let mut w = NpyStream::<u8>::create(&bad, &[3]).unwrap();
+        w.extend([1u8]).unwrap();
+        assert!(w.finish().is_err());
+        assert!(!bad.exists());
+    }
+
+    #[test]
+    fn a_folder_that_does_not_exist_is_named() {
+        let e = write_atomic(Path::new("/nonexistent-dir/x.bin"), b"").unwrap_err();
+        assert!(e.to_string().contains("/nonexistent-dir/x.bin.partial"), "{e}");
+    }
+}

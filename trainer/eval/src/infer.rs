@@ -1,0 +1,124 @@
+//! The host twin of the device: a recording through the shared feature extractor and the
+//! shared int8 engine (portable path, streaming, bit-exact with the device's DSP path),
+//! argmax per pixel, defect regions and the verdict — the same code and the same bytes
+//! the firmware produces.
+
+use tqc_shared::blob;
+use tqc_shared::engine::{Engine, EngineError};
+use tqc_shared::inspection::{Acquisition, AcquisitionLimits, Fault};
+use tqc_shared::kernels::argmax;
+use tqc_shared::kernels::mac::Portable;
+use tqc_shared::planner::Mode;
+use tqc_shared::verdict::{Findings, Verdict, VerdictConfig, VerdictError, inspect};
+
+use tqc_data::sequence::Sequence;
+
+/// Most regions a report keeps (the largest first).
+pub const MAX_REGIONS: usize = 32;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InferError {
+    #[error("model")]
+    Blob(#[from] blob::BlobError),
+    #[error("the model has no feature schedule: it is not an inspection model")]
+    NotInspectionModel,
+    #[error("the model takes {model_h}×{model_w} frames, the sequence has {seq_h}×{seq_w}")]
+    FrameSize {
+        model_h: usize,
+        model_w: usize,
+        seq_h: usize,
+        seq_w: usize,
+    },
+    #[error("features")]
+    Features(#[from] tqc_shared::features::FeatureError),
+    #[error("engine")]
+    Engine(#[from] EngineError),
+    #[error("verdict")]
+    Verdict(#[from] VerdictError),
+}
+
+/// Everything one inspection produces.
+#[derive(Clone, Debug)]
+pub struct Inference {
+    pub height: usize,
+    pub width: usize,
+    /// Model input, HWC int8.
+    pub features: Vec<i8>,
+    /// Model output, HWC int8 logits.
+    pub logits: Vec<i8>,
+    /// Class per pixel, row-major.
+    pub classes: Vec<u8>,
+    pub class_names: Vec<String>,
+    pub findings: Findings<MAX_REGIONS>,
+    /// Frames, saturated readings and heating rise of the recording.
+    pub acquisition: Acquisition,
+    /// Why the device would not trust this acquisition (the verdict is then RETEST).
+    pub fault: Option<Fault>,
+}
+
+/// Runs the model `blob` on a feature image (HWC int8): logits and classes.
+pub fn run_features(blob_bytes: &[u8], features: &[i8]) -> Result<(Vec<i8>, Vec<u8>), InferError> {
+    let model = blob::decode(blob_bytes)?;
+    // u64 storage gives the engine its 8-byte alignment.
+    let mut arena = vec![0u64; model.desc.arena_bytes as usize / 8 + 1];
+    let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut arena);
+    let mut engine = Engine::new(&model, bytes, Mode::Streaming)?;
+    let shape = model.output_shape();
+    let (row_len, depth) = (shape.row_len(), shape.channels as usize);
+    let mut logits = vec![0i8; shape.len()];
+    engine.run_streaming_with::<Portable>(features, &mut |y, row| {
+        logits[y * row_len..(y + 1) * row_len].copy_from_slice(row)
+    })?;
+    let classes = logits
+        .chunks_exact(depth)
+        .map(|px| argmax(px).unwrap_or(0) as u8)
+        .collect();
+    Ok((logits, classes))
+}
+
+/// Inspects a recording with the model `blob`. An acquisition outside `limits` (the
+/// device's, [`AcquisitionLimits::DEFAULT`] unless the station is configured otherwise)
+/// still gets its class map, but the verdict is RETEST with the fault, as on the device.
+pub fn infer(
+    blob_bytes: &[u8],
+    seq: &Sequence,
+    cfg: &VerdictConfig,
+    limits: &AcquisitionLimits,
+) -> Result<Inference, InferError> {
+    let model = blob::decode(blob_bytes)?;
+    let spec = model
+        .desc
+        .input
+        .features
+        .clone()
+        .ok_or(InferError::NotInspectionModel)?;
+    let input = model.desc.input.shape;
+    if (input.height as usize, input.width as usize) != (seq.height, seq.width) {
+        return Err(InferError::FrameSize {
+            model_h: input.height as usize,
+            model_w: input.width as usize,
+            seq_h: seq.height,
+            seq_w: seq.width,
+        });
+    }
+    let (features, acquisition) = crate::features::feature_image(seq, &spec, model.desc.input.quant)?;
+    let fault = limits.check(&acquisition).err();
+    let (logits, classes) = run_features(blob_bytes, &features)?;
+    let mut map = classes.clone();
+    let mut stack = vec![0u32; map.len()];
+    let mut findings = inspect::<MAX_REGIONS>(&mut map, seq.width, seq.height, &mut stack, cfg)?;
+    if fault.is_some() {
+        findings.verdict = Verdict::Retest;
+    }
+    Ok(Inference {
+        height: seq.height,
+        width: seq.width,
+        features,
+        logits,
+        classes,
+        class_names: model.desc.classes.iter().map(|s| s.to_string()).collect(),
+        findings,
+        acquisition,
+        fault,
+    })
+}

@@ -1,0 +1,127 @@
+//! The host twin's verdict file: an [`Inference`] in the device's terms, and, for a
+//! simulated recording, its true defects against the class map.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use tqc_data::recording::PlateGeometry;
+use tqc_data::sequence::Sequence;
+use tqc_data::verdict::{AcquisitionEntry, RegionEntry, TrueDefect, Truth, VerdictFile};
+use tqc_data::{RecordingMeta, ReadOptions};
+
+use crate::infer::Inference;
+use crate::score::{ScoreError, evaluate, footprints_of};
+
+/// Diameter of the disc of `area`.
+fn equivalent_diameter(area: f64) -> f64 {
+    2.0 * (area / std::f64::consts::PI).sqrt()
+}
+
+fn class_name(out: &Inference, class: u8) -> String {
+    out.class_names.get(class as usize).cloned().unwrap_or_default()
+}
+
+/// The verdict file of `out`, the inspection of the recording in `recording` by `model`.
+pub fn verdict_file(out: &Inference, model: &str, recording: &Path) -> Result<VerdictFile, ScoreError> {
+    let f = &out.findings;
+    let geometry = RecordingMeta::find(recording)?
+        .map(|m| PlateGeometry::new(m.specimen.view_mm(), out.width, out.height));
+    let regions = f
+        .regions
+        .iter()
+        .map(|r| {
+            let (cx, cy) = r.centroid();
+            RegionEntry {
+                box_px: [r.min_x, r.min_y, r.max_x, r.max_y],
+                centroid_mm: geometry.map(|g| g.mm(cx as f64, cy as f64)),
+                centroid_px: [cx as f64, cy as f64],
+                class: class_name(out, r.class),
+                equivalent_diameter_mm: geometry.map(|g| equivalent_diameter(r.pixels as f64 * g.pixel_mm2())),
+                equivalent_diameter_px: equivalent_diameter(r.pixels as f64),
+                pixels: r.pixels,
+            }
+        })
+        .collect();
+    let class_pixels: BTreeMap<String, u32> = out
+        .class_names
+        .iter()
+        .zip(f.class_pixels)
+        .map(|(n, p)| (n.clone(), p))
+        .collect();
+    Ok(VerdictFile {
+        acquisition: AcquisitionEntry {
+            frames: out.acquisition.frames,
+            median_rise_k: out.acquisition.median_rise_ck as f64 / 100.0,
+            saturated_permille: out.acquisition.saturated_permille(),
+            saturated_readings: out.acquisition.saturated,
+        },
+        class_pixels,
+        fault: out.fault.map(|f| f.to_string()),
+        height: out.height,
+        model: model.to_string(),
+        region_count: f.region_count,
+        regions,
+        truth: truth(recording, out, geometry)?,
+        verdict: f.verdict,
+        width: out.width,
+    })
+}
+
+/// The recording's true defects (simulated recordings only) against the class map: for
+/// each, where it is, how large, how deep, and whether a defect region covers it.
+fn truth(dir: &Path, out: &Inference, geometry: Option<PlateGeometry>) -> Result<Option<Truth>, ScoreError> {
+    let Some(geo) = geometry else { return Ok(None) };
+    let Some((footprints, pixel_mm2)) = footprints_of(dir)? else {
+        return Ok(None);
+    };
+    // Labels are read with the recording's own options; a folder without them has no truth.
+    let Ok(Some(labels)) = Sequence::open(dir, &ReadOptions::default()).map(|s| s.labels) else {
+        return Ok(None);
+    };
+    let e = evaluate(&out.classes, &labels, &footprints, Some(pixel_mm2));
+    let defects = footprints
+        .iter()
+        .zip(&e.defects)
+        .map(|(f, d)| {
+            let n = f.pixels.len().max(1) as f64;
+            let cx = f.pixels.iter().map(|&p| (p % out.width) as f64).sum::<f64>() / n;
+            let cy = f.pixels.iter().map(|&p| (p / out.width) as f64).sum::<f64>() / n;
+            TrueDefect {
+                centre_mm: geo.mm(cx, cy),
+                class: class_name(out, d.class),
+                depth_mm: d.depth_mm.is_finite().then_some(d.depth_mm),
+                equivalent_diameter_mm: equivalent_diameter(f.pixels.len() as f64 * pixel_mm2),
+                flagged_pixels: d.flagged,
+                found: d.found,
+                name: d.name.clone(),
+                pixels: d.pixels,
+            }
+        })
+        .collect();
+    Ok(Some(Truth {
+        defects,
+        false_call_pixels: e.false_call_pixels,
+        found: e.found,
+        pixel_mm: [geo.dx, geo.dy],
+    }))
+}
+
+/// The frame of largest spatial spread of the rise over the cold image: where defects
+/// show best (the background of the overlay images).
+pub fn best_contrast(seq: &Sequence) -> Vec<f32> {
+    let cold = seq.cold();
+    let mut best = (f64::NEG_INFINITY, vec![0.0; seq.pixels()]);
+    for k in 0..seq.frames {
+        if seq.times[k] <= 0.0 {
+            continue;
+        }
+        let rise: Vec<f32> = seq.frame(k).iter().zip(&cold).map(|(a, b)| a - b).collect();
+        let n = rise.len() as f64;
+        let mean = rise.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let var = rise.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+        if var > best.0 {
+            best = (var, rise);
+        }
+    }
+    best.1
+}

@@ -1,0 +1,144 @@
+//! Plates as training samples: features through the shared extractor, augmentation,
+//! batches.
+
+use burn::module::{AutodiffModule, Module};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, PaddingConfig2d};
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, Optimizer, SgdConfig};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{ElementConversion, Int, Tensor, TensorData, activation};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+
+use tqc_data::sequence::{ReadOptions, Sequence};
+
+use super::*;
+
+/// One plate ready for training: features CHW (float) and labels.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub features: Vec<f32>,
+    pub labels: Vec<u8>,
+    /// The int8 feature image as the device computes it (HWC); empty for augmented copies.
+    pub image: Vec<i8>,
+    /// True defect depth per pixel in mm (NaN sound, 0 surface) from `depth.npy`; empty
+    /// when the recording has none, and for augmented copies.
+    pub depth_mm: Vec<f32>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error(transparent)]
+    Sequence(#[from] tqc_data::SequenceError),
+    #[error("{path}: features")]
+    Features {
+        path: String,
+        source: tqc_shared::features::FeatureError,
+    },
+    #[error("{0}: no labels.npy, so no ground truth to train on")]
+    NoLabels(String),
+}
+
+/// Reads a recording, computes its features with the shared extractor, dequantizes them.
+pub fn load_sample(
+    dir: &std::path::Path,
+    spec: &tqc_shared::features::FeatureSpec,
+    quant: tqc_shared::model::QuantParams,
+) -> Result<Sample, DataError> {
+    let seq = Sequence::open(dir, &ReadOptions::default())?;
+    let labels = seq
+        .labels
+        .clone()
+        .ok_or_else(|| DataError::NoLabels(dir.display().to_string()))?;
+    let (image, _) = tqc_eval::features::feature_image(&seq, spec, quant).map_err(|source| DataError::Features {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    let c = spec.channels();
+    let features = tqc_eval::features::dequantize_chw(&image, c, quant);
+    Ok(Sample {
+        channels: c,
+        height: seq.height,
+        width: seq.width,
+        features,
+        labels,
+        image,
+        depth_mm: seq.depth_mm.clone().unwrap_or_default(),
+    })
+}
+
+/// An augmented copy of `s`; features stay on the int8 grid of `quant`.
+pub fn augment(s: &Sample, a: &Augment, quant: tqc_shared::model::QuantParams, rng: &mut ChaCha8Rng) -> Sample {
+    let (c, h, w) = (s.channels, s.height, s.width);
+    let px = h * w;
+    let (flip_x, flip_y) = if a.flips {
+        (rng.random::<bool>(), rng.random::<bool>())
+    } else {
+        (false, false)
+    };
+    let gain = 1.0 + a.gain * (2.0 * rng.random::<f32>() - 1.0);
+    let (tx, ty) = (
+        a.tilt * (2.0 * rng.random::<f32>() - 1.0),
+        a.tilt * (2.0 * rng.random::<f32>() - 1.0),
+    );
+    let noise = Normal::new(0.0f32, a.noise.max(0.0)).ok();
+    let (lo, hi) = (
+        quant.scale * (-128 - quant.zero_point as i32) as f32,
+        quant.scale * (127 - quant.zero_point as i32) as f32,
+    );
+    let mut out = Sample {
+        channels: c,
+        height: h,
+        width: w,
+        features: vec![0.0; s.features.len()],
+        labels: vec![0; px],
+        image: Vec::new(),
+        depth_mm: Vec::new(),
+    };
+    for y in 0..h {
+        let sy = if flip_y { h - 1 - y } else { y };
+        for x in 0..w {
+            let sx = if flip_x { w - 1 - x } else { x };
+            let (d, src) = (y * w + x, sy * w + sx);
+            out.labels[d] = s.labels[src];
+            let u = 2.0 * x as f32 / (w.max(2) - 1) as f32 - 1.0;
+            let v = 2.0 * y as f32 / (h.max(2) - 1) as f32 - 1.0;
+            for k in 0..c {
+                let mut f = s.features[k * px + src];
+                if k == 0 {
+                    // The amplitude is a ratio stored as its deviation from 1.
+                    f = (f + 1.0) * gain * (1.0 + tx * u + ty * v) - 1.0;
+                }
+                if let Some(n) = noise {
+                    f += n.sample(rng);
+                }
+                // Back onto the device's grid: the network only ever sees int8 features.
+                let q = (f / quant.scale).round() * quant.scale;
+                out.features[k * px + d] = q.clamp(lo, hi);
+            }
+        }
+    }
+    out
+}
+
+fn batch<B: Backend>(samples: &[&Sample], device: &B::Device) -> (Tensor<B, 4>, Tensor<B, 1, Int>) {
+    let s0 = samples[0];
+    let (c, h, w) = (s0.channels, s0.height, s0.width);
+    let mut x = Vec::with_capacity(samples.len() * c * h * w);
+    let mut y = Vec::with_capacity(samples.len() * h * w);
+    for s in samples {
+        x.extend_from_slice(&s.features);
+        y.extend(s.labels.iter().map(|&l| l as i64));
+    }
+    let x = Tensor::from_data(TensorData::new(x, [samples.len(), c, h, w]), device);
+    let y = Tensor::from_data(TensorData::new(y, [samples.len() * h * w]), device);
+    (x, y)
+}

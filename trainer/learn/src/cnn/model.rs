@@ -1,0 +1,196 @@
+//! The network: ThermoNet, the trait the training loop trains, and its weights on disk
+//! with the configuration beside them.
+
+use burn::module::{AutodiffModule, Module};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, PaddingConfig2d};
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, Optimizer, SgdConfig};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{ElementConversion, Int, Tensor, TensorData, activation};
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+
+use tqc_data::sequence::{ReadOptions, Sequence};
+
+use super::*;
+
+/// Classes of the per-pixel map.
+pub const CLASSES: usize = tqc_data::Class::COUNT;
+
+#[derive(Module, Debug)]
+pub struct ThermoNet<B: Backend> {
+    pub(crate) conv1: Conv2d<B>,
+    pub(crate) bn1: Option<BatchNorm<B>>,
+    pub(crate) conv2: Conv2d<B>,
+    pub(crate) bn2: Option<BatchNorm<B>>,
+    pub(crate) conv3: Conv2d<B>,
+    pub(crate) bn3: Option<BatchNorm<B>>,
+    pub(crate) dropout: Dropout,
+    pub(crate) head: Conv2d<B>,
+}
+
+impl<B: Backend> ThermoNet<B> {
+    /// `batch_norm` adds a batch norm after each hidden convolution (folded at export).
+    pub fn new(channels: usize, width: usize, dropout: f64, batch_norm: bool, device: &B::Device) -> Self {
+        let bn = || batch_norm.then(|| BatchNormConfig::new(width).init(device));
+        let conv = |i: usize, o: usize, k: usize| {
+            Conv2dConfig::new([i, o], [k, k])
+                .with_padding(PaddingConfig2d::Same)
+                .init(device)
+        };
+        ThermoNet {
+            conv1: conv(channels, width, 3),
+            bn1: bn(),
+            conv2: conv(width, width, 3),
+            bn2: bn(),
+            conv3: conv(width, width, 3),
+            bn3: bn(),
+            dropout: DropoutConfig::new(dropout).init(),
+            head: conv(width, CLASSES, 1),
+        }
+    }
+
+    /// `[batch, K, H, W]` features to `[batch, 3, H, W]` logits.
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let norm = |bn: &Option<BatchNorm<B>>, x: Tensor<B, 4>| match bn {
+            Some(bn) => bn.forward(x),
+            None => x,
+        };
+        let x = activation::relu(norm(&self.bn1, self.conv1.forward(x)));
+        let x = activation::relu(norm(&self.bn2, self.conv2.forward(x)));
+        let x = activation::relu(norm(&self.bn3, self.conv3.forward(x)));
+        self.head.forward(self.dropout.forward(x))
+    }
+
+    /// The trained layers in order, for folding and export: the three 3×3 convolutions
+    /// with their batch norms, then the head.
+    pub fn layers(&self) -> ([HiddenLayer<'_, B>; 3], &Conv2d<B>) {
+        (
+            [
+                (&self.conv1, self.bn1.as_ref()),
+                (&self.conv2, self.bn2.as_ref()),
+                (&self.conv3, self.bn3.as_ref()),
+            ],
+            &self.head,
+        )
+    }
+}
+
+/// A hidden convolution and its batch norm, if any.
+pub type HiddenLayer<'a, B> = (&'a Conv2d<B>, Option<&'a BatchNorm<B>>);
+
+/// A per-pixel classifier the training loop can train: the ThermoNet, or a network
+/// burn-import generated from a shipped ONNX file (fine-tuning).
+pub trait Segmenter<B: Backend>: Module<B> + Clone {
+    /// `[batch, K, H, W]` features to `[batch, classes, H, W]` logits.
+    fn segment(&self, x: Tensor<B, 4>) -> Tensor<B, 4>;
+    /// Sum of |w| over the convolution weights (the L1 penalty), if any.
+    fn l1(&self) -> Option<Tensor<B, 1>>;
+}
+
+impl<B: Backend> Segmenter<B> for ThermoNet<B> {
+    fn segment(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.forward(x)
+    }
+
+    fn l1(&self) -> Option<Tensor<B, 1>> {
+        let (convs, head) = self.layers();
+        convs
+            .iter()
+            .map(|(c, _)| c.weight.val())
+            .chain(std::iter::once(head.weight.val()))
+            .map(|w| w.abs().sum())
+            .reduce(|a, b| a + b)
+    }
+}
+
+/// Recorder of trained weights (full precision, named MessagePack).
+pub type Recorder = burn::record::NamedMpkFileRecorder<burn::record::FullPrecisionSettings>;
+
+/// The shape of a [`ThermoNet`], saved as `<weights>.json` beside the weights so that
+/// loading needs nothing else.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ThermoNetConfig {
+    /// Feature channels of the input.
+    pub channels: usize,
+    /// Feature maps per hidden layer.
+    pub width: usize,
+    /// Batch norm after each hidden convolution.
+    pub batch_norm: bool,
+}
+
+impl ThermoNetConfig {
+    /// A fresh network of this shape, with `dropout` before the head in training.
+    pub fn init<B: Backend>(&self, dropout: f64, device: &B::Device) -> ThermoNet<B> {
+        ThermoNet::new(self.channels, self.width, dropout, self.batch_norm, device)
+    }
+}
+
+/// Why saved weights cannot be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum WeightsError {
+    #[error("weights {path}")]
+    Record {
+        path: std::path::PathBuf,
+        #[source]
+        source: burn::record::RecorderError,
+    },
+    #[error("cannot read the network configuration {path}")]
+    ConfigRead {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: not a ThermoNet configuration: {reason}")]
+    ConfigParse { path: std::path::PathBuf, reason: String },
+    #[error(transparent)]
+    ConfigWrite(#[from] tqc_data::io::WriteError),
+}
+
+/// Where the configuration of weights saved at `path` lives.
+pub fn config_path(path: &std::path::Path) -> std::path::PathBuf {
+    path.with_extension("json")
+}
+
+/// Writes the weights to `path` (`.mpk` is added) and the configuration beside them
+/// (`.json`).
+pub fn save<B: Backend>(model: &ThermoNet<B>, path: &std::path::Path) -> Result<(), WeightsError> {
+    let config = ThermoNetConfig {
+        channels: model.conv1.weight.dims()[1],
+        width: model.conv1.weight.dims()[0],
+        batch_norm: model.bn1.is_some(),
+    };
+    tqc_data::io::write_json(&config_path(path), &config)?;
+    model
+        .clone()
+        .save_file(path.to_path_buf(), &Recorder::new())
+        .map_err(|source| WeightsError::Record {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Reads weights written by [`save`], shaped by the configuration beside them.
+pub fn load<B: Backend>(path: &std::path::Path, device: &B::Device) -> Result<ThermoNet<B>, WeightsError> {
+    let cpath = config_path(path);
+    let text = std::fs::read_to_string(&cpath).map_err(|source| WeightsError::ConfigRead {
+        path: cpath.clone(),
+        source,
+    })?;
+    let config: ThermoNetConfig = serde_json::from_str(&text).map_err(|e| WeightsError::ConfigParse {
+        path: cpath,
+        reason: e.to_string(),
+    })?;
+    config
+        .init(0.0, device)
+        .load_file(path.to_path_buf(), &Recorder::new(), device)
+        .map_err(|source| WeightsError::Record {
+            path: path.to_path_buf(),
+            source,
+        })
+}

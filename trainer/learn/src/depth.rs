@@ -1,0 +1,265 @@
+//! A depth head for in-depth defects, measured on a trained network: a 1×1 convolution
+//! from the last hidden maps to the defect depth in mm, fitted by least squares on the
+//! true in-depth pixels of the training plates with the trunk frozen — the optimum an
+//! L2-trained 1×1 head on that trunk would approach. It says how much depth the trunk's
+//! features carry; it is not part of the exported model.
+//!
+//! Scored on the true in-depth pixels of held-out plates (mean absolute error in mm), per
+//! defect (median estimate over its footprint against its depth), and against the
+//! trivial estimate, the training plates' mean depth.
+
+use nalgebra::{DMatrix, DVector};
+use serde::Serialize;
+
+use crate::cnn::Sample;
+use tqc_eval::score::components;
+use crate::export::fold::FloatNet;
+
+/// Class of in-depth defect pixels.
+const IN_DEPTH: u8 = 1;
+/// Ridge on the weights (not the bias): keeps the fit defined when a map is dead.
+const RIDGE: f64 = 1e-3;
+
+/// `depth_mm = weight · hidden + bias` per pixel.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DepthHead {
+    pub weight: Vec<f64>,
+    pub bias: f64,
+    /// Mean depth of the training pixels: the trivial estimate to beat.
+    pub mean_depth_mm: f64,
+    pub training_pixels: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DepthError {
+    #[error("plate {index} has no depth.npy: no ground truth for the depth")]
+    NoDepth { index: usize },
+    #[error("plate {index}: in-depth pixel {pixel} has depth {depth} mm")]
+    BadDepth { index: usize, pixel: usize, depth: f32 },
+    #[error("the training plates hold no in-depth defect pixel")]
+    NoDefects,
+    #[error("the least-squares system is singular")]
+    Singular,
+}
+
+/// The last hidden layer's maps (CHW) of a plate.
+fn hidden(net: &FloatNet, s: &Sample) -> Vec<f32> {
+    let mut acts = net.activations(&s.features, s.height, s.width);
+    // acts[0] is the input and the last is the logits: the one before is the trunk's end.
+    let at = acts.len().saturating_sub(2);
+    acts.swap_remove(at)
+}
+
+/// The true in-depth pixels of a plate and their depths.
+fn in_depth(s: &Sample, index: usize) -> Result<Vec<(usize, f64)>, DepthError> {
+    if s.depth_mm.len() != s.labels.len() {
+        return Err(DepthError::NoDepth { index });
+    }
+    let mut out = Vec::new();
+    for (pixel, (&l, &d)) in s.labels.iter().zip(&s.depth_mm).enumerate() {
+        if l == IN_DEPTH {
+            if !(d.is_finite() && d > 0.0) {
+                return Err(DepthError::BadDepth { index, pixel, depth: d });
+            }
+            out.push((pixel, d as f64));
+        }
+    }
+    Ok(out)
+}
+
+/// Fits the head on the true in-depth pixels of `train`.
+pub fn fit(net: &FloatNet, train: &[Sample]) -> Result<DepthHead, DepthError> {
+    let maps = net.layers.last().map_or(0, |l| l.in_channels);
+    let n = maps + 1;
+    // Normal equations, accumulated plate by plate (no matrix of all pixels).
+    let (mut xtx, mut xty) = (DMatrix::<f64>::zeros(n, n), DVector::<f64>::zeros(n));
+    let (mut count, mut sum) = (0usize, 0.0);
+    for (index, s) in train.iter().enumerate() {
+        let pixels = in_depth(s, index)?;
+        if pixels.is_empty() {
+            continue;
+        }
+        let h = hidden(net, s);
+        let px = s.height * s.width;
+        for (p, d) in pixels {
+            let x = DVector::<f64>::from_iterator(n, (0..maps).map(|c| h[c * px + p] as f64).chain([1.0]));
+            xtx.ger(1.0, &x, &x, 1.0);
+            xty.axpy(d, &x, 1.0);
+            count += 1;
+            sum += d;
+        }
+    }
+    if count == 0 {
+        return Err(DepthError::NoDefects);
+    }
+    for c in 0..maps {
+        xtx[(c, c)] += RIDGE * count as f64;
+    }
+    let solution = xtx.cholesky().ok_or(DepthError::Singular)?.solve(&xty);
+    Ok(DepthHead {
+        weight: solution.iter().take(maps).copied().collect(),
+        bias: solution[maps],
+        mean_depth_mm: sum / count as f64,
+        training_pixels: count,
+    })
+}
+
+impl DepthHead {
+    /// Depth estimate (mm) of every pixel of a plate; a defect lies below the face, so
+    /// the linear estimate is clamped at 0.
+    pub fn estimate(&self, net: &FloatNet, s: &Sample) -> Vec<f64> {
+        let h = hidden(net, s);
+        let px = s.height * s.width;
+        (0..px)
+            .map(|p| {
+                let linear = self.bias
+                    + self
+                        .weight
+                        .iter()
+                        .enumerate()
+                        .map(|(c, w)| w * h[c * px + p] as f64)
+                        .sum::<f64>();
+                linear.max(0.0)
+            })
+            .collect()
+    }
+}
+
+/// One in-depth defect of a held-out plate.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DefectDepth {
+    pub plate: usize,
+    pub depth_mm: f64,
+    pub pixels: usize,
+    /// Median estimate over the footprint.
+    pub estimate_mm: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DepthReport {
+    pub pixels: usize,
+    /// Mean absolute error over the true in-depth pixels.
+    pub mae_mm: f64,
+    /// The same for the training mean depth.
+    pub mean_estimate_mae_mm: f64,
+    pub defects: Vec<DefectDepth>,
+    /// Mean absolute error of the defects' median estimates.
+    pub defect_mae_mm: f64,
+    pub defect_mean_estimate_mae_mm: f64,
+}
+
+/// Scores `head` on the true in-depth pixels of `plates`.
+pub fn score(head: &DepthHead, net: &FloatNet, plates: &[Sample]) -> Result<DepthReport, DepthError> {
+    let (mut n, mut err, mut trivial) = (0usize, 0.0, 0.0);
+    let mut defects = Vec::new();
+    for (index, s) in plates.iter().enumerate() {
+        let pixels = in_depth(s, index)?;
+        if pixels.is_empty() {
+            continue;
+        }
+        let est = head.estimate(net, s);
+        for &(p, d) in &pixels {
+            n += 1;
+            err += (est[p] - d).abs();
+            trivial += (head.mean_depth_mm - d).abs();
+        }
+        for f in components(&s.labels, Some(&s.depth_mm), s.width, s.height) {
+            if f.class != IN_DEPTH {
+                continue;
+            }
+            let mut e: Vec<f64> = f.pixels.iter().map(|&p| est[p]).collect();
+            e.sort_by(f64::total_cmp);
+            defects.push(DefectDepth {
+                plate: index,
+                depth_mm: f.depth_mm,
+                pixels: f.pixels.len(),
+                estimate_mm: e[e.len() / 2],
+            });
+        }
+    }
+    let mean = |v: f64, k: usize| if k == 0 { f64::NAN } else { v / k as f64 };
+    let k = defects.len();
+    Ok(DepthReport {
+        pixels: n,
+        mae_mm: mean(err, n),
+        mean_estimate_mae_mm: mean(trivial, n),
+        defect_mae_mm: mean(defects.iter().map(|d| (d.estimate_mm - d.depth_mm).abs()).sum(), k),
+        defect_mean_estimate_mae_mm: mean(defects.iter().map(|d| (head.mean_depth_mm - d.depth_mm).abs()).sum(), k),
+        defects,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::fold::FloatConv;
+
+    /// A network whose last hidden map is its input channel 0 (identity 1×1 layers) and a
+    /// plate whose depth is a linear function of that channel: the fit recovers it.
+    #[test]
+    fn a_depth_linear_in_the_hidden_maps_is_recovered_exactly() {
+        let identity = |k: usize| {
+            let mut w = vec![0.0; k * k];
+            w[(k / 2) * k + k / 2] = 1.0;
+            FloatConv {
+                in_channels: 1,
+                out_channels: 1,
+                kernel: k,
+                weight: w,
+                bias: vec![0.0],
+                relu: true,
+            }
+        };
+        let head = FloatConv {
+            in_channels: 1,
+            out_channels: 3,
+            kernel: 1,
+            weight: vec![0.0; 3],
+            bias: vec![0.0; 3],
+            relu: false,
+        };
+        let net = FloatNet {
+            layers: vec![identity(3), identity(3), identity(3), head],
+        };
+        let (h, w) = (4, 5);
+        let features: Vec<f32> = (0..h * w).map(|p| 0.1 * p as f32).collect();
+        let labels: Vec<u8> = (0..h * w).map(|p| u8::from(p % 3 != 0)).collect();
+        let depth_mm: Vec<f32> = (0..h * w)
+            .map(|p| {
+                if labels[p] == 1 {
+                    2.0 + 3.0 * features[p]
+                } else {
+                    f32::NAN
+                }
+            })
+            .collect();
+        let s = Sample {
+            channels: 1,
+            height: h,
+            width: w,
+            features,
+            labels,
+            image: Vec::new(),
+            depth_mm,
+        };
+        let fitted = fit(&net, std::slice::from_ref(&s)).unwrap();
+        assert!((fitted.weight[0] - 3.0).abs() < 1e-2, "{fitted:?}");
+        assert!((fitted.bias - 2.0).abs() < 1e-2, "{fitted:?}");
+        let r = score(&fitted, &net, std::slice::from_ref(&s)).unwrap();
+        assert!(r.mae_mm < 1e-2, "{r:?}");
+        assert!(r.mean_estimate_mae_mm > 1.0, "{r:?}");
+
+        let mut no_depth = s.clone();
+        no_depth.depth_mm.clear();
+        assert!(matches!(fit(&net, &[no_depth]), Err(DepthError::NoDepth { index: 0 })));
+        let mut sound = s.clone();
+        sound.labels.fill(0);
+        assert!(matches!(fit(&net, &[sound]), Err(DepthError::NoDefects)));
+        let mut bad = s;
+        bad.depth_mm[1] = f32::NAN;
+        assert!(matches!(
+            fit(&net, &[bad]),
+            Err(DepthError::BadDepth { index: 0, pixel: 1, .. })
+        ));
+    }
+}
