@@ -38,8 +38,17 @@ pub enum EmulatorError {
     NoQemu(String),
     #[error("building the firmware failed: {0}")]
     Build(String),
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error(
+        "the Rust target thumbv7em-none-eabihf is not installed for the toolchain in use ({toolchain}), \
+         and rustup could not add it ({why}); run: rustup target add thumbv7em-none-eabihf --toolchain {toolchain}"
+    )]
+    NoThumbTarget { toolchain: String, why: String },
+    #[error("{path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0} is missing: a recording folder holds sequence.npy and times.npy")]
     Recording(PathBuf),
     #[error("QEMU did not finish within {0:?}")]
@@ -71,25 +80,166 @@ pub fn firmware_dir() -> PathBuf {
     root().join("firmware")
 }
 
-/// A release image of the firmware workspace.
-pub fn firmware_elf(bin: &str) -> PathBuf {
-    firmware_dir().join("target/thumbv7em-none-eabihf/release").join(bin)
+/// The real board's workspace (its own: its HAL's runtime features must not reach the
+/// QEMU images).
+pub fn board_dir() -> PathBuf {
+    firmware_dir().join("nucleo-h743")
 }
 
-/// Builds the firmware workspace's release images (quick when up to date).
-pub fn build_firmware() -> Result<(), EmulatorError> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .current_dir(firmware_dir())
+/// The target the firmware is built for.
+pub const THUMB: &str = "thumbv7em-none-eabihf";
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// Makes sure the toolchain that builds in `dir` has the thumb target: returns `None`
+/// when it had, `Some(what was done)` when rustup added it, and an error with the command
+/// to run when it could not. Toolchains installed before `rust-toolchain.toml` named the
+/// target, and machines with rustup's automatic installation off, lack it.
+pub fn ensure_thumb_target(dir: &Path) -> Result<Option<String>, EmulatorError> {
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    let sysroot = Command::new(&rustc)
+        .current_dir(dir)
+        .args(["--print", "sysroot"])
+        .output()
+        .map_err(|e| EmulatorError::Build(format!("cannot run {rustc}: {e}")))?;
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim());
+    if sysroot.join("lib/rustlib").join(THUMB).is_dir() {
+        return Ok(None);
+    }
+    // The toolchain rustup picked for `dir` (the rust-toolchain.toml of the repository).
+    let toolchain = std::env::var("RUSTUP_TOOLCHAIN").ok().unwrap_or_else(|| {
+        sysroot
+            .file_name()
+            .map_or_else(|| "stable".into(), |n| n.to_string_lossy().into_owned())
+    });
+    let added = Command::new("rustup")
+        .current_dir(dir)
+        .args(["target", "add", THUMB, "--toolchain", &toolchain])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output();
+    match added {
+        Ok(o) if o.status.success() && sysroot.join("lib/rustlib").join(THUMB).is_dir() => Ok(Some(format!(
+            "the toolchain {toolchain} had no {THUMB} target: added it with `rustup target add {THUMB} --toolchain {toolchain}`"
+        ))),
+        Ok(o) => Err(EmulatorError::NoThumbTarget {
+            toolchain,
+            why: String::from_utf8_lossy(&o.stderr).trim().lines().last().unwrap_or("it failed").to_string(),
+        }),
+        Err(e) => Err(EmulatorError::NoThumbTarget {
+            toolchain,
+            why: format!("rustup: {e}"),
+        }),
+    }
+}
+
+/// The executables a firmware workspace build produced, by name, where cargo put them
+/// (`CARGO_TARGET_DIR`, `build.target-dir` and the like are cargo's business: it says
+/// where each artifact went).
+#[derive(Clone, Debug, Default)]
+pub struct Images(Vec<(String, PathBuf)>);
+
+impl Images {
+    pub fn get(&self, bin: &str) -> Result<&Path, EmulatorError> {
+        self.0
+            .iter()
+            .find(|(n, _)| n == bin)
+            .map(|(_, p)| p.as_path())
+            .ok_or_else(|| EmulatorError::Build(format!("the build produced no `{bin}` image")))
+    }
+}
+
+/// One line of cargo's JSON messages: only what names an executable matters here.
+#[derive(serde::Deserialize)]
+struct CargoMessage {
+    reason: String,
+    #[serde(default)]
+    target: Option<CargoTarget>,
+    #[serde(default)]
+    profile: Option<CargoProfile>,
+    #[serde(default)]
+    executable: Option<PathBuf>,
+}
+
+#[derive(serde::Deserialize)]
+struct CargoTarget {
+    name: String,
+    #[serde(default)]
+    kind: Vec<String>,
+}
+
+#[derive(serde::Deserialize)]
+struct CargoProfile {
+    #[serde(default)]
+    test: bool,
+}
+
+/// Builds the firmware workspace in `dir` (`cargo build --locked` plus `args`) with
+/// cargo's progress on the terminal, and returns the images it made.
+pub fn build_workspace(dir: &Path, args: &[&str]) -> Result<Images, EmulatorError> {
+    build_workspace_with(dir, args, &[])
+}
+
+/// Builds host executables of the main workspace (`cargo build --locked` plus `args`),
+/// progress on the terminal; returns where cargo put them.
+pub fn build_host(args: &[&str]) -> Result<Images, EmulatorError> {
+    cargo_build(&root(), args, &[])
+}
+
+/// [`build_workspace`] with more environment for cargo (e.g. `CARGO_TARGET_DIR`).
+pub fn build_workspace_with(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &std::ffi::OsStr)],
+) -> Result<Images, EmulatorError> {
+    ensure_thumb_target(dir)?;
+    cargo_build(dir, args, env)
+}
+
+fn cargo_build(dir: &Path, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Result<Images, EmulatorError> {
+    let out = cargo()
+        .current_dir(dir)
+        .envs(env.iter().copied())
         // A host build's target selection must not leak into the thumb build.
         .env_remove("CARGO_BUILD_TARGET")
-        .args(["build", "--release", "--locked"])
+        .args(["build", "--locked", "--message-format=json-render-diagnostics"])
+        .args(args)
+        .stderr(Stdio::inherit())
         .output()
-        .map_err(|e| EmulatorError::Build(e.to_string()))?;
+        .map_err(|e| EmulatorError::Build(format!("cannot run cargo: {e}")))?;
     if !out.status.success() {
-        return Err(EmulatorError::Build(String::from_utf8_lossy(&out.stderr).into_owned()));
+        return Err(EmulatorError::Build(format!(
+            "cargo build in {} ended with {} (its messages are above)",
+            dir.display(),
+            out.status
+        )));
     }
-    Ok(())
+    Ok(images_of(&String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The executables named in cargo's JSON messages.
+fn images_of(messages: &str) -> Images {
+    let mut images = Vec::new();
+    for line in messages.lines() {
+        let Ok(m) = serde_json::from_str::<CargoMessage>(line) else {
+            continue;
+        };
+        // Binaries only: with --all-targets the test harnesses share their names.
+        let test = m.profile.is_some_and(|p| p.test);
+        if let (true, false, Some(t), Some(exe)) = (m.reason == "compiler-artifact", test, m.target, m.executable)
+            && t.kind.iter().any(|k| k == "bin")
+        {
+            images.push((t.name, exe));
+        }
+    }
+    Images(images)
+}
+
+/// Builds the emulated board's release images (quick when up to date).
+pub fn build_firmware() -> Result<Images, EmulatorError> {
+    build_workspace(&firmware_dir(), &["--release"])
 }
 
 /// The QEMU to use: `$QEMU_SYSTEM_ARM` when set (a QEMU of your own build), else
@@ -226,6 +376,8 @@ pub struct StationRun {
 /// What to run.
 pub struct StationJob<'a> {
     pub board: Board,
+    /// The station image (from [`build_firmware`]).
+    pub elf: &'a Path,
     /// A folder with `sequence.npy` and `times.npy`.
     pub sequence: &'a Path,
     /// A model blob to load instead of the embedded one.
@@ -249,10 +401,69 @@ fn link_or_copy(from: &Path, to: &Path) -> Result<(), EmulatorError> {
     }
 }
 
+/// What an image printed and how it ended.
+#[derive(Clone, Debug)]
+pub struct QemuRun {
+    /// QEMU's exit status: the image's semihosting exit code.
+    pub status: std::process::ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
+    pub wall: Duration,
+}
+
+/// Runs `elf` on `board` in `workdir` with `extra` QEMU arguments, waits at most
+/// `timeout`, and collects what it printed.
+pub fn run_image(
+    board: Board,
+    elf: &Path,
+    workdir: &Path,
+    icount: bool,
+    extra: &[&std::ffi::OsStr],
+    timeout: Duration,
+) -> Result<QemuRun, EmulatorError> {
+    let mut child = qemu_command(board, workdir, icount)?
+        .args(extra)
+        .arg("-kernel")
+        .arg(elf)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(io(elf))?;
+    let mut stdout = child.stdout.take().ok_or(EmulatorError::Timeout(timeout))?;
+    let mut stderr = child.stderr.take().ok_or(EmulatorError::Timeout(timeout))?;
+    let out_reader = std::thread::spawn(move || {
+        let mut b = Vec::new();
+        let _ = stdout.read_to_end(&mut b);
+        b
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().map_err(io(workdir))? {
+            break s;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(EmulatorError::Timeout(timeout));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Ok(QemuRun {
+        status,
+        stdout: out_reader.join().unwrap_or_default(),
+        stderr: err_reader.join().unwrap_or_default(),
+        wall: start.elapsed(),
+    })
+}
+
 /// Runs the station image (already built) on a recording.
 pub fn run_station(job: &StationJob<'_>) -> Result<StationRun, EmulatorError> {
-    let elf_path = firmware_elf("station");
-    let elf = std::fs::read(&elf_path).map_err(io(&elf_path))?;
+    let elf = std::fs::read(job.elf).map_err(io(job.elf))?;
     for name in ["sequence.npy", "times.npy"] {
         if !job.sequence.join(name).is_file() {
             return Err(EmulatorError::Recording(job.sequence.join(name)));
@@ -273,42 +484,15 @@ pub fn run_station(job: &StationJob<'_>) -> Result<StationRun, EmulatorError> {
         std::fs::write(&path, k.to_string()).map_err(io(&path))?;
     }
     let trace = job.workdir.join("qemu-trace.log");
-    let mut child = qemu_command(job.board, job.workdir, true)?
-        .args(["-trace", "led_change_intensity", "-D"])
-        .arg(&trace)
-        .arg("-kernel")
-        .arg(&elf_path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(io(&elf_path))?;
-    let mut stdout = child.stdout.take().ok_or(EmulatorError::Timeout(job.timeout))?;
-    let mut stderr = child.stderr.take().ok_or(EmulatorError::Timeout(job.timeout))?;
-    let out_reader = std::thread::spawn(move || {
-        let mut b = Vec::new();
-        let _ = stdout.read_to_end(&mut b);
-        b
-    });
-    let err_reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().map_err(io(job.workdir))? {
-            break s;
-        }
-        if start.elapsed() > job.timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(EmulatorError::Timeout(job.timeout));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let wall = start.elapsed();
-    let stream = out_reader.join().unwrap_or_default();
-    let stderr_text = err_reader.join().unwrap_or_default();
+    let run = run_image(
+        job.board,
+        job.elf,
+        job.workdir,
+        true,
+        &["-trace".as_ref(), "led_change_intensity".as_ref(), "-D".as_ref(), trace.as_os_str()],
+        job.timeout,
+    )?;
+    let (status, wall, stream, stderr_text) = (run.status, run.wall, run.stdout, run.stderr);
     let mut log = decode_defmt(&elf, &stream)?;
     log.extend(stderr_text.lines().map(|l| format!("QEMU  {l}")));
     let trace_text = std::fs::read_to_string(&trace).unwrap_or_default();
@@ -339,6 +523,27 @@ pub fn run_station(job: &StationJob<'_>) -> Result<StationRun, EmulatorError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn images_are_taken_from_cargo_s_messages_wherever_they_went() {
+        let messages = concat!(
+            r#"{"reason":"compiler-artifact","target":{"name":"tqc_station","kind":["lib"]},"executable":null}"#,
+            "\n",
+            r#"{"reason":"compiler-artifact","target":{"name":"station","kind":["bin"]},"profile":{"test":true},"executable":"/elsewhere/deps/station-1234"}"#,
+            "\n",
+            r#"{"reason":"compiler-artifact","target":{"name":"station","kind":["bin"]},"profile":{"test":false},"executable":"/elsewhere/thumbv7em-none-eabihf/release/station"}"#,
+            "\n",
+            r#"{"reason":"build-finished","success":true}"#,
+            "\nnot json\n"
+        );
+        let images = images_of(messages);
+        assert_eq!(
+            images.get("station").unwrap(),
+            Path::new("/elsewhere/thumbv7em-none-eabihf/release/station")
+        );
+        let e = images.get("bench").unwrap_err().to_string();
+        assert!(e.contains("no `bench` image"), "{e}");
+    }
 
     #[test]
     fn the_led_trace_skips_the_reset_flicker_and_ends_with_what_is_lit() {

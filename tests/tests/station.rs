@@ -14,8 +14,8 @@ use npyz::WriterBuilder;
 use tests::emulator::{self, Board, StationJob, StationRun};
 use tqc_shared::inspection::{AcquisitionLimits, Fault};
 use tqc_shared::verdict::{Verdict, VerdictConfig};
-use tqc_trainer::sequence::{ReadOptions, Sequence};
-use tqc_trainer::specimen::Specimen;
+use tqc_data::sequence::{ReadOptions, Sequence};
+use tqc_data::specimen::Specimen;
 
 fn work() -> PathBuf {
     emulator::root().join("target/e2e")
@@ -25,14 +25,16 @@ fn shipped_model() -> PathBuf {
     emulator::root().join("onnx_models/thermonet.tqm")
 }
 
-/// Builds the image once per test run.
-fn firmware() {
-    static BUILT: Mutex<bool> = Mutex::new(false);
+/// Builds the image once per test run; the station image's path, wherever cargo put it.
+fn firmware() -> PathBuf {
+    static BUILT: Mutex<Option<PathBuf>> = Mutex::new(None);
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if !*built {
-        emulator::build_firmware().expect("firmware build");
-        *built = true;
-    }
+    built
+        .get_or_insert_with(|| {
+            let images = emulator::build_firmware().unwrap_or_else(|e| panic!("firmware build: {e}"));
+            images.get("station").expect("station image").to_path_buf()
+        })
+        .clone()
 }
 
 /// Simulates a shipped specimen once per run (seed 1, as `cargo xtask demo`); never
@@ -41,7 +43,7 @@ fn plate(name: &'static str, cell: &'static OnceLock<PathBuf>) -> &'static Path 
     cell.get_or_init(|| {
         let dir = work().join(name);
         let spec = Specimen::load(name).expect("shipped specimen");
-        tqc_trainer::simulate::simulate_to_dir(&spec, 1, &dir, |_, _| {}).expect("simulation");
+        tqc_sim::simulate_to_dir(&spec, 1, &dir, |_, _| {}).expect("simulation");
         dir
     })
 }
@@ -57,9 +59,10 @@ fn sound_plate() -> &'static Path {
 }
 
 fn station(sequence: &Path, model: Option<&Path>, name: &str) -> StationRun {
-    firmware();
+    let elf = firmware();
     emulator::run_station(&StationJob {
         board: Board::An500,
+        elf: &elf,
         sequence,
         model,
         workdir: &work().join("runs").join(name),
@@ -130,7 +133,7 @@ fn the_reference_plate_fails_on_the_emulated_board_with_the_host_twins_class_map
 
     let blob = std::fs::read(shipped_model()).unwrap();
     let seq = Sequence::open(dir, &ReadOptions::default()).unwrap();
-    let host = tqc_trainer::infer::infer(&blob, &seq, &VerdictConfig::DEFAULT, &AcquisitionLimits::DEFAULT).unwrap();
+    let host = tqc_eval::infer::infer(&blob, &seq, &VerdictConfig::DEFAULT, &AcquisitionLimits::DEFAULT).unwrap();
     let device = run.classes.as_deref().expect("the board wrote its class map");
     assert_eq!(device.len(), host.classes.len());
     let differ = device.iter().zip(&host.classes).filter(|(a, b)| a != b).count();
@@ -213,7 +216,7 @@ fn a_part_the_lamps_did_not_heat_is_retest() {
     // The host twin refuses it too.
     let blob = std::fs::read(shipped_model()).unwrap();
     let seq = Sequence::open(&dir, &ReadOptions::default()).unwrap();
-    let host = tqc_trainer::infer::infer(&blob, &seq, &VerdictConfig::DEFAULT, &AcquisitionLimits::DEFAULT).unwrap();
+    let host = tqc_eval::infer::infer(&blob, &seq, &VerdictConfig::DEFAULT, &AcquisitionLimits::DEFAULT).unwrap();
     assert_eq!(host.findings.verdict, Verdict::Retest);
     assert!(matches!(host.fault, Some(Fault::NoHeating { .. })));
 }
@@ -247,9 +250,10 @@ fn a_corrupted_model_blob_is_never_run() {
 
 #[test]
 fn a_hung_camera_is_caught_by_the_watchdog() {
-    firmware();
+    let elf = firmware();
     let result = emulator::run_station(&StationJob {
         board: Board::An500,
+        elf: &elf,
         sequence: reference_plate(),
         model: None,
         workdir: &work().join("runs").join("stalled-camera"),
@@ -263,4 +267,30 @@ fn a_hung_camera_is_caught_by_the_watchdog() {
         }
         other => panic!("the board should have been stopped by its watchdog: {other:?}"),
     }
+}
+
+/// A build folder outside the repository (`CARGO_TARGET_DIR`, as many set it for all
+/// their projects): the image is found where cargo put it, and it runs.
+#[test]
+fn the_station_image_is_found_where_cargo_target_dir_puts_it() {
+    let outside = tempfile::tempdir().unwrap();
+    let images = emulator::build_workspace_with(
+        &emulator::firmware_dir(),
+        &["--release", "--bin", "station"],
+        &[("CARGO_TARGET_DIR", outside.path().as_os_str())],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let elf = images.get("station").unwrap();
+    assert!(elf.starts_with(outside.path()), "{} is not under {}", elf.display(), outside.path().display());
+    let run = emulator::run_station(&StationJob {
+        board: Board::An500,
+        elf,
+        sequence: sound_plate(),
+        model: None,
+        workdir: &work().join("runs").join("outside-target-dir"),
+        timeout: Duration::from_secs(900),
+        stall_at_frame: None,
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(run.report.verdict, Verdict::Pass);
 }

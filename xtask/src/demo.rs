@@ -8,11 +8,12 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use serde_json::Value;
 use tests::emulator::{self, StationJob, StationRun};
-use tqc_shared::inspection::Stage;
+use tqc_data::VerdictFile;
+use tqc_shared::verdict::Verdict;
 
-use crate::{BOARD_HZ, Board, build_firmware, cargo, root, run, step};
+use crate::stages::StageTimes;
+use crate::{Board, build_firmware, cargo, preflight, root, run, step};
 
 pub struct DemoArgs {
     pub specimen: Option<PathBuf>,
@@ -20,30 +21,16 @@ pub struct DemoArgs {
     pub host: bool,
     pub board: Board,
     pub out: PathBuf,
-    /// A trainer executable to run instead of `cargo run -p trainer`.
+    /// A trainer executable to run instead of building one.
     pub trainer: Option<PathBuf>,
-}
-
-impl DemoArgs {
-    fn trainer(&self) -> Command {
-        match &self.trainer {
-            Some(exe) => Command::new(exe),
-            None => {
-                let mut c = cargo();
-                c.current_dir(root())
-                    .args(["run", "--quiet", "--locked", "-p", "trainer", "--"]);
-                c
-            }
-        }
-    }
 }
 
 /// The data of a u8 `.npy` file (header skipped).
 fn npy_data(path: &Path) -> Result<Vec<u8>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let header = match bytes.get(6) {
-        Some(1) => 10 + u16::from_le_bytes([bytes[8], bytes[9]]) as usize,
-        Some(2 | 3) => 12 + u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+    let header = match (bytes.get(6), bytes.get(8..12)) {
+        (Some(1), Some(h)) => 10 + u16::from_le_bytes([h[0], h[1]]) as usize,
+        (Some(2 | 3), Some(h)) => 12 + u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize,
         _ => bail!("{} is not an .npy file", path.display()),
     };
     Ok(bytes.get(header..).unwrap_or_default().to_vec())
@@ -60,10 +47,38 @@ fn spinner(msg: &str) -> indicatif::ProgressBar {
     bar
 }
 
-pub fn demo(args: DemoArgs) -> Result<()> {
+/// The trainer to run: the one given, or the workspace's, built now (cargo's progress
+/// shows; the first build takes minutes).
+fn trainer_exe(given: Option<&Path>) -> Result<PathBuf> {
+    if let Some(exe) = given {
+        return Ok(exe.to_path_buf());
+    }
+    let images = emulator::build_host(&["-p", "trainer"])?;
+    Ok(images.get("trainer")?.to_path_buf())
+}
+
+/// What a demo run found.
+pub struct DemoOutcome {
+    pub host: VerdictFile,
+    pub device: Option<StationRun>,
+}
+
+pub fn demo(args: DemoArgs) -> Result<DemoOutcome> {
     let started = Instant::now();
+    let qemu = if args.host { None } else { emulator::qemu().err() };
+    let device = !args.host && qemu.is_none();
+    step(&format!(
+        "building what the demo runs: the host tools (simulator, host twin){} — a first build compiles \
+         every dependency and takes minutes (about 30 on 2 cores); cargo's progress follows",
+        if device { " and the emulated board's firmware" } else { "" }
+    ));
+    if device {
+        preflight()?;
+    }
+    let trainer = trainer_exe(args.trainer.as_deref())?;
+    let images = if device { Some(build_firmware()?) } else { None };
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
-    let out = std::fs::canonicalize(&args.out)?;
+    let out = std::fs::canonicalize(&args.out).with_context(|| format!("{}", args.out.display()))?;
     let model = root().join("onnx_models/thermonet.tqm");
 
     let recording = match &args.sequence {
@@ -75,8 +90,7 @@ pub fn demo(args: DemoArgs) -> Result<()> {
                 .map_or_else(|| "gfrp-reference".to_string(), |p| p.display().to_string());
             step(&format!("simulating {specimen} (seed 1) with the default station"));
             let dir = out.join("recording");
-            run(args
-                .trainer()
+            run(Command::new(&trainer)
                 .args(["simulate", "--specimen", &specimen, "--out"])
                 .arg(&dir))?;
             dir
@@ -85,52 +99,50 @@ pub fn demo(args: DemoArgs) -> Result<()> {
 
     step("host twin: trainer infer (the same features, engine and verdict code on the host)");
     let host_dir = out.join("host");
-    run(args
-        .trainer()
+    run(Command::new(&trainer)
         .args(["infer", "--model"])
         .arg(&model)
         .arg("--sequence")
         .arg(&recording)
         .arg("--out")
         .arg(&host_dir))?;
-    let verdict_path = host_dir.join("verdict.json");
-    let host: Value = serde_json::from_str(
-        &std::fs::read_to_string(&verdict_path).with_context(|| format!("cannot read {}", verdict_path.display()))?,
-    )?;
+    let host = VerdictFile::read(&host_dir)?;
     for image in ["contrast.png", "overlay.png"] {
         std::fs::copy(host_dir.join(image), out.join(image)).with_context(|| format!("copying {image}"))?;
     }
 
-    let device = if args.host {
-        None
-    } else if let Err(e) = emulator::qemu() {
-        println!(
-            "\n!! {e}.\n!! Falling back to --host: the results below come from the host twin; the device did NOT run."
-        );
-        None
-    } else {
-        step("emulated board: the real firmware with the shipped model under QEMU");
-        build_firmware()?;
-        let bar = spinner("inspecting on the emulated board (QEMU, -icount shift=0)");
-        let run = emulator::run_station(&StationJob {
-            board: args.board.emulated(),
-            sequence: &recording,
-            model: None,
-            workdir: &out.join("device"),
-            timeout: Duration::from_secs(1800),
-            stall_at_frame: None,
-        });
-        bar.finish_and_clear();
-        let run = run?;
-        // The device and its host twin must agree to the byte.
-        if let Some(classes) = &run.classes {
-            let host_classes = npy_data(&host_dir.join("classes.npy"))?;
-            if *classes != host_classes {
-                let differ = classes.iter().zip(&host_classes).filter(|(a, b)| a != b).count();
-                bail!("the device's class map differs from the host twin's on {differ} pixels");
-            }
+    let device = match (images, qemu) {
+        (_, Some(e)) => {
+            println!(
+                "\n!! {e}.\n!! Falling back to --host: the results below come from the host twin; the device did NOT run."
+            );
+            None
         }
-        Some(run)
+        (None, None) => None,
+        (Some(images), None) => {
+            step("emulated board: the real firmware with the shipped model under QEMU");
+            let bar = spinner("inspecting on the emulated board (QEMU, -icount shift=0)");
+            let run = emulator::run_station(&StationJob {
+                board: args.board.emulated(),
+                elf: images.get("station")?,
+                sequence: &recording,
+                model: None,
+                workdir: &out.join("device"),
+                timeout: Duration::from_secs(1800),
+                stall_at_frame: None,
+            });
+            bar.finish_and_clear();
+            let run = run?;
+            // The device and its host twin must agree to the byte.
+            if let Some(classes) = &run.classes {
+                let host_classes = npy_data(&host_dir.join("classes.npy"))?;
+                if *classes != host_classes {
+                    let differ = classes.iter().zip(&host_classes).filter(|(a, b)| a != b).count();
+                    bail!("the device's class map differs from the host twin's on {differ} pixels");
+                }
+            }
+            Some(run)
+        }
     };
 
     let report = render(&host, device.as_ref(), &recording, args.host)?;
@@ -143,21 +155,15 @@ pub fn demo(args: DemoArgs) -> Result<()> {
         if device.is_some() { "device/" } else { "recording/" }
     );
     println!("total time {:.1?}", started.elapsed());
-    Ok(())
+    Ok(DemoOutcome { host, device })
 }
 
-fn mm(v: &Value) -> String {
-    match v
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_f64).collect::<Vec<_>>())
-    {
-        Some(a) if a.len() == 2 => format!("({:.0}, {:.0})", a[0], a[1]),
-        _ => "–".into(),
-    }
+fn mm(v: Option<[f64; 2]>) -> String {
+    v.map_or_else(|| "–".into(), |[x, y]| format!("({x:.0}, {y:.0})"))
 }
 
 /// The demo's report (Markdown; also what the terminal shows).
-fn render(host: &Value, device: Option<&StationRun>, recording: &Path, host_only: bool) -> Result<String> {
+fn render(host: &VerdictFile, device: Option<&StationRun>, recording: &Path, host_only: bool) -> Result<String> {
     let mut s = String::new();
     writeln!(s, "\n# ThermoQC demo\n")?;
     writeln!(s, "Recording: `{}`\n", recording.display())?;
@@ -165,7 +171,7 @@ fn render(host: &Value, device: Option<&StationRun>, recording: &Path, host_only
         Some(run) => {
             let r = &run.report;
             writeln!(s, "Ran on: the emulated board (QEMU, real firmware, embedded model)\n")?;
-            writeln!(s, "**Verdict: {:?}** — LED lit: {}", r.verdict, run.leds.lit.join(", "))?;
+            writeln!(s, "**Verdict: {}** — LED lit: {}", r.verdict.label(), run.leds.lit.join(", "))?;
             if let Some(f) = &r.fault {
                 writeln!(s, "\nFault: {f}")?;
             }
@@ -178,14 +184,15 @@ fn render(host: &Value, device: Option<&StationRun>, recording: &Path, host_only
                 "qemu-system-arm is missing"
             };
             writeln!(s, "Ran on: the host twin only ({why}); the device did not run.\n")?;
-            let v = host["verdict"].as_str().unwrap_or("?");
-            let led = match v {
-                "PASS" => "PASS (green)",
-                "FAIL" => "FAIL (red)",
-                _ => "RETEST (amber)",
-            };
-            writeln!(s, "**Verdict: {v}** — the device would light {led}")?;
-            if let Some(f) = host["fault"].as_str() {
+            let v = host.verdict;
+            writeln!(
+                s,
+                "**Verdict: {}** — the device would light {} ({})",
+                v.label(),
+                v.label(),
+                v.colour()
+            )?;
+            if let Some(f) = &host.fault {
                 writeln!(s, "\nFault: {f}")?;
             }
         }
@@ -196,45 +203,38 @@ fn render(host: &Value, device: Option<&StationRun>, recording: &Path, host_only
         s,
         "| class | pixels | centre (mm) | equivalent ⌀ (mm) |\n| --- | ---: | --- | ---: |"
     )?;
-    for r in host["regions"].as_array().into_iter().flatten() {
+    for r in &host.regions {
         writeln!(
             s,
             "| {} | {} | {} | {} |",
-            r["class"].as_str().unwrap_or("?"),
-            r["pixels"],
-            mm(&r["centroid_mm"]),
-            r["equivalent_diameter_mm"]
-                .as_f64()
-                .map_or("–".into(), |d| format!("{d:.1}"))
+            r.class,
+            r.pixels,
+            mm(r.centroid_mm),
+            r.equivalent_diameter_mm.map_or("–".into(), |d| format!("{d:.1}"))
         )?;
     }
     writeln!(s, "\n(no depth head yet: depths are not estimated)")?;
-    if let Some(truth) = host.get("truth") {
-        let defects = truth["defects"].as_array().cloned().unwrap_or_default();
+    if let Some(truth) = &host.truth {
         writeln!(
             s,
             "\n## The part's true defects ({} of {} found)\n",
-            truth["found"],
-            defects.len()
+            truth.found,
+            truth.defects.len()
         )?;
         writeln!(
             s,
             "| defect | class | centre (mm) | ⌀ (mm) | depth (mm) | found |\n| --- | --- | --- | ---: | ---: | --- |"
         )?;
-        for d in &defects {
+        for d in &truth.defects {
             writeln!(
                 s,
                 "| {} | {} | {} | {:.1} | {} | {} |",
-                d["name"].as_str().unwrap_or("?"),
-                d["class"].as_str().unwrap_or("?"),
-                mm(&d["centre_mm"]),
-                d["equivalent_diameter_mm"].as_f64().unwrap_or(0.0),
-                d["depth_mm"].as_f64().map_or("–".into(), |v| format!("{v:.2}")),
-                if d["found"].as_bool() == Some(true) {
-                    "yes"
-                } else {
-                    "no"
-                }
+                d.name,
+                d.class,
+                mm(Some(d.centre_mm)),
+                d.equivalent_diameter_mm,
+                d.depth_mm.map_or("–".into(), |v| format!("{v:.2}")),
+                if d.found { "yes" } else { "no" }
             )?;
         }
     }
@@ -246,13 +246,10 @@ fn render(host: &Value, device: Option<&StationRun>, recording: &Path, host_only
              480 MHz (one instruction per cycle).\n"
         )?;
         writeln!(s, "| stage | instructions | at 480 MHz |\n| --- | ---: | ---: |")?;
-        for (stage, n) in Stage::ALL.iter().zip(run.report.stage_cycles) {
-            let time = if stage == &Stage::Camera {
-                "(emulation)".to_string()
-            } else {
-                format!("{:.1} ms", n as f64 / BOARD_HZ * 1e3)
-            };
-            writeln!(s, "| {} | {} | {time} |", stage.name(), n)?;
+        let times = StageTimes::of(&run.report);
+        for row in &times.rows {
+            let time = row.ms.map_or_else(|| "(emulation)".to_string(), |ms| format!("{ms:.1} ms"));
+            writeln!(s, "| {} | {} | {time} |", row.name, row.instructions)?;
         }
         let a = &run.report.acquisition;
         writeln!(
@@ -266,17 +263,14 @@ fn render(host: &Value, device: Option<&StationRun>, recording: &Path, host_only
     Ok(s)
 }
 
-/// The demo's own end-to-end check (a step of `cargo xtask test`): the demo on the
-/// reference plate gives FAIL on the emulated board with all its outputs, and `--host`
-/// on the same recording gives the same verdict and the same class map.
-///
-/// `trainer` is the executable `cargo test --workspace` built: `cargo run -p trainer`
-/// would resolve the dependencies' features for the trainer alone and build burn and
-/// tract a second time (minutes of CPU, gigabytes of disk).
+/// The demo's own end-to-end check (a stage of `cargo xtask test`): the demo on the
+/// reference plate gives FAIL on the emulated board with all its outputs, `--host` on the
+/// same recording gives the same verdict and the same class map, and a machine without
+/// QEMU falls back to the host twin and says so.
 pub fn check(board: Board, trainer: &Path) -> Result<()> {
     let base = root().join("target/xtask/demo-check");
     let device_out = base.join("device-run");
-    demo(DemoArgs {
+    let on_board = demo(DemoArgs {
         specimen: None,
         sequence: None,
         host: false,
@@ -290,14 +284,27 @@ pub fn check(board: Board, trainer: &Path) -> Result<()> {
         "overlay.png",
         "host/verdict.json",
         "device/classes.u8",
+        "device/report.bin",
     ] {
         if !device_out.join(f).is_file() {
             bail!("demo check: {} was not written", device_out.join(f).display());
         }
     }
-    let report = std::fs::read_to_string(device_out.join("report.md"))?;
-    if !report.contains("**Verdict: Fail** — LED lit: FAIL") || !report.contains("Ran on: the emulated board") {
-        bail!("demo check: the reference plate did not FAIL with the red LED on the emulated board:\n{report}");
+    // The verdict as the device reported it (and lit it), and as the host twin wrote it.
+    let Some(device) = &on_board.device else {
+        bail!("demo check: the emulated board did not run");
+    };
+    if device.report.verdict != Verdict::Fail
+        || device.leds.lit != ["FAIL"]
+        || VerdictFile::read(&device_out.join("host"))?.verdict != Verdict::Fail
+    {
+        bail!(
+            "demo check: the reference plate gave {} with LEDs {:?} on the emulated board and {} on the host twin, \
+             not FAIL with the red LED",
+            device.report.verdict.label(),
+            device.leds.lit,
+            on_board.host.verdict.label()
+        );
     }
     let host_out = base.join("host-run");
     demo(DemoArgs {
@@ -308,9 +315,9 @@ pub fn check(board: Board, trainer: &Path) -> Result<()> {
         out: host_out.clone(),
         trainer: Some(trainer.to_path_buf()),
     })?;
-    let host: Value = serde_json::from_str(&std::fs::read_to_string(host_out.join("host/verdict.json"))?)?;
-    if host["verdict"].as_str() != Some("FAIL") {
-        bail!("demo check: --host gave {} on the reference plate", host["verdict"]);
+    let host = VerdictFile::read(&host_out.join("host"))?;
+    if host.verdict != Verdict::Fail {
+        bail!("demo check: --host gave {} on the reference plate", host.verdict.label());
     }
     let device_classes = std::fs::read(device_out.join("device/classes.u8"))?;
     if npy_data(&host_out.join("host/classes.npy"))? != device_classes {
@@ -331,9 +338,11 @@ pub fn check(board: Board, trainer: &Path) -> Result<()> {
         .output()
         .context("running the demo without QEMU")?;
     let said = String::from_utf8_lossy(&fallback.stdout);
+    let fallback_verdict = VerdictFile::read(&fallback_out.join("host"));
     if !fallback.status.success()
         || !said.contains("qemu-system-arm not found")
         || !said.contains("the device did NOT run")
+        || fallback_verdict.as_ref().map(|v| v.verdict).ok() != Some(Verdict::Fail)
     {
         bail!(
             "demo check: without QEMU the demo did not fall back clearly ({}):\n{said}\n{}",
@@ -341,11 +350,8 @@ pub fn check(board: Board, trainer: &Path) -> Result<()> {
             String::from_utf8_lossy(&fallback.stderr)
         );
     }
-    let fallback_report = std::fs::read_to_string(fallback_out.join("report.md"))?;
-    if !fallback_report.contains("the host twin only (qemu-system-arm is missing)")
-        || npy_data(&fallback_out.join("host/classes.npy"))? != device_classes
-    {
-        bail!("demo check: the fallback's report or class map is wrong:\n{fallback_report}");
+    if npy_data(&fallback_out.join("host/classes.npy"))? != device_classes {
+        bail!("demo check: the fallback's class map differs from the emulated board's");
     }
     println!("demo check: emulated board, --host and the no-QEMU fallback agree (FAIL, identical class maps)");
     Ok(())

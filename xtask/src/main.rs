@@ -1,7 +1,7 @@
 //! `cargo xtask`: the project's build, test and emulation tasks.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::{Command, ExitCode};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -10,6 +10,7 @@ use tests::emulator;
 
 mod demo;
 mod flash;
+mod stages;
 
 #[derive(Parser)]
 #[command(about = "ThermoQC developer tasks", long_about = None)]
@@ -24,13 +25,17 @@ enum Task {
     /// station under QEMU), rustfmt, clippy (warnings denied), the firmware libraries on
     /// the host, the thumb builds and their sizes, and the on-target kernel check under
     /// QEMU (DSP and portable paths against the host's outputs, on a Cortex-M4 and a
-    /// Cortex-M7).
-    Test,
+    /// Cortex-M7). Stages can be run alone: `cargo xtask test --stage clippy --stage size`.
+    Test {
+        /// Run only these stages, in the order given (default: all, in the order below).
+        #[arg(long = "stage", value_enum)]
+        stages: Vec<Stage>,
+    },
     /// Only the on-target kernel check: builds the firmware, writes the kernel vectors and
     /// replays them under QEMU on a Cortex-M4 and a Cortex-M7.
     KernelCheck,
     /// Flash and static RAM of each firmware image, read from its ELF sections, against
-    /// the budgets of DESIGN.md (flash ≤ 1 MiB bar / 512 KiB goal, RAM ≤ 512 KiB bar /
+    /// the budgets of docs/architecture.md (flash ≤ 1 MiB bar / 512 KiB goal, RAM ≤ 512 KiB bar /
     /// 256 KiB goal). Exits non-zero when an image is over a bar.
     Size,
     /// Runs the reference network under QEMU (`-icount shift=0`) and prints, per layer,
@@ -121,9 +126,44 @@ enum Task {
     },
 }
 
+/// The stages of `cargo xtask test`, in the order they run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Stage {
+    /// cargo test --workspace (includes the emulated station end to end).
+    Host,
+    /// cargo fmt --check, host and firmware workspaces.
+    Fmt,
+    /// cargo clippy, warnings denied, host and firmware workspaces.
+    Clippy,
+    /// The firmware libraries on the host: drivers (mocked buses), station, playback.
+    FirmwareHost,
+    /// The shared crate alone for the thumb target (no std, no alloc), and both firmware
+    /// workspaces.
+    Thumb,
+    /// Image sizes against the budgets.
+    Size,
+    /// The on-target kernel check under QEMU (Cortex-M4 and M7).
+    KernelCheck,
+    /// The demo end to end: emulated board, --host, and the no-QEMU fallback.
+    Demo,
+}
+
+impl Stage {
+    const ALL: [Stage; 8] = [
+        Stage::Host,
+        Stage::Fmt,
+        Stage::Clippy,
+        Stage::FirmwareHost,
+        Stage::Thumb,
+        Stage::Size,
+        Stage::KernelCheck,
+        Stage::Demo,
+    ];
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 pub(crate) enum Board {
-    /// mps2-an386: Cortex-M4F (the reference of DESIGN.md's kernel speed table).
+    /// mps2-an386: Cortex-M4F (the core of the CMSIS-NN speed reference, docs/architecture.md).
     An386,
     /// mps2-an500: Cortex-M7.
     An500,
@@ -166,80 +206,46 @@ pub(crate) fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
-use emulator::{firmware_dir, firmware_elf};
+use emulator::{Images, board_dir, firmware_dir};
 
-fn board_dir() -> PathBuf {
-    firmware_dir().join("nucleo-h743")
-}
-
-fn board_elf() -> PathBuf {
-    board_dir().join("target/thumbv7em-none-eabihf/release/nucleo-h743")
+/// What every task that builds for the board checks first: the thumb target of the
+/// toolchain in use (added with rustup when it is missing, or the command to run).
+pub(crate) fn preflight() -> Result<()> {
+    if let Some(done) = emulator::ensure_thumb_target(&root())? {
+        println!("note: {done}");
+    }
+    Ok(())
 }
 
 fn flash_board(chip: &str, probe: Option<&str>, release: bool, log: bool) -> Result<()> {
     // The probe first: without one there is nothing to build for.
     let info = flash::choose_probe(probe)?;
-    let profile = if release { "release" } else { "debug" };
-    let mut build = cargo();
-    build.current_dir(board_dir()).args(["build", "--locked"]);
-    if release {
-        build.arg("--release");
-    }
-    run(&mut build)?;
-    let elf = board_dir()
-        .join("target/thumbv7em-none-eabihf")
-        .join(profile)
-        .join("nucleo-h743");
-    flash::flash(&info, &flash::FlashArgs { elf: &elf, chip, log })
+    let images = build_board(release)?;
+    let elf = images.get("nucleo-h743")?;
+    flash::flash(&info, &flash::FlashArgs { elf, chip, log })
 }
 
 /// The real board's image (its own workspace: see firmware/Cargo.toml).
-fn build_board() -> Result<()> {
-    run(cargo()
-        .current_dir(board_dir())
-        .args(["build", "--release", "--locked"]))
+fn build_board(release: bool) -> Result<Images> {
+    let args: &[&str] = if release { &["--release"] } else { &[] };
+    Ok(emulator::build_workspace(&board_dir(), args)?)
 }
 
-pub(crate) fn build_firmware() -> Result<()> {
-    run(cargo()
-        .current_dir(firmware_dir())
-        .args(["build", "--release", "--locked"]))
+/// The emulated board's images (station, kernel-check, bench).
+pub(crate) fn build_firmware() -> Result<Images> {
+    Ok(emulator::build_firmware()?)
 }
 
-/// Finds qemu-system-arm, or explains how to get it.
-fn qemu() -> Result<PathBuf> {
-    Ok(emulator::qemu()?)
-}
-
-/// Runs an image under QEMU with semihosting in `workdir`; returns QEMU's exit status
-/// (the image's semihosting exit code) and what it printed.
-fn run_qemu(board: Board, elf: &Path, workdir: &Path, icount: bool, limit: Duration) -> Result<(ExitStatus, String)> {
-    let mut cmd = emulator::qemu_command(board.emulated(), workdir, icount)?;
-    cmd.arg("-kernel")
-        .arg(elf)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let mut child = cmd.spawn().context("cannot start qemu-system-arm")?;
-    let mut stdout = child.stdout.take().context("qemu stdout")?;
-    let reader = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut stdout, &mut s);
-        s
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            bail!("QEMU ({}) did not finish within {limit:?}", board.machine().0);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let out = reader.join().unwrap_or_default();
-    Ok((status, out))
+/// Runs an image under QEMU with semihosting in `workdir`, prints what it printed, and
+/// fails when the image exits non-zero.
+fn run_qemu(board: Board, elf: &Path, workdir: &Path, icount: bool, limit: Duration, what: &str) -> Result<()> {
+    let run = emulator::run_image(board.emulated(), elf, workdir, icount, &[], limit)?;
+    print!("{}", String::from_utf8_lossy(&run.stdout));
+    eprint!("{}", run.stderr);
+    if !run.status.success() {
+        bail!("{what} failed on {} ({})", board.machine().0, run.status);
+    }
+    Ok(())
 }
 
 fn work_dir(name: &str) -> Result<PathBuf> {
@@ -248,46 +254,25 @@ fn work_dir(name: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
-fn kernel_check() -> Result<()> {
+fn kernel_check(images: &Images) -> Result<()> {
     let dir = work_dir("kernel-check")?;
     let file = tests::vector_file(0x7e57)
         .map_err(anyhow::Error::msg)
         .context("generating kernel vectors")?;
     std::fs::write(dir.join("kernel-vectors.bin"), &file).context("writing kernel-vectors.bin")?;
-    let qemu = qemu()?;
+    let qemu = emulator::qemu()?;
     println!("using {}", qemu.display());
     for board in [Board::An386, Board::An500] {
-        let (status, out) = run_qemu(
+        run_qemu(
             board,
-            &firmware_elf("kernel-check"),
+            images.get("kernel-check")?,
             &dir,
             false,
             Duration::from_secs(600),
+            "on-target kernel check",
         )?;
-        print!("{out}");
-        if !status.success() {
-            bail!("on-target kernel check failed on {} ({status})", board.machine().0);
-        }
     }
     Ok(())
-}
-
-/// The host workspace's target directory (`CARGO_TARGET_DIR` or `build.target-dir`
-/// respected), as cargo reports it.
-fn host_target_dir() -> Result<PathBuf> {
-    let out = cargo()
-        .current_dir(root())
-        .args(["metadata", "--format-version", "1", "--no-deps", "--locked"])
-        .output()
-        .context("cannot run cargo metadata")?;
-    if !out.status.success() {
-        bail!("cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).context("cargo metadata printed no JSON")?;
-    meta["target_directory"]
-        .as_str()
-        .map(PathBuf::from)
-        .context("cargo metadata names no target directory")
 }
 
 /// The host's target triple (the firmware workspace builds for the thumb target by
@@ -304,81 +289,119 @@ fn host_triple() -> Result<String> {
         .context("rustc -vV printed no host triple")
 }
 
-fn test() -> Result<()> {
+/// One stage of `cargo xtask test`.
+fn test_stage(stage: Stage) -> Result<()> {
+    match stage {
+        Stage::Host => {
+            step("host tests: cargo test --workspace");
+            run(cargo().current_dir(root()).args(["test", "--workspace", "--locked"]))
+        }
+        Stage::Fmt => {
+            step("formatting: cargo fmt --check (host and firmware workspaces)");
+            for dir in [root(), firmware_dir(), board_dir()] {
+                run(cargo().current_dir(dir).args(["fmt", "--all", "--check"]))?;
+            }
+            Ok(())
+        }
+        Stage::Clippy => {
+            step("lints: cargo clippy, warnings denied");
+            run(cargo().current_dir(root()).args([
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--locked",
+                "--",
+                "-D",
+                "warnings",
+            ]))?;
+            for dir in [firmware_dir(), board_dir()] {
+                run(cargo()
+                    .current_dir(dir)
+                    .args(["clippy", "--release", "--locked", "--", "-D", "warnings"]))?;
+            }
+            Ok(())
+        }
+        Stage::FirmwareHost => {
+            step("firmware libraries on the host: drivers (mocked buses), station state machine, playback");
+            let host = host_triple()?;
+            run(cargo().current_dir(firmware_dir()).args([
+                "test",
+                "--locked",
+                "-p",
+                "tqc-drivers",
+                "-p",
+                "tqc-station",
+                "-p",
+                "tqc-playback",
+                "--target",
+                &host,
+            ]))
+        }
+        Stage::Thumb => {
+            step("thumb builds: the shared crate alone (no std, no alloc) and the firmware");
+            run(cargo().current_dir(root()).args([
+                "build",
+                "--locked",
+                "--target",
+                emulator::THUMB,
+                "-p",
+                "thermoqc-shared",
+            ]))?;
+            build_firmware()?;
+            build_board(true).map(|_| ())
+        }
+        Stage::Size => {
+            step("image sizes against the budgets");
+            size(&build_firmware()?, &build_board(true)?)
+        }
+        Stage::KernelCheck => {
+            step("on-target kernel check under QEMU (Cortex-M4 and Cortex-M7)");
+            kernel_check(&build_firmware()?)
+        }
+        Stage::Demo => {
+            step("the demo end to end: emulated board, then --host on the same recording");
+            // The trainer as `cargo test --workspace` built it: the same features, so
+            // nothing is rebuilt (`cargo run -p trainer` alone would resolve them anew
+            // and build burn and tract a second time).
+            let host = emulator::build_host(&["--workspace", "--all-targets"])?;
+            demo::check(Board::An500, host.get("trainer")?)
+        }
+    }
+}
+
+fn test(stages: &[Stage]) -> Result<()> {
     let started = Instant::now();
+    preflight()?;
     // Fail early, before the long builds, when QEMU is missing.
-    qemu()?;
-    step("host tests: cargo test --workspace");
-    run(cargo().current_dir(root()).args(["test", "--workspace", "--locked"]))?;
-    step("formatting: cargo fmt --check (host and firmware workspaces)");
-    run(cargo().current_dir(root()).args(["fmt", "--all", "--check"]))?;
-    run(cargo().current_dir(firmware_dir()).args(["fmt", "--all", "--check"]))?;
-    run(cargo().current_dir(board_dir()).args(["fmt", "--all", "--check"]))?;
-    step("lints: cargo clippy, warnings denied");
-    run(cargo().current_dir(root()).args([
-        "clippy",
-        "--workspace",
-        "--all-targets",
-        "--locked",
-        "--",
-        "-D",
-        "warnings",
-    ]))?;
-    run(cargo()
-        .current_dir(firmware_dir())
-        .args(["clippy", "--release", "--locked", "--", "-D", "warnings"]))?;
-    run(cargo()
-        .current_dir(board_dir())
-        .args(["clippy", "--release", "--locked", "--", "-D", "warnings"]))?;
-    step("firmware libraries on the host: drivers (mocked buses), station state machine, playback");
-    let host = host_triple()?;
-    run(cargo().current_dir(firmware_dir()).args([
-        "test",
-        "--locked",
-        "-p",
-        "tqc-drivers",
-        "-p",
-        "tqc-station",
-        "-p",
-        "tqc-playback",
-        "--target",
-        &host,
-    ]))?;
-    step("thumb builds: the shared crate alone (no std, no alloc) and the firmware");
-    run(cargo().current_dir(root()).args([
-        "build",
-        "--locked",
-        "--target",
-        "thumbv7em-none-eabihf",
-        "-p",
-        "thermoqc-shared",
-    ]))?;
-    build_firmware()?;
-    build_board()?;
-    step("image sizes against the budgets");
-    size()?;
-    step("on-target kernel check under QEMU (Cortex-M4 and Cortex-M7)");
-    kernel_check()?;
-    step("the demo end to end: emulated board, then --host on the same recording");
-    demo::check(Board::An500, &host_target_dir()?.join("debug/trainer"))?;
-    println!("\nall checks passed in {:.0?}", started.elapsed());
+    emulator::qemu()?;
+    let stages = if stages.is_empty() { &Stage::ALL[..] } else { stages };
+    for &stage in stages {
+        test_stage(stage)?;
+    }
+    if stages.len() == Stage::ALL.len() {
+        println!("\nall checks passed in {:.0?}", started.elapsed());
+    } else {
+        println!("\nstages {stages:?} passed in {:.0?}", started.elapsed());
+    }
     Ok(())
 }
 
 fn bench(board: Board) -> Result<()> {
-    build_firmware()?;
+    let images = build_firmware()?;
     let dir = work_dir("bench")?;
     let model = tests::reference_network(120, 160, 2026);
     let blob = model.to_blob().context("encoding the reference network")?;
     std::fs::write(dir.join("bench-model.tqm"), &blob).context("writing bench-model.tqm")?;
     let (machine, cpu) = board.machine();
     println!("reference network on QEMU {machine} ({cpu}), -icount shift=0: 1 SysTick tick = 40 instructions");
-    let (status, out) = run_qemu(board, &firmware_elf("bench"), &dir, true, Duration::from_secs(1200))?;
-    print!("{out}");
-    if !status.success() {
-        bail!("benchmark failed ({status})");
-    }
-    Ok(())
+    run_qemu(
+        board,
+        images.get("bench")?,
+        &dir,
+        true,
+        Duration::from_secs(1200),
+        "benchmark",
+    )
 }
 
 /// (flash, RAM) bytes of an ELF: flash holds what is loaded (code, read-only data and the
@@ -404,7 +427,7 @@ fn image_size(path: &Path) -> Result<(u64, u64)> {
     Ok((flash, ram))
 }
 
-fn size() -> Result<()> {
+fn size(firmware: &Images, board: &Images) -> Result<()> {
     const KIB: u64 = 1024;
     let (flash_bar, flash_goal, ram_bar, ram_goal) = (1024 * KIB, 512 * KIB, 512 * KIB, 256 * KIB);
     let mut over = false;
@@ -413,13 +436,13 @@ fn size() -> Result<()> {
         "image", "flash", "RAM"
     );
     let images = [
-        ("nucleo-h743", board_elf()),
-        ("station", firmware_elf("station")),
-        ("kernel-check", firmware_elf("kernel-check")),
-        ("bench", firmware_elf("bench")),
+        ("nucleo-h743", board.get("nucleo-h743")?),
+        ("station", firmware.get("station")?),
+        ("kernel-check", firmware.get("kernel-check")?),
+        ("bench", firmware.get("bench")?),
     ];
     for (bin, elf) in images {
-        let (flash, ram) = image_size(&elf)?;
+        let (flash, ram) = image_size(elf)?;
         let verdict = |v: u64, bar: u64, goal: u64| {
             if v > bar {
                 "OVER THE BAR"
@@ -444,12 +467,8 @@ fn size() -> Result<()> {
     Ok(())
 }
 
-/// CPU clock of the real board, to turn instructions into time (one instruction per
-/// cycle: a lower bound on the M7, which dual-issues).
-pub(crate) const BOARD_HZ: f64 = 480e6;
-
 fn qemu_station(sequence: &Path, model: Option<&Path>, board: Board, show_log: bool) -> Result<()> {
-    build_firmware()?;
+    let images = build_firmware()?;
     let workdir = work_dir("qemu")?;
     let (machine, cpu) = board.machine();
     println!(
@@ -458,6 +477,7 @@ fn qemu_station(sequence: &Path, model: Option<&Path>, board: Board, show_log: b
     );
     let run = emulator::run_station(&emulator::StationJob {
         board: board.emulated(),
+        elf: images.get("station")?,
         sequence,
         model,
         workdir: &workdir,
@@ -475,9 +495,8 @@ fn qemu_station(sequence: &Path, model: Option<&Path>, board: Board, show_log: b
 }
 
 fn print_station_run(run: &emulator::StationRun) {
-    use tqc_shared::inspection::Stage;
     let r = &run.report;
-    println!("\nverdict: {:?}", r.verdict);
+    println!("\nverdict: {}", r.verdict.label());
     if let Some(f) = &r.fault {
         println!("fault:   {f}");
     }
@@ -503,23 +522,16 @@ fn print_station_run(run: &emulator::StationRun) {
         );
     }
     println!("\n{:<10} {:>15} {:>12}", "stage", "instructions", "at 480 MHz");
-    let mut compute = 0;
-    for (stage, n) in Stage::ALL.iter().zip(r.stage_cycles) {
-        if *stage == Stage::Camera {
-            // Reading and converting recorded frames: the emulation's cost, not a Lepton's.
-            println!("{:<10} {:>15} {:>12}", stage.name(), n, "(emulation)");
-            continue;
-        }
-        println!("{:<10} {:>15} {:>9.1} ms", stage.name(), n, n as f64 / BOARD_HZ * 1e3);
-        if matches!(stage, Stage::Features | Stage::Inference | Stage::Verdict) {
-            compute += n;
+    let times = stages::StageTimes::of(r);
+    for row in &times.rows {
+        match row.ms {
+            Some(ms) => println!("{:<10} {:>15} {:>9.1} ms", row.name, row.instructions, ms),
+            None => println!("{:<10} {:>15} {:>12}", row.name, row.instructions, "(emulation)"),
         }
     }
     println!(
         "{:<10} {:>15} {:>9.1} ms   (features + inference + verdict; budget 1000 ms, goal 115 ms)",
-        "device",
-        compute,
-        compute as f64 / BOARD_HZ * 1e3
+        "device", times.compute_instructions, times.compute_ms
     );
     let a = &r.acquisition;
     println!(
@@ -635,18 +647,18 @@ fn train(plates: usize, epochs: usize, qat_epochs: usize, seed: u64, data: Optio
         .arg(models.join("MODEL_CARD.md")))
 }
 
-fn main() -> Result<()> {
-    match Cli::parse().task {
-        Task::Test => test(),
-        Task::KernelCheck => build_firmware().and_then(|_| kernel_check()),
-        Task::Size => build_firmware().and_then(|_| build_board()).and_then(|_| size()),
-        Task::Bench { board } => bench(board),
+fn main() -> ExitCode {
+    let result = match Cli::parse().task {
+        Task::Test { stages } => test(&stages),
+        Task::KernelCheck => preflight().and_then(|_| kernel_check(&build_firmware()?)),
+        Task::Size => preflight().and_then(|_| size(&build_firmware()?, &build_board(true)?)),
+        Task::Bench { board } => preflight().and_then(|_| bench(board)),
         Task::Flash {
             chip,
             probe,
             release,
             log,
-        } => flash_board(&chip, probe.as_deref(), release, log),
+        } => preflight().and_then(|_| flash_board(&chip, probe.as_deref(), release, log)),
         Task::Demo {
             specimen,
             sequence,
@@ -661,13 +673,14 @@ fn main() -> Result<()> {
             board,
             out: if out.is_absolute() { out } else { root().join(out) },
             trainer,
-        }),
+        })
+        .map(|_| ()),
         Task::Qemu {
             sequence,
             model,
             board,
             log,
-        } => qemu_station(&sequence, model.as_deref(), board, log),
+        } => preflight().and_then(|_| qemu_station(&sequence, model.as_deref(), board, log)),
         Task::Train {
             plates,
             epochs,
@@ -675,5 +688,16 @@ fn main() -> Result<()> {
             seed,
             data,
         } => train(plates, epochs, qat_epochs, seed, data),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One chain, each cause once; the backtrace only when asked for.
+            eprintln!("error: {e:#}");
+            if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
+                eprintln!("\n{}", e.backtrace());
+            }
+            ExitCode::FAILURE
+        }
     }
 }

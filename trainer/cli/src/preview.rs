@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use plotters::prelude::*;
 
-use crate::sim::scene::{DefectView, SURFACE};
+use tqc_sim::scene::{DefectView, SURFACE};
 
 /// Pixels per image pixel in the written PNGs (a 160 × 120 frame becomes 640 × 480).
 const ZOOM: usize = 4;
@@ -60,12 +60,7 @@ pub fn image_png(path: &Path, image: &Raster<'_>, range: (f32, f32), defects: &[
             }
         }
     }
-    let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), zw as u32, zh as u32);
-    enc.set_color(png::ColorType::Rgb);
-    enc.set_depth(png::BitDepth::Eight);
-    enc.write_header()?.write_image_data(&rgb)?;
-    Ok(())
+    crate::plot::write_rgb_png(path, zw, zh, &rgb)
 }
 
 /// Robust display range: the 1st and 99th percentiles.

@@ -10,7 +10,7 @@ fn trainer() -> Command {
 fn simulate_writes_recording_and_previews() {
     let dir = tempfile::tempdir().unwrap();
     let spec = dir.path().join("part.toml");
-    let text = include_str!("../specimens/gfrp-reference.toml")
+    let text = include_str!("../../specimens/gfrp-reference.toml")
         .replace("duration_s = 600.0", "duration_s = 20.0")
         .replace("pixels = [160, 120]", "pixels = [48, 36]");
     std::fs::write(&spec, text).unwrap();
@@ -47,7 +47,7 @@ fn bad_specimen_file_fails_with_the_field_named() {
     let spec = dir.path().join("bad.toml");
     std::fs::write(
         &spec,
-        include_str!("../specimens/gfrp-sound.toml").replace("thickness_mm = 20.0", "thickness_mm = -3.0"),
+        include_str!("../../specimens/gfrp-sound.toml").replace("thickness_mm = 20.0", "thickness_mm = -3.0"),
     )
     .unwrap();
     let o = trainer()
@@ -77,7 +77,7 @@ fn bad_specimen_file_fails_with_the_field_named() {
 fn dataset_writes_plates_and_an_index_split_by_plate() {
     let dir = tempfile::tempdir().unwrap();
     let template = dir.path().join("small.toml");
-    let text = include_str!("../specimens/gfrp-sound.toml")
+    let text = include_str!("../../specimens/gfrp-sound.toml")
         .replace("duration_s = 600.0", "duration_s = 12.0")
         .replace("pixels = [160, 120]", "pixels = [32, 24]");
     std::fs::write(&template, text).unwrap();
@@ -137,7 +137,7 @@ fn dataset_writes_plates_and_an_index_split_by_plate() {
 /// not minutes.
 fn small_dataset(dir: &std::path::Path) -> std::path::PathBuf {
     let template = dir.join("small.toml");
-    let text = include_str!("../specimens/gfrp-sound.toml")
+    let text = include_str!("../../specimens/gfrp-sound.toml")
         .replacen("duration_s = 30.0", "duration_s = 4.0", 1)
         .replace("duration_s = 600.0", "duration_s = 40.0")
         .replace("frame_rate_hz = 1.0", "frame_rate_hz = 2.0")
@@ -292,7 +292,7 @@ fn quantization_aware_epochs_after_training_and_on_their_own() {
         ranges[3][0].as_f64().unwrap() as f32,
         ranges[3][1].as_f64().unwrap() as f32,
     );
-    assert_eq!(last, tqc_trainer::export::quantize::range_quant(lo, hi));
+    assert_eq!(last, tqc_learn::export::quantize::range_quant(lo, hi));
     // The amplitude channel is relative to the default window's mean, not the median.
     let spec = model.desc.input.features.clone().unwrap();
     assert_eq!(spec.amplitude_window_px, 31);

@@ -11,13 +11,13 @@ use npyz::WriterBuilder;
 use tqc_shared::features::FeatureSpec;
 use tqc_shared::model::QuantParams;
 use tqc_shared::verdict::VerdictConfig;
-use tqc_trainer::cnn::{ThermoNet, load_sample};
-use tqc_trainer::export::export;
-use tqc_trainer::export::fold::FloatNet;
-use tqc_trainer::infer::{InferError, infer, run_features};
-use tqc_trainer::sequence::Sequence;
-use tqc_trainer::simulate::simulate_to_dir;
-use tqc_trainer::specimen::Specimen;
+use tqc_learn::cnn::{ThermoNet, load_sample};
+use tqc_learn::export::export;
+use tqc_learn::export::fold::FloatNet;
+use tqc_eval::infer::{InferError, infer, run_features};
+use tqc_data::sequence::Sequence;
+use tqc_sim::simulate_to_dir;
+use tqc_data::specimen::Specimen;
 
 const QUANT: QuantParams = QuantParams {
     scale: 1.0 / 64.0,
@@ -35,7 +35,7 @@ struct Setup {
 fn setup() -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let plate = tmp.path().join("plate");
-    let s = Specimen::parse(include_str!("fixtures/small-part.toml"), "small.toml").unwrap();
+    let s = Specimen::parse(include_str!("../../fixtures/small-part.toml"), "small.toml").unwrap();
     simulate_to_dir(&s, 3, &plate, |_, _| {}).unwrap();
     let spec = FeatureSpec::log_spaced(6_000, 34_000, 4, 100).unwrap();
     let sample = load_sample(&plate, &spec, QUANT).unwrap();

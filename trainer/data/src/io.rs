@@ -5,6 +5,8 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
+use npyz::WriterBuilder;
+
 /// A file that could not be written.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {

@@ -1,27 +1,16 @@
 //! `trainer baseline`: classical processing of a recording into images and a defect map.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use super::ReadArgs;
 use anyhow::{Context, Result};
-use npyz::WriterBuilder;
+use tqc_data::io::write_npy;
 
-use tqc_trainer::baseline::{self, Method, Params};
-use tqc_trainer::preview::{self, Raster};
-use tqc_trainer::sequence::{ReadOptions, Sequence};
+use tqc_eval::baseline::{self, Method, Params};
+use crate::preview::{self, Raster};
+use tqc_data::{ReadOptions, Sequence};
 
-pub use tqc_trainer::simulate::heating_end;
 
-pub fn write_npy<T: npyz::AutoSerialize + Copy>(path: &Path, shape: &[u64], data: &[T]) -> Result<()> {
-    let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    let mut w = npyz::WriteOptions::new()
-        .default_dtype()
-        .shape(shape)
-        .writer(std::io::BufWriter::new(file))
-        .begin_nd()?;
-    w.extend(data.iter().copied())?;
-    w.finish()?;
-    Ok(())
-}
 
 pub fn run(
     method: Method,
@@ -32,7 +21,10 @@ pub fn run(
     start: Option<f64>,
 ) -> Result<()> {
     let seq = Sequence::open(sequence, read).with_context(|| format!("reading {}", sequence.display()))?;
-    params.start_s = start.or_else(|| heating_end(sequence)).unwrap_or(0.0);
+    params.start_s = match start {
+        Some(s) => s,
+        None => tqc_data::recording::heating_end(sequence)?.unwrap_or(0.0),
+    };
     let result = baseline::run(&seq, method, &params)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let (w, h) = (seq.width, seq.height);
@@ -78,4 +70,43 @@ pub fn run(
         out.display()
     );
     Ok(())
+}
+
+/// `trainer baseline`: see `trainer baseline --help`.
+#[derive(clap::Args)]
+pub struct BaselineArgs {
+    #[arg(long, value_enum)]
+    method: Method,
+    /// A recording folder (sequence.npy, times.npy) or a sequence .npy file.
+    #[arg(long)]
+    sequence: PathBuf,
+    #[arg(long)]
+    out: PathBuf,
+    /// Analysis window start in s (default: the end of the heating when meta.json
+    /// says it, else 0).
+    #[arg(long)]
+    start_s: Option<f64>,
+    /// Robust z-score above which a pixel is flagged.
+    #[arg(long, default_value_t = 4.0)]
+    threshold: f64,
+    /// TSR polynomial degree (4..=7).
+    #[arg(long, default_value_t = 5)]
+    degree: usize,
+    /// PCT components / PPT frequencies kept.
+    #[arg(long, default_value_t = 4)]
+    components: usize,
+    #[command(flatten)]
+    read: ReadArgs,
+}
+
+impl BaselineArgs {
+    pub fn run(self) -> Result<()> {
+        let params = Params {
+            start_s: 0.0,
+            threshold: self.threshold,
+            tsr_degree: self.degree,
+            components: self.components,
+        };
+        run(self.method, &self.sequence, &self.out, &self.read.options(), params, self.start_s)
+    }
 }

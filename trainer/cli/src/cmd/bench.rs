@@ -2,12 +2,12 @@
 //! shared int8 engine (the device's code, portable path) against tract on the float and
 //! the int8 ONNX files beside the blob. Frames (parts) per second and ratios.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use tqc_trainer::infer::run_features;
-use tqc_trainer::onnx_run::OnnxModel;
+use tqc_eval::infer::run_features;
+use tqc_learn::onnx_run::OnnxModel;
 
 fn time(iterations: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
     f()?; // warm-up (and planning for tract)
@@ -58,4 +58,19 @@ pub fn run(model: &Path, iterations: usize) -> Result<()> {
         println!("  engine / {label}: {:.2}×", engine / fps);
     }
     Ok(())
+}
+
+/// `trainer bench`: see `trainer bench --help`.
+#[derive(clap::Args)]
+pub struct BenchArgs {
+    #[arg(long, default_value = "onnx_models/thermonet.tqm")]
+    model: PathBuf,
+    #[arg(long, default_value_t = 20)]
+    iterations: usize,
+}
+
+impl BenchArgs {
+    pub fn run(self) -> Result<()> {
+        run(&self.model, self.iterations)
+    }
 }

@@ -8,11 +8,12 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use tqc_trainer::cnn::TrainConfig;
-use tqc_trainer::crossval::{cross_validate, summarize};
-use tqc_trainer::export::write_atomic;
+use tqc_learn::cnn::TrainConfig;
+use tqc_learn::crossval::{cross_validate, summarize};
+use tqc_data::io::write_atomic;
 
-use super::train::{Backend, FEATURE_QUANT, dataset_schedule, load_plates, split_dirs};
+use tqc_data::index::{Split, split_dirs};
+use tqc_learn::pipeline::{Backend, FEATURE_QUANT, dataset_schedule, load_plates};
 
 pub fn run(
     data: &Path,
@@ -21,8 +22,8 @@ pub fn run(
     (channels, amplitude_window_px): (usize, u16),
     folds: usize,
 ) -> Result<()> {
-    let mut dirs = split_dirs(data, "train")?;
-    dirs.extend(split_dirs(data, "validation")?);
+    let mut dirs = split_dirs(data, Split::Train)?;
+    dirs.extend(split_dirs(data, Split::Validation)?);
     if dirs.len() < folds.max(2) {
         bail!(
             "{}: {} train and validation plates, too few for {folds} folds",

@@ -1,13 +1,13 @@
 //! `trainer dataset`: many plates with a progress bar.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use tqc_trainer::dataset::{DatasetSpec, generate};
-use tqc_trainer::specimen::Specimen;
+use tqc_sim::dataset::{DatasetSpec, generate};
+use tqc_data::{Specimen, Split};
 
 pub fn run(template: &str, spec: &DatasetSpec, out: &Path) -> Result<()> {
     if spec.plates == 0 {
@@ -35,7 +35,7 @@ pub fn run(template: &str, spec: &DatasetSpec, out: &Path) -> Result<()> {
     let started = Instant::now();
     let index = generate(&template, spec, out, |done, _| bar.set_position(done as u64))?;
     bar.finish_and_clear();
-    let count = |s: &str| index.plates.iter().filter(|p| p.split == s).count();
+    let count = |s| index.plates_in(s).count();
     let sound = index
         .plates
         .iter()
@@ -47,9 +47,45 @@ pub fn run(template: &str, spec: &DatasetSpec, out: &Path) -> Result<()> {
         template.name,
         started.elapsed().as_secs_f64(),
         out.display(),
-        count("train"),
-        count("validation"),
-        count("test"),
+        count(Split::Train),
+        count(Split::Validation),
+        count(Split::Test),
     );
     Ok(())
+}
+
+/// `trainer dataset`: see `trainer dataset --help`.
+#[derive(clap::Args)]
+pub struct DatasetArgs {
+    /// Number of plates.
+    #[arg(long)]
+    plates: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long)]
+    out: PathBuf,
+    /// The specimen (shipped name or TOML file) whose plate, material and station are
+    /// varied; its own defects are replaced by random ones.
+    #[arg(long, default_value = "gfrp-sound")]
+    specimen_template: String,
+    /// Share of plates without defects.
+    #[arg(long, default_value_t = 0.2)]
+    sound_share: f64,
+    #[arg(long, default_value_t = 0.15)]
+    validation_share: f64,
+    #[arg(long, default_value_t = 0.15)]
+    test_share: f64,
+}
+
+impl DatasetArgs {
+    pub fn run(self) -> Result<()> {
+        let spec = DatasetSpec {
+            plates: self.plates,
+            seed: self.seed,
+            sound_share: self.sound_share,
+            validation_share: self.validation_share,
+            test_share: self.test_share,
+        };
+        run(&self.specimen_template, &spec, &self.out)
+    }
 }

@@ -3,17 +3,18 @@
 //! split (table + JSON).
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use tqc_trainer::depth::{DepthReport, fit, score};
-use tqc_trainer::export::write_atomic;
+use tqc_learn::depth::{DepthReport, fit, score};
+use tqc_data::io::write_atomic;
 
-use super::train::{load_plates, read_float_model, split_dirs};
+use tqc_data::index::{Split, split_dirs};
+use tqc_learn::pipeline::{load_plates, read_float_model};
 
-pub fn run(model: &Path, data: &Path, split: &str, json: Option<&Path>) -> Result<()> {
+pub fn run(model: &Path, data: &Path, split: Split, json: Option<&Path>) -> Result<()> {
     let (net, meta) = read_float_model(model)?;
-    let (train_dirs, held_dirs) = (split_dirs(data, "train")?, split_dirs(data, split)?);
+    let (train_dirs, held_dirs) = (split_dirs(data, Split::Train)?, split_dirs(data, split)?);
     if train_dirs.is_empty() || held_dirs.is_empty() {
         bail!(
             "{}: the index needs plates in the train and the {split} split",
@@ -41,7 +42,7 @@ pub fn run(model: &Path, data: &Path, split: &str, json: Option<&Path>) -> Resul
     Ok(())
 }
 
-fn table(r: &DepthReport, split: &str, names: &[String], training_pixels: usize) -> String {
+fn table(r: &DepthReport, split: Split, names: &[String], training_pixels: usize) -> String {
     let mut s = String::new();
     let plates = names.len();
     let _ = writeln!(
@@ -73,4 +74,26 @@ fn table(r: &DepthReport, split: &str, names: &[String], training_pixels: usize)
         );
     }
     s
+}
+
+/// `trainer depth-head`: see `trainer depth-head --help`.
+#[derive(clap::Args)]
+pub struct DepthHeadArgs {
+    /// The float ONNX model (e.g. onnx_models/thermonet.onnx).
+    #[arg(long, default_value = "onnx_models/thermonet.onnx")]
+    model: PathBuf,
+    /// A dataset folder (from `trainer dataset`).
+    #[arg(long)]
+    data: PathBuf,
+    #[arg(long, default_value = "test")]
+    split: Split,
+    /// Also write the head and the scores as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+impl DepthHeadArgs {
+    pub fn run(self) -> Result<()> {
+        run(&self.model, &self.data, self.split, self.json.as_deref())
+    }
 }

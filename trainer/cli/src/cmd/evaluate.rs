@@ -1,11 +1,12 @@
 //! `trainer evaluate`: a defect map against a recording's ground truth.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use tqc_data::Split;
 use anyhow::{Context, Result, bail};
 use npyz::NpyFile;
 
-use tqc_trainer::evaluate::{components, evaluate, footprints_of};
+use tqc_eval::score::{components, evaluate, footprints_of};
 
 fn read_u8(path: &Path) -> Result<(Vec<u64>, Vec<u8>)> {
     let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
@@ -25,7 +26,7 @@ pub fn run(map_path: &Path, truth: &Path, json: Option<&Path>) -> Result<()> {
         bail!("{} is {mshape:?}, the ground truth {lshape:?}", map_path.display());
     }
     let (w, h) = (lshape[1] as usize, lshape[0] as usize);
-    let (footprints, area) = match footprints_of(truth) {
+    let (footprints, area) = match footprints_of(truth)? {
         Some((f, a)) => (f, Some(a)),
         None => (components(&labels, None, w, h), None),
     };
@@ -56,4 +57,42 @@ pub fn run(map_path: &Path, truth: &Path, json: Option<&Path>) -> Result<()> {
         .with_context(|| format!("cannot write {}", json_path.display()))?;
     println!("  → {}", json_path.display());
     Ok(())
+}
+
+/// `trainer evaluate`: see `trainer evaluate --help`.
+#[derive(clap::Args)]
+pub struct EvaluateArgs {
+    /// A defect map (.npy) to score (with --truth).
+    #[arg(long, conflicts_with_all = ["model", "data"], required_unless_present = "model")]
+    map: Option<PathBuf>,
+    /// The recording folder holding labels.npy (and meta.json for named defects).
+    #[arg(long, requires = "map")]
+    truth: Option<PathBuf>,
+    /// A model blob (.tqm) to evaluate on --data.
+    #[arg(long, requires = "data")]
+    model: Option<PathBuf>,
+    /// A dataset folder (index.json).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// The split of --data to evaluate on.
+    #[arg(long, default_value = "test")]
+    split: Split,
+    /// Write the model card (Markdown) here.
+    #[arg(long, requires = "model")]
+    card: Option<PathBuf>,
+    /// Where to write the JSON (default: next to the map / the model).
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+impl EvaluateArgs {
+    pub fn run(self) -> Result<()> {
+        match (&self.map, &self.truth, &self.model, &self.data) {
+            (Some(map), Some(truth), _, _) => run(map, truth, self.json.as_deref()),
+            (_, _, Some(model), Some(data)) => {
+                super::model_card::run(model, data, self.split, self.json.as_deref(), self.card.as_deref())
+            }
+            _ => anyhow::bail!("give --map with --truth, or --model with --data"),
+        }
+    }
 }

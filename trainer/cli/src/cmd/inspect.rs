@@ -1,6 +1,9 @@
 //! A human-readable report of a model blob.
 
 use std::fmt::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
 
 use tqc_shared::blob::{self, BlobError};
 use tqc_shared::planner::{Mode, plan};
@@ -85,6 +88,24 @@ pub fn report(bytes: &[u8]) -> Result<String, BlobError> {
         plan(&model, Mode::WholeMap).total
     );
     Ok(s)
+}
+
+
+/// `trainer inspect`: see `trainer inspect --help`.
+#[derive(clap::Args)]
+pub struct InspectArgs {
+    /// The blob to check.
+    blob: PathBuf,
+}
+
+impl InspectArgs {
+    pub fn run(self) -> anyhow::Result<()> {
+        let bytes = std::fs::read(&self.blob).with_context(|| format!("cannot read {}", self.blob.display()))?;
+        let report =
+            report(&bytes).with_context(|| format!("{} is not a valid model blob", self.blob.display()))?;
+        print!("{report}");
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! per-hole table of the reference plate.
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tqc_shared::inspection::AcquisitionLimits;
 
 use anyhow::{Context, Result};
@@ -11,21 +11,22 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use tqc_shared::model::Kernel;
 use tqc_shared::verdict::VerdictConfig;
-use tqc_trainer::evaluate::{evaluate, footprints_of};
-use tqc_trainer::infer::infer;
-use tqc_trainer::model_eval::{ModelEvaluation, evaluate_model};
-use tqc_trainer::sequence::{ReadOptions, Sequence};
-use tqc_trainer::simulate::simulate_to_dir;
-use tqc_trainer::specimen::Specimen;
+use tqc_eval::score::{evaluate, footprints_of};
+use tqc_eval::infer::infer;
+use tqc_learn::model_eval::{ModelEvaluation, evaluate_model};
+use tqc_data::{ReadOptions, Sequence};
+use tqc_sim::simulate_to_dir;
+use tqc_data::Specimen;
 
-use super::train::{TrainingRecord, split_dirs};
+use tqc_data::index::{Split, split_dirs};
+use tqc_learn::pipeline::TrainingRecord;
 
-pub fn run(model: &Path, data: &Path, split: &str, json: Option<&Path>, card: Option<&Path>) -> Result<()> {
+pub fn run(model: &Path, data: &Path, split: Split, json: Option<&Path>, card: Option<&Path>) -> Result<()> {
     let blob = std::fs::read(model).with_context(|| format!("cannot read {}", model.display()))?;
     tqc_shared::blob::decode(&blob).with_context(|| format!("{} is not a valid model blob", model.display()))?;
     let dirs = split_dirs(data, split)?;
     if dirs.is_empty() {
-        anyhow::bail!("{}: no plates in the {split:?} split", data.display());
+        anyhow::bail!("{}: no plates in the {split} split", data.display());
     }
     let float = model.with_extension("onnx");
     let float = float.exists().then_some(float);
@@ -64,7 +65,7 @@ pub fn run(model: &Path, data: &Path, split: &str, json: Option<&Path>, card: Op
     println!("→ {}", json_path.display());
     if let Some(card) = card {
         let text = model_card(model, &blob, &e, split)?;
-        tqc_trainer::export::write_atomic(card, text.as_bytes())?;
+        tqc_data::io::write_atomic(card, text.as_bytes())?;
         println!("→ {}", card.display());
     }
     Ok(())
@@ -78,7 +79,7 @@ fn reference_rows(blob: &[u8]) -> Result<(String, String)> {
     let seq = Sequence::open(&dir, &ReadOptions::default())?;
     let out = infer(blob, &seq, &VerdictConfig::DEFAULT, &AcquisitionLimits::DEFAULT)?;
     let labels = seq.labels.clone().context("reference plate without labels")?;
-    let (footprints, _) = footprints_of(&dir).context("reference plate without meta.json")?;
+    let (footprints, _) = footprints_of(&dir)?.context("reference plate without meta.json")?;
     let e = evaluate(&out.classes, &labels, &footprints, None);
     let mut rows =
         String::from("| defect | depth (mm) | pixels | flagged | found |\n| --- | ---: | ---: | ---: | --- |\n");
@@ -120,8 +121,8 @@ fn float_training(r: &TrainingRecord) -> String {
     format!(
         "- data: `{}` (`trainer dataset`, template `{}`, seed {}), {} training and {} validation plates, held out by plate;\n- {:?}, peak learning rate {}, {} warm-up epochs then cosine decay, weight decay {}, L1 {}, dropout {}, class weights {:?}, augmentation {:?};\n- {} of {} epochs (early stopping, patience {:?}), best epoch {}; seed {}; {:.0} s wall time on the CPU (ndarray backend);\n- folded float network vs burn: max |Δlogit| {:.1e} on a validation plate.\n\n",
         r.data,
-        r.dataset_index["template"].as_str().unwrap_or("?"),
-        r.dataset_index["seed"],
+        r.dataset_index.template,
+        r.dataset_index.seed,
         r.train_plates,
         r.validation_plates,
         c.optimizer,
@@ -142,12 +143,10 @@ fn float_training(r: &TrainingRecord) -> String {
     )
 }
 
-fn model_card(model: &Path, blob: &[u8], e: &ModelEvaluation, split: &str) -> Result<String> {
+fn model_card(model: &Path, blob: &[u8], e: &ModelEvaluation, split: Split) -> Result<String> {
     let m = tqc_shared::blob::decode(blob)?;
     let name = m.desc.name;
-    let record: Option<TrainingRecord> = std::fs::read_to_string(model.with_extension("training.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
+    let record: Option<TrainingRecord> = TrainingRecord::beside(model);
     let input = m.desc.input.shape;
     let mut s = String::new();
     let _ = writeln!(s, "# Model card: `{name}`\n");

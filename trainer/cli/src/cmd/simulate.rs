@@ -1,15 +1,15 @@
 //! `trainer simulate`: run a specimen, write the recording and its previews, print what
 //! was measured.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use tqc_trainer::preview::{self, Raster};
-use tqc_trainer::sim::scene::SURFACE;
-use tqc_trainer::simulate::simulate_to_dir;
-use tqc_trainer::specimen::Specimen;
+use crate::preview::{self, Raster};
+use tqc_sim::scene::SURFACE;
+use tqc_sim::simulate_to_dir;
+use tqc_data::Specimen;
 
 pub fn run(specimen: &str, out: &Path, seed: u64) -> Result<()> {
     let spec = Specimen::load(specimen)?;
@@ -102,4 +102,25 @@ pub fn run(specimen: &str, out: &Path, seed: u64) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// `trainer simulate`: see `trainer simulate --help`.
+#[derive(clap::Args)]
+pub struct SimulateArgs {
+    /// A shipped specimen (gfrp-reference, gfrp-sound, cfrp-delaminations) or a
+    /// specimen TOML file (format: trainer/specimens/*.toml and specimen.rs).
+    #[arg(long)]
+    specimen: String,
+    /// Output folder (created if needed).
+    #[arg(long)]
+    out: PathBuf,
+    /// Seed for the lamp profile, emissivity texture and camera noise.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+impl SimulateArgs {
+    pub fn run(self) -> Result<()> {
+        run(&self.specimen, &self.out, self.seed)
+    }
 }

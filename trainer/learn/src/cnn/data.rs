@@ -129,7 +129,7 @@ pub fn augment(s: &Sample, a: &Augment, quant: tqc_shared::model::QuantParams, r
     out
 }
 
-fn batch<B: Backend>(samples: &[&Sample], device: &B::Device) -> (Tensor<B, 4>, Tensor<B, 1, Int>) {
+pub(crate) fn batch<B: Backend>(samples: &[&Sample], device: &B::Device) -> (Tensor<B, 4>, Tensor<B, 1, Int>) {
     let s0 = samples[0];
     let (c, h, w) = (s0.channels, s0.height, s0.width);
     let mut x = Vec::with_capacity(samples.len() * c * h * w);

@@ -18,6 +18,7 @@ use rand_distr::{Distribution, Normal};
 use tqc_data::sequence::{ReadOptions, Sequence};
 
 use super::*;
+use super::data::batch;
 
 /// The optimizer of a training run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

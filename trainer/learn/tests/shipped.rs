@@ -8,12 +8,12 @@ use std::path::PathBuf;
 
 use burn::backend::NdArray;
 use tqc_shared::verdict::VerdictConfig;
-use tqc_trainer::export::fold::FloatNet;
-use tqc_trainer::infer::run_features;
-use tqc_trainer::model_eval::evaluate_model;
-use tqc_trainer::onnx_run::OnnxModel;
-use tqc_trainer::simulate::simulate_to_dir;
-use tqc_trainer::specimen::Specimen;
+use tqc_learn::export::fold::FloatNet;
+use tqc_eval::infer::run_features;
+use tqc_learn::model_eval::evaluate_model;
+use tqc_learn::onnx_run::OnnxModel;
+use tqc_sim::simulate_to_dir;
+use tqc_data::specimen::Specimen;
 
 fn models() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../onnx_models")
@@ -75,7 +75,7 @@ fn shipped_artifacts_agree() {
     let float = OnnxModel::load(&models().join("thermonet.onnx"), c, h, w).unwrap();
     let int8 = OnnxModel::load(&models().join("thermonet.int8.onnx"), c, h, w).unwrap();
     // The network burn-import generated at build time takes these weights.
-    tqc_trainer::finetune::load::<NdArray<f32>>(&net, &Default::default()).unwrap();
+    tqc_learn::finetune::load::<NdArray<f32>>(&net, &Default::default()).unwrap();
 
     let px = h * w;
     let (mut within, mut total) = (0usize, 0usize);

@@ -10,15 +10,15 @@ use burn::backend::{Autodiff, NdArray};
 use tqc_shared::features::FeatureSpec;
 use tqc_shared::model::QuantParams;
 use tqc_shared::verdict::VerdictConfig;
-use tqc_trainer::cnn::{
+use tqc_learn::cnn::{
     Augment, EpochReport, OptimizerKind, Sample, TrainConfig, TrainError, best_epoch, iou, load_sample, logits,
     predict, train,
 };
-use tqc_trainer::export::export;
-use tqc_trainer::export::fold::FloatNet;
-use tqc_trainer::onnx_run::OnnxModel;
-use tqc_trainer::simulate::simulate_to_dir;
-use tqc_trainer::specimen::Specimen;
+use tqc_learn::export::export;
+use tqc_learn::export::fold::FloatNet;
+use tqc_learn::onnx_run::OnnxModel;
+use tqc_sim::simulate_to_dir;
+use tqc_data::specimen::Specimen;
 
 type B = Autodiff<NdArray<f32>>;
 type Inner = NdArray<f32>;
@@ -41,7 +41,7 @@ struct Plates {
 fn plates() -> &'static Plates {
     static P: OnceLock<Plates> = OnceLock::new();
     P.get_or_init(|| {
-        let text = include_str!("fixtures/small-part.toml");
+        let text = include_str!("../../fixtures/small-part.toml");
         let mut samples = Vec::new();
         let mut dirs = Vec::new();
         for i in 0..3 {
@@ -250,10 +250,10 @@ fn exported_models_agree_with_burn_and_the_engine() {
         assert!(max <= 1e-4, "float ONNX vs burn: max |Δ| {max}");
 
         // Int8 ONNX through tract vs the engine on the blob.
-        let (engine_logits, engine_classes) = tqc_trainer::infer::run_features(&a.blob_bytes, &s.image).unwrap();
+        let (engine_logits, engine_classes) = tqc_eval::infer::run_features(&a.blob_bytes, &s.image).unwrap();
         let qdq = int8.logits(&s.features).unwrap();
         let px = h * w;
-        let qdq_classes = tqc_trainer::onnx_run::argmax_chw(&qdq, 3);
+        let qdq_classes = tqc_learn::onnx_run::argmax_chw(&qdq, 3);
         for p in 0..px {
             total += 1;
             same += usize::from(qdq_classes[p] == engine_classes[p]);
@@ -270,22 +270,22 @@ fn exported_models_agree_with_burn_and_the_engine() {
 
     // The blob through the host twin on the recording itself gives the same classes as
     // the engine on the training-time features.
-    let seq = tqc_trainer::sequence::Sequence::open(&p.dirs[2], &Default::default()).unwrap();
-    let out = tqc_trainer::infer::infer(
+    let seq = tqc_data::sequence::Sequence::open(&p.dirs[2], &Default::default()).unwrap();
+    let out = tqc_eval::infer::infer(
         &a.blob_bytes,
         &seq,
         &VerdictConfig::DEFAULT,
         &AcquisitionLimits::DEFAULT,
     )
     .unwrap();
-    let (_, classes) = tqc_trainer::infer::run_features(&a.blob_bytes, &data[2].image).unwrap();
+    let (_, classes) = tqc_eval::infer::run_features(&a.blob_bytes, &data[2].image).unwrap();
     assert_eq!(out.classes, classes);
     assert_eq!(out.features, data[2].image);
 }
 
 #[test]
 fn cross_validation_validates_every_plate_once_with_the_single_run_recipe() {
-    use tqc_trainer::crossval::{cross_validate, summarize};
+    use tqc_learn::crossval::{cross_validate, summarize};
     let _turn = serial();
     let data = &plates().samples;
     let cfg = config(3);
@@ -335,8 +335,8 @@ fn the_best_epoch_is_the_first_to_reach_the_top_score() {
 /// quantized with the very ranges the fine-tuning trained with.
 #[test]
 fn quantization_aware_fine_tuning_simulates_the_engine_it_exports_for() {
-    use tqc_trainer::export::quantize::quantize_with;
-    use tqc_trainer::qat::{QatNet, fine_tune};
+    use tqc_learn::export::quantize::quantize_with;
+    use tqc_learn::qat::{QatNet, fine_tune};
     let _turn = serial();
     let data = &plates().samples;
     let device = Default::default();
@@ -370,7 +370,7 @@ fn quantization_aware_fine_tuning_simulates_the_engine_it_exports_for() {
     for s in data {
         let fake = logits::<Inner, _>(&simulated, s, &device);
         let classes = predict::<Inner, _>(&simulated, &[s], &device);
-        let (engine, engine_classes) = tqc_trainer::infer::run_features(&blob, &s.image).unwrap();
+        let (engine, engine_classes) = tqc_eval::infer::run_features(&blob, &s.image).unwrap();
         let px = h * w;
         for p in 0..px {
             total += 1;

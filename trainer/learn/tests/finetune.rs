@@ -5,12 +5,12 @@
 use burn::backend::{Autodiff, NdArray};
 use tqc_shared::features::FeatureSpec;
 use tqc_shared::model::QuantParams;
-use tqc_trainer::cnn::{Augment, OptimizerKind, ThermoNet, TrainConfig, continue_training, load_sample, logits};
-use tqc_trainer::export::fold::FloatNet;
-use tqc_trainer::export::onnx::{Meta, float_onnx, read_meta};
-use tqc_trainer::finetune::{FinetuneError, load, to_float_net};
-use tqc_trainer::simulate::simulate_to_dir;
-use tqc_trainer::specimen::Specimen;
+use tqc_learn::cnn::{Augment, OptimizerKind, ThermoNet, TrainConfig, continue_training, load_sample, logits};
+use tqc_learn::export::fold::FloatNet;
+use tqc_learn::export::onnx::{Meta, float_onnx, read_meta};
+use tqc_learn::finetune::{FinetuneError, load, to_float_net};
+use tqc_sim::simulate_to_dir;
+use tqc_data::specimen::Specimen;
 
 type B = Autodiff<NdArray<f32>>;
 type Inner = NdArray<f32>;
@@ -27,7 +27,7 @@ const WIDTH: usize = 12;
 #[test]
 fn finetuning_starts_from_the_file_and_trains() {
     let spec = FeatureSpec::log_spaced(6_000, 34_000, CHANNELS, 100).unwrap();
-    let text = include_str!("fixtures/small-part.toml");
+    let text = include_str!("../../fixtures/small-part.toml");
     let samples: Vec<_> = (0..2)
         .map(|i| {
             let s = Specimen::parse(

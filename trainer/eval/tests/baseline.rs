@@ -2,13 +2,13 @@
 //! the shallow hole and the surface spot are found, and the sound area stays mostly
 //! quiet; a defect-free plate gets few false calls.
 
-use tqc_trainer::baseline::{self, Method, Params};
-use tqc_trainer::evaluate::{Footprint, evaluate};
-use tqc_trainer::sequence::{ReadOptions, Sequence};
-use tqc_trainer::simulate::simulate_to_dir;
-use tqc_trainer::specimen::Specimen;
+use tqc_eval::baseline::{self, Method, Params};
+use tqc_eval::score::{Footprint, evaluate};
+use tqc_data::sequence::{ReadOptions, Sequence};
+use tqc_sim::simulate_to_dir;
+use tqc_data::specimen::Specimen;
 
-const PART: &str = include_str!("fixtures/small-part.toml");
+const PART: &str = include_str!("../../fixtures/small-part.toml");
 
 #[test]
 fn every_method_finds_the_shallow_hole_and_the_surface_spot() {
@@ -72,7 +72,7 @@ fn every_method_finds_the_shallow_hole_and_the_surface_spot() {
 fn shared_features_separate_the_defects() {
     use tqc_shared::features::FeatureSpec;
     use tqc_shared::model::QuantParams;
-    use tqc_trainer::features::feature_image;
+    use tqc_eval::features::feature_image;
     let spec = Specimen::parse(PART, "part.toml").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (scene, _, _) = simulate_to_dir(&spec, 3, dir.path(), |_, _| {}).unwrap();

@@ -4,11 +4,11 @@
 use std::path::Path;
 
 use npyz::NpyFile;
-use tqc_trainer::sim::scene::{SOUND, SUBSURFACE, SURFACE};
-use tqc_trainer::simulate::simulate_to_dir;
-use tqc_trainer::specimen::Specimen;
+use tqc_sim::scene::{SOUND, SUBSURFACE, SURFACE};
+use tqc_sim::simulate_to_dir;
+use tqc_data::specimen::Specimen;
 
-const SMALL: &str = include_str!("fixtures/small-part.toml");
+const SMALL: &str = include_str!("../../fixtures/small-part.toml");
 
 fn read<T: npyz::Deserialize>(path: &Path) -> (Vec<u64>, Vec<T>) {
     let file = NpyFile::new(std::fs::File::open(path).unwrap()).unwrap();
