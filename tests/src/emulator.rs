@@ -126,7 +126,12 @@ pub fn ensure_thumb_target(dir: &Path) -> Result<Option<String>, EmulatorError> 
         ))),
         Ok(o) => Err(EmulatorError::NoThumbTarget {
             toolchain,
-            why: String::from_utf8_lossy(&o.stderr).trim().lines().last().unwrap_or("it failed").to_string(),
+            why: String::from_utf8_lossy(&o.stderr)
+                .trim()
+                .lines()
+                .last()
+                .unwrap_or("it failed")
+                .to_string(),
         }),
         Err(e) => Err(EmulatorError::NoThumbTarget {
             toolchain,
@@ -489,7 +494,12 @@ pub fn run_station(job: &StationJob<'_>) -> Result<StationRun, EmulatorError> {
         job.elf,
         job.workdir,
         true,
-        &["-trace".as_ref(), "led_change_intensity".as_ref(), "-D".as_ref(), trace.as_os_str()],
+        &[
+            "-trace".as_ref(),
+            "led_change_intensity".as_ref(),
+            "-D".as_ref(),
+            trace.as_os_str(),
+        ],
         job.timeout,
     )?;
     let (status, wall, stream, stderr_text) = (run.status, run.wall, run.stdout, run.stderr);

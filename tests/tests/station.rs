@@ -12,10 +12,10 @@ use std::time::Duration;
 use npyz::WriterBuilder;
 
 use tests::emulator::{self, Board, StationJob, StationRun};
-use tqc_shared::inspection::{AcquisitionLimits, Fault};
-use tqc_shared::verdict::{Verdict, VerdictConfig};
 use tqc_data::sequence::{ReadOptions, Sequence};
 use tqc_data::specimen::Specimen;
+use tqc_shared::inspection::{AcquisitionLimits, Fault};
+use tqc_shared::verdict::{Verdict, VerdictConfig};
 
 fn work() -> PathBuf {
     emulator::root().join("target/e2e")
@@ -281,7 +281,12 @@ fn the_station_image_is_found_where_cargo_target_dir_puts_it() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     let elf = images.get("station").unwrap();
-    assert!(elf.starts_with(outside.path()), "{} is not under {}", elf.display(), outside.path().display());
+    assert!(
+        elf.starts_with(outside.path()),
+        "{} is not under {}",
+        elf.display(),
+        outside.path().display()
+    );
     let run = emulator::run_station(&StationJob {
         board: Board::An500,
         elf,

@@ -14,8 +14,7 @@ use burn_import::onnx::{LoadStrategy, ModelGen};
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(shipped_model)");
     println!("cargo::rerun-if-env-changed=THERMOQC_FINETUNE_ONNX");
-    let onnx =
-        std::env::var("THERMOQC_FINETUNE_ONNX").unwrap_or_else(|_| "../../onnx_models/thermonet.onnx".into());
+    let onnx = std::env::var("THERMOQC_FINETUNE_ONNX").unwrap_or_else(|_| "../../onnx_models/thermonet.onnx".into());
     println!("cargo::rerun-if-changed={onnx}");
     if !Path::new(&onnx).exists() {
         println!(

@@ -70,7 +70,11 @@ pub fn demo(args: DemoArgs) -> Result<DemoOutcome> {
     step(&format!(
         "building what the demo runs: the host tools (simulator, host twin){} — a first build compiles \
          every dependency and takes minutes (about 30 on 2 cores); cargo's progress follows",
-        if device { " and the emulated board's firmware" } else { "" }
+        if device {
+            " and the emulated board's firmware"
+        } else {
+            ""
+        }
     ));
     if device {
         preflight()?;
@@ -171,7 +175,12 @@ fn render(host: &VerdictFile, device: Option<&StationRun>, recording: &Path, hos
         Some(run) => {
             let r = &run.report;
             writeln!(s, "Ran on: the emulated board (QEMU, real firmware, embedded model)\n")?;
-            writeln!(s, "**Verdict: {}** — LED lit: {}", r.verdict.label(), run.leds.lit.join(", "))?;
+            writeln!(
+                s,
+                "**Verdict: {}** — LED lit: {}",
+                r.verdict.label(),
+                run.leds.lit.join(", ")
+            )?;
             if let Some(f) = &r.fault {
                 writeln!(s, "\nFault: {f}")?;
             }
@@ -248,7 +257,9 @@ fn render(host: &VerdictFile, device: Option<&StationRun>, recording: &Path, hos
         writeln!(s, "| stage | instructions | at 480 MHz |\n| --- | ---: | ---: |")?;
         let times = StageTimes::of(&run.report);
         for row in &times.rows {
-            let time = row.ms.map_or_else(|| "(emulation)".to_string(), |ms| format!("{ms:.1} ms"));
+            let time = row
+                .ms
+                .map_or_else(|| "(emulation)".to_string(), |ms| format!("{ms:.1} ms"));
             writeln!(s, "| {} | {} | {time} |", row.name, row.instructions)?;
         }
         let a = &run.report.acquisition;
@@ -317,7 +328,10 @@ pub fn check(board: Board, trainer: &Path) -> Result<()> {
     })?;
     let host = VerdictFile::read(&host_out.join("host"))?;
     if host.verdict != Verdict::Fail {
-        bail!("demo check: --host gave {} on the reference plate", host.verdict.label());
+        bail!(
+            "demo check: --host gave {} on the reference plate",
+            host.verdict.label()
+        );
     }
     let device_classes = std::fs::read(device_out.join("device/classes.u8"))?;
     if npy_data(&host_out.join("host/classes.npy"))? != device_classes {

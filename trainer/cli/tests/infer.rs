@@ -8,16 +8,16 @@ use tqc_shared::inspection::AcquisitionLimits;
 
 use burn::backend::NdArray;
 use npyz::WriterBuilder;
-use tqc_shared::features::FeatureSpec;
-use tqc_shared::model::QuantParams;
-use tqc_shared::verdict::VerdictConfig;
+use tqc_data::sequence::Sequence;
+use tqc_data::specimen::Specimen;
+use tqc_eval::infer::{InferError, infer, run_features};
 use tqc_learn::cnn::{ThermoNet, load_sample};
 use tqc_learn::export::export;
 use tqc_learn::export::fold::FloatNet;
-use tqc_eval::infer::{InferError, infer, run_features};
-use tqc_data::sequence::Sequence;
+use tqc_shared::features::FeatureSpec;
+use tqc_shared::model::QuantParams;
+use tqc_shared::verdict::VerdictConfig;
 use tqc_sim::simulate_to_dir;
-use tqc_data::specimen::Specimen;
 
 const QUANT: QuantParams = QuantParams {
     scale: 1.0 / 64.0,

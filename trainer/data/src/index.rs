@@ -155,7 +155,13 @@ mod tests {
         let text = std::fs::read_to_string(dir.path().join(INDEX_FILE)).unwrap();
         assert!(text.contains("\"split\": \"test\""), "{text}");
         assert_eq!("validation".parse::<Split>().unwrap(), Split::Validation);
-        assert!("holdout".parse::<Split>().unwrap_err().to_string().contains("\"holdout\""));
+        assert!(
+            "holdout"
+                .parse::<Split>()
+                .unwrap_err()
+                .to_string()
+                .contains("\"holdout\"")
+        );
     }
 
     #[test]

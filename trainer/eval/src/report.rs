@@ -7,7 +7,7 @@ use std::path::Path;
 use tqc_data::recording::PlateGeometry;
 use tqc_data::sequence::Sequence;
 use tqc_data::verdict::{AcquisitionEntry, RegionEntry, TrueDefect, Truth, VerdictFile};
-use tqc_data::{RecordingMeta, ReadOptions};
+use tqc_data::{ReadOptions, RecordingMeta};
 
 use crate::infer::Inference;
 use crate::score::{ScoreError, evaluate, footprints_of};
@@ -24,8 +24,8 @@ fn class_name(out: &Inference, class: u8) -> String {
 /// The verdict file of `out`, the inspection of the recording in `recording` by `model`.
 pub fn verdict_file(out: &Inference, model: &str, recording: &Path) -> Result<VerdictFile, ScoreError> {
     let f = &out.findings;
-    let geometry = RecordingMeta::find(recording)?
-        .map(|m| PlateGeometry::new(m.specimen.view_mm(), out.width, out.height));
+    let geometry =
+        RecordingMeta::find(recording)?.map(|m| PlateGeometry::new(m.specimen.view_mm(), out.width, out.height));
     let regions = f
         .regions
         .iter()

@@ -2,11 +2,11 @@
 //! the shallow hole and the surface spot are found, and the sound area stays mostly
 //! quiet; a defect-free plate gets few false calls.
 
+use tqc_data::sequence::{ReadOptions, Sequence};
+use tqc_data::specimen::Specimen;
 use tqc_eval::baseline::{self, Method, Params};
 use tqc_eval::score::{Footprint, evaluate};
-use tqc_data::sequence::{ReadOptions, Sequence};
 use tqc_sim::simulate_to_dir;
-use tqc_data::specimen::Specimen;
 
 const PART: &str = include_str!("../../fixtures/small-part.toml");
 
@@ -70,9 +70,9 @@ fn every_method_finds_the_shallow_hole_and_the_surface_spot() {
 /// material (shape channels), the surface spot stands out in amplitude only.
 #[test]
 fn shared_features_separate_the_defects() {
+    use tqc_eval::features::feature_image;
     use tqc_shared::features::FeatureSpec;
     use tqc_shared::model::QuantParams;
-    use tqc_eval::features::feature_image;
     let spec = Specimen::parse(PART, "part.toml").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (scene, _, _) = simulate_to_dir(&spec, 3, dir.path(), |_, _| {}).unwrap();

@@ -12,8 +12,8 @@ use nalgebra::{DMatrix, DVector};
 use serde::Serialize;
 
 use crate::cnn::Sample;
-use tqc_eval::score::components;
 use crate::export::fold::FloatNet;
+use tqc_eval::score::components;
 
 /// Class of in-depth defect pixels.
 const IN_DEPTH: u8 = 1;

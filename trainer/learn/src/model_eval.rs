@@ -13,12 +13,12 @@ use tqc_shared::inspection::AcquisitionLimits;
 use serde::Serialize;
 use tqc_shared::verdict::{Verdict, VerdictConfig, inspect};
 
-use tqc_eval::baseline::{self, Method, Params};
 use crate::cnn::{CLASSES, confusion};
-use tqc_eval::score::{Footprint, components, evaluate, footprints_of};
-use tqc_eval::infer::{MAX_REGIONS, infer};
 use crate::onnx_run::{OnnxModel, argmax_chw};
 use tqc_data::sequence::{ReadOptions, Sequence};
+use tqc_eval::baseline::{self, Method, Params};
+use tqc_eval::infer::{MAX_REGIONS, infer};
+use tqc_eval::score::{Footprint, components, evaluate, footprints_of};
 
 /// Pooled scores of one method.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
@@ -46,7 +46,14 @@ impl MethodScore {
         }
     }
 
-    fn add(&mut self, map: &[u8], labels: &[u8], footprints: &[Footprint], (width, height): (usize, usize), cfg: &VerdictConfig) {
+    fn add(
+        &mut self,
+        map: &[u8],
+        labels: &[u8],
+        footprints: &[Footprint],
+        (width, height): (usize, usize),
+        cfg: &VerdictConfig,
+    ) {
         let m = confusion(map, labels);
         for (a, b) in self.confusion.iter_mut().zip(m) {
             for (x, y) in a.iter_mut().zip(b) {

@@ -143,12 +143,7 @@ pub fn dataset_schedule(data: &Path, channels: usize, amplitude_window_px: u16) 
 /// The plates in `dirs` as training samples (in parallel).
 pub fn load_plates(dirs: &[PathBuf], spec: &FeatureSpec) -> Result<Vec<Sample>, PipelineError> {
     dirs.par_iter()
-        .map(|d| {
-            load_sample(d, spec, FEATURE_QUANT).map_err(|source| PipelineError::Plate {
-                dir: d.clone(),
-                source,
-            })
-        })
+        .map(|d| load_sample(d, spec, FEATURE_QUANT).map_err(|source| PipelineError::Plate { dir: d.clone(), source }))
         .collect()
 }
 
@@ -314,8 +309,8 @@ fn quantization_aware(
     })?;
     progress.done();
     written.map_err(io_at(&path))?;
-    let best = best_epoch(&outcome.reports)
-        .ok_or_else(|| PipelineError::Model("no quantization-aware epoch ran".into()))?;
+    let best =
+        best_epoch(&outcome.reports).ok_or_else(|| PipelineError::Model("no quantization-aware epoch ran".into()))?;
     let record = QatRecord {
         epochs_planned: q.epochs,
         epochs_run: outcome.reports.len(),
@@ -503,8 +498,7 @@ pub fn finetune(
     use crate::finetune::{ShippedNet, load, to_float_net};
     let (net, meta) = read_float_model(from)?;
     let device = Default::default();
-    let model =
-        load::<Backend>(&net, &device).map_err(|e| PipelineError::Model(format!("{}: {e}", from.display())))?;
+    let model = load::<Backend>(&net, &device).map_err(|e| PipelineError::Model(format!("{}: {e}", from.display())))?;
     let job = Job {
         spec: meta.features,
         // The record `trainer train` left beside the file, carried into this one's.
@@ -545,9 +539,8 @@ mod tests {
         let dir = root.join(name);
         std::fs::create_dir_all(&dir).unwrap();
         let mut specimen = Specimen::load("gfrp-sound").unwrap();
-        if let Heating::Step { duration_s, .. } | Heating::Flash { duration_s, .. } = &mut specimen.station.heating {
-            *duration_s = heating_s;
-        }
+        let (Heating::Step { duration_s, .. } | Heating::Flash { duration_s, .. }) = &mut specimen.station.heating;
+        *duration_s = heating_s;
         specimen.station.recording.duration_s = recording_s;
         RecordingMeta {
             format_version: RECORDING_VERSION,

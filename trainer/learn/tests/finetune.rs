@@ -3,14 +3,14 @@
 //! training continues and lowers the loss, and a file of another architecture is refused.
 
 use burn::backend::{Autodiff, NdArray};
-use tqc_shared::features::FeatureSpec;
-use tqc_shared::model::QuantParams;
+use tqc_data::specimen::Specimen;
 use tqc_learn::cnn::{Augment, OptimizerKind, ThermoNet, TrainConfig, continue_training, load_sample, logits};
 use tqc_learn::export::fold::FloatNet;
 use tqc_learn::export::onnx::{Meta, float_onnx, read_meta};
 use tqc_learn::finetune::{FinetuneError, load, to_float_net};
+use tqc_shared::features::FeatureSpec;
+use tqc_shared::model::QuantParams;
 use tqc_sim::simulate_to_dir;
-use tqc_data::specimen::Specimen;
 
 type B = Autodiff<NdArray<f32>>;
 type Inner = NdArray<f32>;

@@ -7,13 +7,13 @@
 use std::path::PathBuf;
 
 use burn::backend::NdArray;
-use tqc_shared::verdict::VerdictConfig;
-use tqc_learn::export::fold::FloatNet;
+use tqc_data::specimen::Specimen;
 use tqc_eval::infer::run_features;
+use tqc_learn::export::fold::FloatNet;
 use tqc_learn::model_eval::evaluate_model;
 use tqc_learn::onnx_run::OnnxModel;
+use tqc_shared::verdict::VerdictConfig;
 use tqc_sim::simulate_to_dir;
-use tqc_data::specimen::Specimen;
 
 fn models() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../onnx_models")

@@ -7,9 +7,7 @@ use std::sync::OnceLock;
 use tqc_shared::inspection::AcquisitionLimits;
 
 use burn::backend::{Autodiff, NdArray};
-use tqc_shared::features::FeatureSpec;
-use tqc_shared::model::QuantParams;
-use tqc_shared::verdict::VerdictConfig;
+use tqc_data::specimen::Specimen;
 use tqc_learn::cnn::{
     Augment, EpochReport, OptimizerKind, Sample, TrainConfig, TrainError, best_epoch, iou, load_sample, logits,
     predict, train,
@@ -17,8 +15,10 @@ use tqc_learn::cnn::{
 use tqc_learn::export::export;
 use tqc_learn::export::fold::FloatNet;
 use tqc_learn::onnx_run::OnnxModel;
+use tqc_shared::features::FeatureSpec;
+use tqc_shared::model::QuantParams;
+use tqc_shared::verdict::VerdictConfig;
 use tqc_sim::simulate_to_dir;
-use tqc_data::specimen::Specimen;
 
 type B = Autodiff<NdArray<f32>>;
 type Inner = NdArray<f32>;

@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use npyz::NpyFile;
+use tqc_data::specimen::Specimen;
 use tqc_sim::scene::{SOUND, SUBSURFACE, SURFACE};
 use tqc_sim::simulate_to_dir;
-use tqc_data::specimen::Specimen;
 
 const SMALL: &str = include_str!("../../fixtures/small-part.toml");
 

@@ -6,11 +6,9 @@ use super::ReadArgs;
 use anyhow::{Context, Result};
 use tqc_data::io::write_npy;
 
-use tqc_eval::baseline::{self, Method, Params};
 use crate::preview::{self, Raster};
 use tqc_data::{ReadOptions, Sequence};
-
-
+use tqc_eval::baseline::{self, Method, Params};
 
 pub fn run(
     method: Method,
@@ -107,6 +105,13 @@ impl BaselineArgs {
             tsr_degree: self.degree,
             components: self.components,
         };
-        run(self.method, &self.sequence, &self.out, &self.read.options(), params, self.start_s)
+        run(
+            self.method,
+            &self.sequence,
+            &self.out,
+            &self.read.options(),
+            params,
+            self.start_s,
+        )
     }
 }

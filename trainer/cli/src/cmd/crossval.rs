@@ -8,9 +8,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
+use tqc_data::io::write_atomic;
 use tqc_learn::cnn::TrainConfig;
 use tqc_learn::crossval::{cross_validate, summarize};
-use tqc_data::io::write_atomic;
 
 use tqc_data::index::{Split, split_dirs};
 use tqc_learn::pipeline::{Backend, FEATURE_QUANT, dataset_schedule, load_plates};

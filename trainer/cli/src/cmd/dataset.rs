@@ -6,8 +6,8 @@ use std::time::Instant;
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use tqc_sim::dataset::{DatasetSpec, generate};
 use tqc_data::{Specimen, Split};
+use tqc_sim::dataset::{DatasetSpec, generate};
 
 pub fn run(template: &str, spec: &DatasetSpec, out: &Path) -> Result<()> {
     if spec.plates == 0 {

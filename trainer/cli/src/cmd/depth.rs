@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use tqc_learn::depth::{DepthReport, fit, score};
 use tqc_data::io::write_atomic;
+use tqc_learn::depth::{DepthReport, fit, score};
 
 use tqc_data::index::{Split, split_dirs};
 use tqc_learn::pipeline::{load_plates, read_float_model};

@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use tqc_data::Split;
 use anyhow::{Context, Result, bail};
 use npyz::NpyFile;
+use tqc_data::Split;
 
 use tqc_eval::score::{components, evaluate, footprints_of};
 

@@ -15,7 +15,13 @@ use super::ReadArgs;
 use crate::plot::{class_colour, write_rgb_png};
 
 /// The class map over a grey image, scaled ×`scale`, as PNG (sound pixels show the image).
-pub fn overlay_png(path: &Path, image: &[f32], classes: &[u8], (width, height): (usize, usize), scale: usize) -> Result<()> {
+pub fn overlay_png(
+    path: &Path,
+    image: &[f32],
+    classes: &[u8],
+    (width, height): (usize, usize),
+    scale: usize,
+) -> Result<()> {
     let (lo, hi) = crate::preview::range(image);
     let (w, h) = (width * scale, height * scale);
     let mut rgb = vec![0u8; w * h * 3];
@@ -50,7 +56,13 @@ pub fn run(model: &Path, sequence: &Path, out_dir: &Path, opts: &ReadOptions, mi
     let background = best_contrast(&seq);
     let size = (out.width, out.height);
     overlay_png(&out_dir.join("overlay.png"), &background, &out.classes, size, 4)?;
-    overlay_png(&out_dir.join("contrast.png"), &background, &vec![0u8; out.classes.len()], size, 4)?;
+    overlay_png(
+        &out_dir.join("contrast.png"),
+        &background,
+        &vec![0u8; out.classes.len()],
+        size,
+        4,
+    )?;
     let verdict = verdict_file(&out, &model.display().to_string(), sequence)?;
     verdict.write(out_dir)?;
     println!("{}: {}", sequence.display(), verdict.verdict.label());
@@ -86,6 +98,12 @@ pub struct InferArgs {
 
 impl InferArgs {
     pub fn run(self) -> Result<()> {
-        run(&self.model, &self.sequence, &self.out, &self.read.options(), self.min_region_pixels)
+        run(
+            &self.model,
+            &self.sequence,
+            &self.out,
+            &self.read.options(),
+            self.min_region_pixels,
+        )
     }
 }

@@ -90,7 +90,6 @@ pub fn report(bytes: &[u8]) -> Result<String, BlobError> {
     Ok(s)
 }
 
-
 /// `trainer inspect`: see `trainer inspect --help`.
 #[derive(clap::Args)]
 pub struct InspectArgs {
@@ -101,8 +100,7 @@ pub struct InspectArgs {
 impl InspectArgs {
     pub fn run(self) -> anyhow::Result<()> {
         let bytes = std::fs::read(&self.blob).with_context(|| format!("cannot read {}", self.blob.display()))?;
-        let report =
-            report(&bytes).with_context(|| format!("{} is not a valid model blob", self.blob.display()))?;
+        let report = report(&bytes).with_context(|| format!("{} is not a valid model blob", self.blob.display()))?;
         print!("{report}");
         Ok(())
     }

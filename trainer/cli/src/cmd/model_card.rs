@@ -3,20 +3,20 @@
 //! per-hole table of the reference plate.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tqc_shared::inspection::AcquisitionLimits;
 
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use tqc_data::Specimen;
+use tqc_data::{ReadOptions, Sequence};
+use tqc_eval::infer::infer;
+use tqc_eval::score::{evaluate, footprints_of};
+use tqc_learn::model_eval::{ModelEvaluation, evaluate_model};
 use tqc_shared::model::Kernel;
 use tqc_shared::verdict::VerdictConfig;
-use tqc_eval::score::{evaluate, footprints_of};
-use tqc_eval::infer::infer;
-use tqc_learn::model_eval::{ModelEvaluation, evaluate_model};
-use tqc_data::{ReadOptions, Sequence};
 use tqc_sim::simulate_to_dir;
-use tqc_data::Specimen;
 
 use tqc_data::index::{Split, split_dirs};
 use tqc_learn::pipeline::TrainingRecord;

@@ -7,9 +7,9 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::preview::{self, Raster};
+use tqc_data::Specimen;
 use tqc_sim::scene::SURFACE;
 use tqc_sim::simulate_to_dir;
-use tqc_data::Specimen;
 
 pub fn run(specimen: &str, out: &Path, seed: u64) -> Result<()> {
     let spec = Specimen::load(specimen)?;

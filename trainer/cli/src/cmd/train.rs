@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use plotters::prelude::*;
 use tqc_learn::cnn::{CLASSES, EpochReport, Sample, TrainConfig, best_epoch};
@@ -23,9 +23,9 @@ pub struct EpochBars {
 impl Progress for EpochBars {
     fn stage(&mut self, what: &str, epochs: usize) {
         let bar = ProgressBar::new(epochs as u64);
-        if let Ok(style) =
-            ProgressStyle::with_template(&format!("{what} [{{bar:40}}] {{pos}}/{{len}} {{elapsed}} (ETA {{eta}}) {{msg}}"))
-        {
+        if let Ok(style) = ProgressStyle::with_template(&format!(
+            "{what} [{{bar:40}}] {{pos}}/{{len}} {{elapsed}} (ETA {{eta}}) {{msg}}"
+        )) {
             bar.set_style(style.progress_chars("=> "));
         }
         self.bar = Some(bar);
@@ -90,7 +90,10 @@ fn report(out: &Path, cfg: &TrainConfig, o: &TrainOutcome) -> Result<()> {
         );
     }
     let a = &o.artifacts;
-    let (h, w) = (o.validation_maps.first().map_or(0, |(s, _)| s.height), o.validation_maps.first().map_or(0, |(s, _)| s.width));
+    let (h, w) = (
+        o.validation_maps.first().map_or(0, |(s, _)| s.height),
+        o.validation_maps.first().map_or(0, |(s, _)| s.width),
+    );
     println!(
         "{} parameters, {:.1} M MACs per {}×{} part; folded float vs burn max |Δlogit| {:.2e}",
         r.parameters,
@@ -151,10 +154,7 @@ fn curves_png(path: &Path, reports: &[EpochReport]) -> Result<()> {
         .y_label_area_size(50)
         .build_cartesian_2d(1f64..n.max(2.0), 0f64..1f64)?;
     c.configure_mesh().x_desc("epoch").draw()?;
-    for (k, (name, colour)) in Class::NAMES.into_iter().zip([BLACK, RED, BLUE])
-        .into_iter()
-        .enumerate()
-    {
+    for (k, (name, colour)) in Class::NAMES.into_iter().zip([BLACK, RED, BLUE]).enumerate() {
         c.draw_series(LineSeries::new(
             reports.iter().map(|r| (r.epoch as f64, r.iou[k])),
             colour.stroke_width(2),
@@ -332,8 +332,14 @@ impl FinetuneArgs {
             export_to: &export_to,
             qat: self.run.qat(&cfg),
         };
-        let outcome =
-            pipeline::finetune(&self.from, &self.data, &self.out, &cfg, &opts, &mut EpochBars::default())?;
+        let outcome = pipeline::finetune(
+            &self.from,
+            &self.data,
+            &self.out,
+            &cfg,
+            &opts,
+            &mut EpochBars::default(),
+        )?;
         report(&self.out, &cfg, &outcome)
     }
 }

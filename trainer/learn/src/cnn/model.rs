@@ -1,23 +1,11 @@
 //! The network: ThermoNet, the trait the training loop trains, and its weights on disk
 //! with the configuration beside them.
 
-use burn::module::{AutodiffModule, Module};
+use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, PaddingConfig2d};
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, Optimizer, SgdConfig};
-use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{ElementConversion, Int, Tensor, TensorData, activation};
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Normal};
-
-use tqc_data::sequence::{ReadOptions, Sequence};
-
-use super::*;
+use burn::tensor::backend::Backend;
+use burn::tensor::{Tensor, activation};
 
 /// Classes of the per-pixel map.
 pub const CLASSES: usize = tqc_data::Class::COUNT;

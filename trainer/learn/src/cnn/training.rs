@@ -1,24 +1,19 @@
 //! The training loop: configuration, optimizers, learning-rate schedule, class-weighted
 //! loss, validation and early stopping.
 
-use burn::module::{AutodiffModule, Module};
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
-use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, PaddingConfig2d};
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, Optimizer, SgdConfig};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{ElementConversion, Int, Tensor, TensorData, activation};
+use burn::tensor::{ElementConversion, Tensor};
+use rand::SeedableRng;
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::{Distribution, Normal};
 
-use tqc_data::sequence::{ReadOptions, Sequence};
-
-use super::*;
 use super::data::batch;
+use super::*;
 
 /// The optimizer of a training run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -13,8 +13,8 @@ use tqc_shared::model::QuantParams;
 
 use crate::cnn::Sample;
 use fold::FloatNet;
-use tqc_data::io::write_atomic;
 use quantize::{QuantNet, QuantizeError};
+use tqc_data::io::write_atomic;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
