@@ -2,6 +2,8 @@
 
 use std::process::Command;
 
+use tqc_learn::pipeline::TrainingRecord;
+
 fn trainer() -> Command {
     Command::new(env!("CARGO_BIN_EXE_trainer"))
 }
@@ -91,15 +93,13 @@ fn dataset_writes_plates_and_an_index_split_by_plate() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let index: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("index.json")).unwrap()).unwrap();
-    let plates = index["plates"].as_array().unwrap();
+    let index = tqc_data::DatasetIndex::read(&out).unwrap();
+    let plates = &index.plates;
     assert_eq!(plates.len(), 6);
-    let splits: Vec<&str> = plates.iter().map(|p| p["split"].as_str().unwrap()).collect();
-    assert_eq!(splits.iter().filter(|s| **s == "test").count(), 1);
-    assert_eq!(splits.iter().filter(|s| **s == "validation").count(), 1);
+    assert_eq!(index.plates_in(tqc_data::Split::Test).count(), 1);
+    assert_eq!(index.plates_in(tqc_data::Split::Validation).count(), 1);
     for p in plates {
-        let d = out.join(p["dir"].as_str().unwrap());
+        let d = out.join(&p.dir);
         for f in ["sequence.npy", "times.npy", "labels.npy", "depth.npy", "meta.json"] {
             assert!(d.join(f).is_file(), "{} lacks {f}", d.display());
         }
@@ -203,10 +203,10 @@ fn train_with_folds_cross_validates_and_exports_nothing() {
     assert_eq!(seen.len(), 5, "{csv}");
     seen.dedup();
     assert_eq!(seen.len(), 5, "{csv}");
-    let json: serde_json::Value =
+    let json: tqc_learn::crossval::CrossvalFile =
         serde_json::from_str(&std::fs::read_to_string(out.join("crossval.json")).unwrap()).unwrap();
-    assert_eq!(json["folds"].as_array().unwrap().len(), 2);
-    assert!(json["summary"]["mean_iou"][0].as_f64().unwrap() > 0.5);
+    assert_eq!(json.folds.len(), 2);
+    assert!(json.summary.mean_iou[0] > 0.5);
     assert!(!out.join("thermonet.tqm").exists(), "cross-validation exports nothing");
 
     // More folds than plates: a clear error, nothing written.
@@ -274,24 +274,20 @@ fn quantization_aware_epochs_after_training_and_on_their_own() {
     assert!(said.contains("quantization-aware: 2 epochs"), "{said}");
     let csv = std::fs::read_to_string(out.join("qat-metrics.csv")).unwrap();
     assert_eq!(csv.lines().count(), 3, "{csv}");
-    let record: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("thermonet.training.json")).unwrap()).unwrap();
-    let qat = &record["qat"];
-    assert_eq!(qat["epochs_run"], 2);
+    let record = TrainingRecord::beside(&out.join("thermonet.tqm")).expect("training record");
+    let qat = record.qat.as_ref().expect("a QAT record");
+    assert_eq!(qat.epochs_run, 2);
     assert!(
-        (qat["learning_rate"].as_f64().unwrap() - 3e-4).abs() < 1e-12,
+        (qat.learning_rate - 3e-4).abs() < 1e-12,
         "a tenth of the default 3e-3"
     );
-    let ranges = qat["ranges"].as_array().unwrap();
+    let ranges = &qat.ranges;
     assert_eq!(ranges.len(), 4);
     // The blob's logits are quantized over the last range the fine-tuning used.
     let blob = std::fs::read(out.join("thermonet.tqm")).unwrap();
     let model = tqc_shared::blob::decode(&blob).unwrap();
     let last = model.desc.layers.last().unwrap().output;
-    let (lo, hi) = (
-        ranges[3][0].as_f64().unwrap() as f32,
-        ranges[3][1].as_f64().unwrap() as f32,
-    );
+    let (lo, hi) = ranges[3];
     assert_eq!(last, tqc_learn::export::quantize::range_quant(lo, hi));
     // The amplitude channel is relative to the default window's mean, not the median.
     let spec = model.desc.input.features.clone().unwrap();
@@ -311,13 +307,12 @@ fn quantization_aware_epochs_after_training_and_on_their_own() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let float_epochs = std::fs::read_to_string(tuned.join("metrics.csv")).unwrap();
     assert_eq!(float_epochs.lines().count(), 1, "no float epoch: {float_epochs}");
-    let record: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(tuned.join("thermonet-finetuned.training.json")).unwrap())
-            .unwrap();
-    assert_eq!(record["epochs_run"], 0);
-    assert_eq!(record["qat"]["epochs_run"], 1);
+    let record = TrainingRecord::beside(&tuned.join("thermonet-finetuned.tqm")).expect("training record");
+    assert_eq!(record.epochs_run, 0);
+    assert_eq!(record.qat.as_ref().map(|q| q.epochs_run), Some(1));
     assert_eq!(
-        record["source"]["qat"]["epochs_run"], 2,
+        record.source.as_ref().and_then(|s| s.qat.as_ref()).map(|q| q.epochs_run),
+        Some(2),
         "the float run's record is carried"
     );
     let tuned_blob = std::fs::read(tuned.join("thermonet-finetuned.tqm")).unwrap();
@@ -380,11 +375,11 @@ fn depth_head_reports_its_error_against_the_mean_depth() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let said = String::from_utf8_lossy(&o.stdout);
     assert!(said.contains("| training mean depth |"), "{said}");
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    let r = &v["report"];
-    assert!(r["pixels"].as_u64().unwrap() > 0, "{r}");
-    assert!(r["mae_mm"].as_f64().unwrap().is_finite(), "{r}");
-    assert_eq!(v["head"]["weight"].as_array().unwrap().len(), 4);
+    let v: tqc_learn::depth::DepthFile = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let r = &v.report;
+    assert!(r.pixels > 0, "{r:?}");
+    assert!(r.mae_mm.is_finite(), "{r:?}");
+    assert_eq!(v.head.weight.len(), 4);
     let o = trainer()
         .args(["depth-head", "--split", "nowhere", "--model"])
         .arg(out.join("thermonet.onnx"))

@@ -39,7 +39,7 @@ impl std::fmt::Display for Split {
 
 /// A split name that is not one.
 #[derive(Debug, thiserror::Error)]
-#[error("{0:?} is not a split (train, validation, test)")]
+#[error("no {0} split: a dataset has train, validation and test plates")]
 pub struct UnknownSplit(String);
 
 impl std::str::FromStr for Split {
@@ -160,7 +160,7 @@ mod tests {
                 .parse::<Split>()
                 .unwrap_err()
                 .to_string()
-                .contains("\"holdout\"")
+                .contains("no holdout split")
         );
     }
 

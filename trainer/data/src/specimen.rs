@@ -333,23 +333,15 @@ impl Specimen {
             .unwrap_or([0.0, 0.0, self.plate.width_mm, self.plate.height_mm])
     }
 
+    /// Every field checked; the first problem as (field, reason).
     fn validate(&self) -> Result<(), (String, String)> {
-        let bad = |field: &str, reason: String| Err((field.to_string(), reason));
-        let positive = |field: &str, v: f64| -> Result<(), (String, String)> {
-            if !v.is_finite() {
-                return bad(field, format!("{v} is not a finite number"));
-            }
-            if v <= 0.0 {
-                return bad(field, format!("must be positive, got {v}"));
-            }
-            Ok(())
-        };
-        let fraction = |field: &str, v: f64, lo: f64, hi: f64| -> Result<(), (String, String)> {
-            if !v.is_finite() || v < lo || v > hi {
-                return bad(field, format!("must be within {lo}..={hi}, got {v}"));
-            }
-            Ok(())
-        };
+        self.validate_part()?;
+        self.validate_defects()?;
+        self.validate_station()
+    }
+
+    /// Plate, material and surface.
+    fn validate_part(&self) -> Result<(), (String, String)> {
         let p = &self.plate;
         positive("plate.width_mm", p.width_mm)?;
         positive("plate.height_mm", p.height_mm)?;
@@ -361,8 +353,13 @@ impl Specimen {
         positive("material.conductivity_xy_w_mk", m.conductivity_xy_w_mk)?;
         fraction("surface.emissivity", self.surface.emissivity, 0.01, 1.0)?;
         fraction("surface.absorptivity", self.surface.absorptivity, 0.01, 1.0)?;
+        Ok(())
+    }
 
+    /// Each defect on the plate and within its thickness, and no two overlapping.
+    fn validate_defects(&self) -> Result<(), (String, String)> {
         // Footprints: (field, centre, radius, kind) to check placement and overlaps.
+        let p = &self.plate;
         let mut footprints: Vec<(String, [f64; 2], f64)> = Vec::new();
         let inside = |field: &str, c: [f64; 2], d: f64| -> Result<(), (String, String)> {
             for (i, v) in c.iter().enumerate() {
@@ -444,8 +441,12 @@ impl Specimen {
                 }
             }
         }
+        Ok(())
+    }
 
-        let st = &self.station;
+    /// Heating, recording, camera, lamps, texture and environment.
+    fn validate_station(&self) -> Result<(), (String, String)> {
+        let (st, p) = (&self.station, &self.plate);
         match &st.heating {
             Heating::Flash {
                 energy_j_m2,
@@ -515,6 +516,29 @@ impl Specimen {
         )?;
         Ok(())
     }
+}
+
+type Invalid = (String, String);
+
+fn bad(field: &str, reason: String) -> Result<(), Invalid> {
+    Err((field.to_string(), reason))
+}
+
+fn positive(field: &str, v: f64) -> Result<(), Invalid> {
+    if !v.is_finite() {
+        return bad(field, format!("{v} is not a finite number"));
+    }
+    if v <= 0.0 {
+        return bad(field, format!("must be positive, got {v}"));
+    }
+    Ok(())
+}
+
+fn fraction(field: &str, v: f64, lo: f64, hi: f64) -> Result<(), Invalid> {
+    if !v.is_finite() || v < lo || v > hi {
+        return bad(field, format!("must be within {lo}..={hi}, got {v}"));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use burn::tensor::backend::AutodiffBackend;
 use crate::cnn::{CLASSES, EpochReport, Sample, TrainConfig, TrainError, best_epoch, train};
 
 /// The best epoch of one fold.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FoldResult {
     pub fold: usize,
     /// Indices (into the pooled plates) of the plates this fold validated on.
@@ -18,10 +18,22 @@ pub struct FoldResult {
 }
 
 /// Mean and (population) standard deviation over folds of each class's best-epoch IoU.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Summary {
     pub mean_iou: [f64; CLASSES],
     pub std_iou: [f64; CLASSES],
+}
+
+/// `crossval.json`: the folds of a cross-validation and what they say together. Fields in
+/// alphabetical order, as the file lists them.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct CrossvalFile {
+    pub config: crate::cnn::TrainConfig,
+    /// The dataset folder.
+    pub data: String,
+    pub features: tqc_shared::features::FeatureSpec,
+    pub folds: Vec<FoldResult>,
+    pub summary: Summary,
 }
 
 /// Plate `i` goes to fold `i % folds`: deterministic, and each fold gets a share of every

@@ -9,7 +9,7 @@
 //! trivial estimate, the training plates' mean depth.
 
 use nalgebra::{DMatrix, DVector};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::cnn::Sample;
 use crate::export::fold::FloatNet;
@@ -21,7 +21,7 @@ const IN_DEPTH: u8 = 1;
 const RIDGE: f64 = 1e-3;
 
 /// `depth_mm = weight · hidden + bias` per pixel.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DepthHead {
     pub weight: Vec<f64>,
     pub bias: f64,
@@ -126,7 +126,7 @@ impl DepthHead {
 }
 
 /// One in-depth defect of a held-out plate.
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DefectDepth {
     pub plate: usize,
     pub depth_mm: f64,
@@ -135,7 +135,20 @@ pub struct DefectDepth {
     pub estimate_mm: f64,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize)]
+/// The `--json` file of `trainer depth-head`. Fields in alphabetical order, as the file
+/// lists them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DepthFile {
+    /// The dataset folder.
+    pub data: String,
+    pub head: DepthHead,
+    /// The float ONNX model probed.
+    pub model: String,
+    pub report: DepthReport,
+    pub split: tqc_data::Split,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DepthReport {
     pub pixels: usize,
     /// Mean absolute error over the true in-depth pixels.

@@ -51,10 +51,9 @@ fn writes_a_complete_deterministic_recording() {
     let spots = labels.iter().filter(|&&l| l == SURFACE).count();
     assert!((40..=60).contains(&holes), "{holes} hole pixels");
     assert!((14..=26).contains(&spots), "{spots} surface pixels");
-    let meta: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(a.path().join("meta.json")).unwrap()).unwrap();
-    assert_eq!(meta["seed"], 7);
-    assert_eq!(meta["specimen"]["name"], "small");
+    let meta = tqc_data::RecordingMeta::read(a.path()).unwrap();
+    assert_eq!(meta.seed, 7);
+    assert_eq!(meta.specimen.name, "small");
     // No temporary file left behind.
     assert!(
         std::fs::read_dir(a.path())

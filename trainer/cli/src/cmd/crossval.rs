@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use tqc_data::io::write_atomic;
 use tqc_learn::cnn::TrainConfig;
-use tqc_learn::crossval::{cross_validate, summarize};
+use tqc_learn::crossval::{CrossvalFile, cross_validate, summarize};
 
 use tqc_data::index::{Split, split_dirs};
 use tqc_learn::pipeline::{Backend, FEATURE_QUANT, dataset_schedule, load_plates};
@@ -86,17 +86,14 @@ pub fn run(
         )?;
     }
     write_atomic(&out.join("crossval.csv"), csv.as_bytes())?;
-    let json = serde_json::json!({
-        "data": data.display().to_string(),
-        "folds": results,
-        "summary": summary,
-        "config": cfg,
-        "features": spec,
-    });
-    write_atomic(
-        &out.join("crossval.json"),
-        serde_json::to_string_pretty(&json)?.as_bytes(),
-    )?;
+    let file = CrossvalFile {
+        config: *cfg,
+        data: data.display().to_string(),
+        features: spec,
+        folds: results,
+        summary: summary.clone(),
+    };
+    tqc_data::io::write_json(&out.join("crossval.json"), &file)?;
     println!(
         "{folds}-fold cross-validation on {} plates: validation IoU (best epoch per fold, mean ± std) sound {:.3} ± {:.3}, subsurface {:.3} ± {:.3}, surface {:.3} ± {:.3}",
         plates.len(),

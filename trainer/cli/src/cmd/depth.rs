@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use tqc_data::io::write_atomic;
-use tqc_learn::depth::{DepthReport, fit, score};
+use tqc_learn::depth::{DepthFile, DepthReport, fit, score};
 
 use tqc_data::index::{Split, split_dirs};
 use tqc_learn::pipeline::{load_plates, read_float_model};
@@ -34,9 +34,14 @@ pub fn run(model: &Path, data: &Path, split: Split, json: Option<&Path>) -> Resu
         .collect();
     print!("{}", table(&report, split, &names, head.training_pixels));
     if let Some(path) = json {
-        let value = serde_json::json!({ "model": model.display().to_string(), "data": data.display().to_string(),
-            "split": split, "head": head, "report": report });
-        write_atomic(path, serde_json::to_string_pretty(&value)?.as_bytes())?;
+        let file = DepthFile {
+            data: data.display().to_string(),
+            head,
+            model: model.display().to_string(),
+            report,
+            split,
+        };
+        tqc_data::io::write_json(path, &file)?;
         println!("→ {}", path.display());
     }
     Ok(())

@@ -93,7 +93,7 @@ impl TrainConfig {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EpochReport {
     pub epoch: usize,
     pub learning_rate: f64,

@@ -20,7 +20,7 @@ use super::fold::FloatNet;
 use crate::cnn::Sample;
 
 /// Class names stored in the blob, in class order.
-pub const CLASS_NAMES: [&str; 3] = ["sound", "subsurface", "surface"];
+pub const CLASS_NAMES: [&str; 3] = tqc_data::Class::NAMES;
 /// Percentile of hidden activations taken as the top of their range.
 pub const PERCENTILE: f64 = 99.99;
 
