@@ -204,7 +204,7 @@ fn train_with_folds_cross_validates_and_exports_nothing() {
     seen.dedup();
     assert_eq!(seen.len(), 5, "{csv}");
     let json: tqc_learn::crossval::CrossvalFile =
-        serde_json::from_str(&std::fs::read_to_string(out.join("crossval.json")).unwrap()).unwrap();
+        tqc_data::io::parse_json(&std::fs::read_to_string(out.join("crossval.json")).unwrap()).unwrap();
     assert_eq!(json.folds.len(), 2);
     assert!(json.summary.mean_iou[0] > 0.5);
     assert!(!out.join("thermonet.tqm").exists(), "cross-validation exports nothing");
@@ -277,10 +277,7 @@ fn quantization_aware_epochs_after_training_and_on_their_own() {
     let record = TrainingRecord::beside(&out.join("thermonet.tqm")).expect("training record");
     let qat = record.qat.as_ref().expect("a QAT record");
     assert_eq!(qat.epochs_run, 2);
-    assert!(
-        (qat.learning_rate - 3e-4).abs() < 1e-12,
-        "a tenth of the default 3e-3"
-    );
+    assert!((qat.learning_rate - 3e-4).abs() < 1e-12, "a tenth of the default 3e-3");
     let ranges = &qat.ranges;
     assert_eq!(ranges.len(), 4);
     // The blob's logits are quantized over the last range the fine-tuning used.
@@ -311,7 +308,11 @@ fn quantization_aware_epochs_after_training_and_on_their_own() {
     assert_eq!(record.epochs_run, 0);
     assert_eq!(record.qat.as_ref().map(|q| q.epochs_run), Some(1));
     assert_eq!(
-        record.source.as_ref().and_then(|s| s.qat.as_ref()).map(|q| q.epochs_run),
+        record
+            .source
+            .as_ref()
+            .and_then(|s| s.qat.as_ref())
+            .map(|q| q.epochs_run),
         Some(2),
         "the float run's record is carried"
     );
@@ -375,7 +376,7 @@ fn depth_head_reports_its_error_against_the_mean_depth() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let said = String::from_utf8_lossy(&o.stdout);
     assert!(said.contains("| training mean depth |"), "{said}");
-    let v: tqc_learn::depth::DepthFile = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let v: tqc_learn::depth::DepthFile = tqc_data::io::parse_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
     let r = &v.report;
     assert!(r.pixels > 0, "{r:?}");
     assert!(r.mae_mm.is_finite(), "{r:?}");

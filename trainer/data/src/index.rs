@@ -96,7 +96,7 @@ impl DatasetIndex {
             dir: dir.to_path_buf(),
             source,
         })?;
-        serde_json::from_str(&text).map_err(|e| IndexError::Parse {
+        crate::io::parse_json(&text).map_err(|e| IndexError::Parse {
             path,
             reason: e.to_string(),
         })

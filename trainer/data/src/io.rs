@@ -68,6 +68,13 @@ pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), Wri
     write_atomic(path, text.as_bytes())
 }
 
+/// Parses JSON text into `T` through a [`serde_json::Value`]: with serde_json's
+/// `arbitrary_precision` (which another crate of a build may switch on), numbers inside
+/// internally tagged enums — the specimen's `heating` — fail to parse straight from text.
+pub fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde_json::Error> {
+    serde_json::from_value(serde_json::from_str::<serde_json::Value>(text)?)
+}
+
 /// A `.npy` file being written frame by frame (the simulator's `sequence.npy`), under its
 /// `.partial` name until [`NpyStream::finish`].
 pub struct NpyStream<T: npyz::AutoSerialize> {

@@ -84,7 +84,7 @@ impl RecordingMeta {
             dir: dir.to_path_buf(),
             source,
         })?;
-        let meta: RecordingMeta = serde_json::from_str(&text).map_err(|e| MetaError::Parse {
+        let meta: RecordingMeta = crate::io::parse_json(&text).map_err(|e| MetaError::Parse {
             path: path.clone(),
             reason: e.to_string(),
         })?;

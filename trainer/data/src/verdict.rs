@@ -111,7 +111,7 @@ impl VerdictFile {
             path: path.clone(),
             source,
         })?;
-        serde_json::from_str(&text).map_err(|e| VerdictFileError::Parse {
+        crate::io::parse_json(&text).map_err(|e| VerdictFileError::Parse {
             path,
             reason: e.to_string(),
         })

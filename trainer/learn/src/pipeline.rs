@@ -175,7 +175,7 @@ impl TrainingRecord {
     /// The record `trainer train` wrote beside a model file (`<name>.training.json`), if any.
     pub fn beside(model: &Path) -> Option<TrainingRecord> {
         let text = std::fs::read_to_string(model.with_extension("training.json")).ok()?;
-        serde_json::from_str(&text).ok()
+        tqc_data::io::parse_json(&text).ok()
     }
 }
 
