@@ -1,5 +1,5 @@
 //! How a station runs an inspection. The defaults are those of the reference station
-//! (DESIGN.md: a Lepton 3.5 at up to 8.7 Hz, halogen lamps on a 30 s step); the boards
+//! (docs/architecture.md: a Lepton 3.5 at up to 8.7 Hz, halogen lamps on a 30 s step); the boards
 //! adjust what their camera dictates (the emulated board takes the recording's frame
 //! period and pre-heating frames).
 
