@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod cmd;
 mod plot;
 mod preview;
+mod progress;
 
 #[derive(Parser)]
 #[command(name = "trainer", version, about = "ThermoQC host tools", long_about = None)]

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::io::{WriteError, write_json};
+use crate::io::{ReadJson, WriteError, read_json, write_json};
 
 /// File name of the index in a dataset folder.
 pub const INDEX_FILE: &str = "index.json";
@@ -92,13 +92,12 @@ impl DatasetIndex {
     /// Reads `dir/index.json`.
     pub fn read(dir: &Path) -> Result<Self, IndexError> {
         let path = dir.join(INDEX_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|source| IndexError::Missing {
-            dir: dir.to_path_buf(),
-            source,
-        })?;
-        crate::io::parse_json(&text).map_err(|e| IndexError::Parse {
-            path,
-            reason: e.to_string(),
+        read_json(&path).map_err(|e| match e {
+            ReadJson::Io(source) => IndexError::Missing {
+                dir: dir.to_path_buf(),
+                source,
+            },
+            ReadJson::Parse(reason) => IndexError::Parse { path, reason },
         })
     }
 

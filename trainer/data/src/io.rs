@@ -75,6 +75,21 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, serde
     serde_json::from_value(serde_json::from_str::<serde_json::Value>(text)?)
 }
 
+/// Why a JSON contract could not be read (the caller names the file and what it is).
+#[derive(Debug)]
+pub enum ReadJson {
+    /// The file could not be read.
+    Io(std::io::Error),
+    /// It is not JSON of the expected shape.
+    Parse(String),
+}
+
+/// Reads the JSON file `path` as `T` (through [`parse_json`]).
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ReadJson> {
+    let text = std::fs::read_to_string(path).map_err(ReadJson::Io)?;
+    parse_json(&text).map_err(|e| ReadJson::Parse(e.to_string()))
+}
+
 /// A `.npy` file being written frame by frame (the simulator's `sequence.npy`), under its
 /// `.partial` name until [`NpyStream::finish`].
 pub struct NpyStream<T: npyz::AutoSerialize> {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::class::Class;
-use crate::io::{WriteError, write_json};
+use crate::io::{ReadJson, WriteError, read_json, write_json};
 use crate::specimen::Specimen;
 
 /// Format version of the written recordings.
@@ -80,13 +80,15 @@ impl RecordingMeta {
     /// Reads `dir/meta.json`.
     pub fn read(dir: &Path) -> Result<Self, MetaError> {
         let path = dir.join(META_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|source| MetaError::Read {
-            dir: dir.to_path_buf(),
-            source,
-        })?;
-        let meta: RecordingMeta = crate::io::parse_json(&text).map_err(|e| MetaError::Parse {
-            path: path.clone(),
-            reason: e.to_string(),
+        let meta: RecordingMeta = read_json(&path).map_err(|e| match e {
+            ReadJson::Io(source) => MetaError::Read {
+                dir: dir.to_path_buf(),
+                source,
+            },
+            ReadJson::Parse(reason) => MetaError::Parse {
+                path: path.clone(),
+                reason,
+            },
         })?;
         if meta.format_version != RECORDING_VERSION {
             return Err(MetaError::Version {

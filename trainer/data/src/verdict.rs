@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use tqc_shared::verdict::Verdict;
 
-use crate::io::{WriteError, write_json};
+use crate::io::{ReadJson, WriteError, read_json, write_json};
 
 /// File name of the verdict in an inference folder.
 pub const VERDICT_FILE: &str = "verdict.json";
@@ -107,13 +107,9 @@ impl VerdictFile {
     /// Reads `dir/verdict.json`.
     pub fn read(dir: &Path) -> Result<Self, VerdictFileError> {
         let path = dir.join(VERDICT_FILE);
-        let text = std::fs::read_to_string(&path).map_err(|source| VerdictFileError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        crate::io::parse_json(&text).map_err(|e| VerdictFileError::Parse {
-            path,
-            reason: e.to_string(),
+        read_json(&path).map_err(|e| match e {
+            ReadJson::Io(source) => VerdictFileError::Read { path, source },
+            ReadJson::Parse(reason) => VerdictFileError::Parse { path, reason },
         })
     }
 

@@ -16,7 +16,7 @@ use tqc_shared::verdict::VerdictConfig;
 use tqc_sim::simulate_to_dir;
 
 fn models() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../onnx_models")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../onnx_models")
 }
 
 /// Synthetic feature images: a smooth field around the plate median (the zero point) with
@@ -80,12 +80,7 @@ fn shipped_artifacts_agree() {
     let px = h * w;
     let (mut within, mut total) = (0usize, 0usize);
     for img in inputs(h, w, c, q_in.zero_point) {
-        let mut chw = vec![0.0f32; c * px];
-        for p in 0..px {
-            for k in 0..c {
-                chw[k * px + p] = q_in.scale * (img[p * c + k] as i32 - q_in.zero_point as i32) as f32;
-            }
-        }
+        let chw = tqc_eval::features::dequantize_chw(&img, c, q_in);
         let reference = net.forward(&chw, h, w);
         let onnx = float.logits(&chw).unwrap();
         let max = reference

@@ -28,12 +28,7 @@ pub fn run(model: &Path, iterations: usize) -> Result<()> {
     let img: Vec<i8> = (0..h * w * c)
         .map(|i| (q.zero_point as i32 + ((i / c) % w * 8 / w) as i32 - 4).clamp(-128, 127) as i8)
         .collect();
-    let mut chw = vec![0.0f32; c * h * w];
-    for p in 0..h * w {
-        for k in 0..c {
-            chw[k * h * w + p] = q.scale * (img[p * c + k] as i32 - q.zero_point as i32) as f32;
-        }
-    }
+    let chw = tqc_eval::features::dequantize_chw(&img, c, q);
     println!(
         "{} ({h}×{w}×{c}), {iterations} iterations each, one thread:",
         model.display()

@@ -7,7 +7,6 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 use tqc_data::io::write_atomic;
 use tqc_learn::cnn::TrainConfig;
 use tqc_learn::crossval::{CrossvalFile, cross_validate, summarize};
@@ -36,12 +35,7 @@ pub fn run(
     let plates = load_plates(&dirs, &spec)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
 
-    let bar = ProgressBar::new((folds * cfg.epochs) as u64);
-    bar.set_style(
-        ProgressStyle::with_template("cross-validation [{bar:40}] {pos}/{len} epochs {elapsed} (ETA {eta}) {msg}")
-            .context("template")?
-            .progress_chars("=> "),
-    );
+    let bar = crate::progress::bar((folds * cfg.epochs) as u64, "cross-validation", "epochs");
     let device = Default::default();
     let mut last_fold = 0;
     let results = cross_validate::<Backend>(&plates, folds, cfg, FEATURE_QUANT, &device, |fold, r| {

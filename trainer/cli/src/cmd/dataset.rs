@@ -3,8 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Context, Result, bail};
-use indicatif::{ProgressBar, ProgressStyle};
+use anyhow::{Result, bail};
 
 use tqc_data::{Specimen, Split};
 use tqc_sim::dataset::{DatasetSpec, generate};
@@ -26,12 +25,7 @@ pub fn run(template: &str, spec: &DatasetSpec, out: &Path) -> Result<()> {
         bail!("--validation-share plus --test-share exceed 1");
     }
     let template = Specimen::load(template)?;
-    let bar = ProgressBar::new(spec.plates as u64);
-    bar.set_style(
-        ProgressStyle::with_template("plates [{bar:40}] {pos}/{len}, {elapsed} elapsed, ETA {eta}")
-            .context("progress template")?
-            .progress_chars("=> "),
-    );
+    let bar = crate::progress::bar(spec.plates as u64, "simulating", "plates");
     let started = Instant::now();
     let index = generate(&template, spec, out, |done, _| bar.set_position(done as u64))?;
     bar.finish_and_clear();

@@ -6,7 +6,6 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use tqc_data::io::write_atomic;
 use tqc_learn::depth::{DepthFile, DepthReport, fit, score};
 
 use tqc_data::index::{Split, split_dirs};

@@ -7,7 +7,6 @@ use std::path::Path;
 use tqc_shared::inspection::AcquisitionLimits;
 
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use tqc_data::Specimen;
 use tqc_data::{ReadOptions, Sequence};
@@ -32,8 +31,7 @@ pub fn run(model: &Path, data: &Path, split: Split, json: Option<&Path>, card: O
     let float = float.exists().then_some(float);
     let qdq = model.with_extension("int8.onnx");
     let qdq = qdq.exists().then_some(qdq);
-    let bar = ProgressBar::new(dirs.len() as u64);
-    bar.set_style(ProgressStyle::with_template("plates [{bar:40}] {pos}/{len} {elapsed}")?.progress_chars("=> "));
+    let bar = crate::progress::bar(dirs.len() as u64, "evaluating", "plates");
     let cfg = VerdictConfig::DEFAULT;
     let e = evaluate_model(&blob, float.as_deref(), qdq.as_deref(), &dirs, &cfg, |n| {
         bar.set_position(n as u64)

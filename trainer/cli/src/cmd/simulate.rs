@@ -4,7 +4,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::preview::{self, Raster};
 use tqc_data::Specimen;
@@ -13,13 +12,7 @@ use tqc_sim::simulate_to_dir;
 
 pub fn run(specimen: &str, out: &Path, seed: u64) -> Result<()> {
     let spec = Specimen::load(specimen)?;
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} frames, {elapsed} elapsed, ETA {eta}")
-            .context("progress template")?
-            .progress_chars("=> "),
-    );
-    bar.set_message(format!("simulating {}", spec.name));
+    let bar = crate::progress::bar(0, &format!("simulating {}", spec.name), "frames");
     let (scene, stats, rec) = simulate_to_dir(&spec, seed, out, |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);

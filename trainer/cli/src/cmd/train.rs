@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use plotters::prelude::*;
 use tqc_learn::cnn::{CLASSES, EpochReport, Sample, TrainConfig, best_epoch};
 use tqc_learn::pipeline::{self, Options, Progress, TrainOutcome};
@@ -22,13 +22,7 @@ pub struct EpochBars {
 
 impl Progress for EpochBars {
     fn stage(&mut self, what: &str, epochs: usize) {
-        let bar = ProgressBar::new(epochs as u64);
-        if let Ok(style) = ProgressStyle::with_template(&format!(
-            "{what} [{{bar:40}}] {{pos}}/{{len}} {{elapsed}} (ETA {{eta}}) {{msg}}"
-        )) {
-            bar.set_style(style.progress_chars("=> "));
-        }
-        self.bar = Some(bar);
+        self.bar = Some(crate::progress::bar(epochs as u64, what, ""));
     }
 
     fn epoch(&mut self, r: &EpochReport) {
