@@ -19,10 +19,8 @@ use tqc_shared::model::QuantParams;
 use tqc_shared::verdict::VerdictConfig;
 use tqc_sim::simulate_to_dir;
 
-const QUANT: QuantParams = QuantParams {
-    scale: 1.0 / 64.0,
-    zero_point: 0,
-};
+/// The trainer's own input quantization.
+const QUANT: QuantParams = tqc_eval::features::FEATURE_QUANT;
 
 struct Setup {
     _tmp: tempfile::TempDir,
@@ -139,13 +137,18 @@ fn bad_inputs_are_named_errors() {
         &AcquisitionLimits::DEFAULT,
     )
     .unwrap_err();
-    assert!(e.to_string().contains("ended before sample"), "{e}");
+    // The whole chain, as the CLI prints it.
+    let e = format!("{:#}", anyhow::Error::new(e));
+    assert!(e.contains("ended before sample"), "{e}");
+    assert_eq!(e.matches("ended before sample").count(), 1, "said once: {e}");
 
     // A blob of another format version.
     let mut other = s.blob_bytes.clone();
     other[4] = other[4].wrapping_add(1);
     let e = infer(&other, &seq, &VerdictConfig::DEFAULT, &AcquisitionLimits::DEFAULT).unwrap_err();
-    assert!(e.to_string().contains("format version"), "{e}");
+    let e = format!("{:#}", anyhow::Error::new(e));
+    assert!(e.contains("format version"), "{e}");
+    assert_eq!(e.matches("format version").count(), 1, "said once: {e}");
 
     // NaN in a frame: the reader names the frame, the CLI fails without writing a verdict.
     let dir = s.plate.parent().unwrap().join("nan");

@@ -7,6 +7,13 @@ use tqc_shared::model::QuantParams;
 
 use tqc_data::sequence::Sequence;
 
+/// The input quantization of the features the trainer's models take: deviations from the
+/// plate median −2..2 (ratios 0..3) in 1/64 steps.
+pub const FEATURE_QUANT: QuantParams = QuantParams {
+    scale: 1.0 / 64.0,
+    zero_point: 0,
+};
+
 /// The int8 feature image (HWC) of `seq`, and what the acquisition looked like (frames
 /// used, saturated readings, heating rise) for the device's RETEST limits.
 pub fn feature_image(

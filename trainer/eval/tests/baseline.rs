@@ -72,16 +72,12 @@ fn every_method_finds_the_shallow_hole_and_the_surface_spot() {
 fn shared_features_separate_the_defects() {
     use tqc_eval::features::feature_image;
     use tqc_shared::features::FeatureSpec;
-    use tqc_shared::model::QuantParams;
     let spec = Specimen::parse(PART, "part.toml").unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (scene, _, _) = simulate_to_dir(&spec, 3, dir.path(), |_, _| {}).unwrap();
     let seq = Sequence::open(dir.path(), &ReadOptions::default()).unwrap();
     let fspec = FeatureSpec::log_spaced(5_000, 35_000, 5, 100).unwrap();
-    let quant = QuantParams {
-        scale: 1.0 / 64.0,
-        zero_point: 0,
-    };
+    let quant = tqc_eval::features::FEATURE_QUANT;
     let (image, acquisition) = feature_image(&seq, &fspec, quant).unwrap();
     assert_eq!(acquisition.saturated, 0);
     assert!(acquisition.frames > 0 && acquisition.frames as usize <= seq.frames);

@@ -13,7 +13,6 @@ use rayon::prelude::*;
 use tqc_data::index::{DatasetIndex, IndexError, Split};
 use tqc_data::recording::{MetaError, RecordingMeta};
 use tqc_shared::features::{FeatureError, FeatureSpec};
-use tqc_shared::model::QuantParams;
 
 use crate::cnn::{
     self, DataError, EpochReport, Sample, Segmenter, TrainConfig, TrainError, WeightsError, best_epoch, confusion,
@@ -29,12 +28,7 @@ pub type Backend = Autodiff<NdArray<f32>>;
 /// The same without autodiff (validation, export).
 pub type Inner = NdArray<f32>;
 
-/// The input quantization of the features: deviations from the plate median −2..2 (ratios
-/// 0..3) in 1/64 steps.
-pub const FEATURE_QUANT: QuantParams = QuantParams {
-    scale: 1.0 / 64.0,
-    zero_point: 0,
-};
+pub use tqc_eval::features::FEATURE_QUANT;
 
 /// The header of `metrics.csv` and `qat-metrics.csv`.
 pub const CSV_HEADER: &str = "epoch,learning_rate,train_loss,validation_loss,iou_sound,iou_subsurface,iou_surface";

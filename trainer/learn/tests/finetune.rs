@@ -15,10 +15,8 @@ use tqc_sim::simulate_to_dir;
 type B = Autodiff<NdArray<f32>>;
 type Inner = NdArray<f32>;
 
-const QUANT: QuantParams = QuantParams {
-    scale: 1.0 / 64.0,
-    zero_point: 0,
-};
+/// The trainer's own input quantization.
+const QUANT: QuantParams = tqc_eval::features::FEATURE_QUANT;
 
 /// The shipped architecture: 8 feature channels, 12 maps per hidden layer.
 const CHANNELS: usize = 8;

@@ -23,10 +23,8 @@ use tqc_sim::simulate_to_dir;
 type B = Autodiff<NdArray<f32>>;
 type Inner = NdArray<f32>;
 
-const QUANT: QuantParams = QuantParams {
-    scale: 1.0 / 64.0,
-    zero_point: 0,
-};
+/// The trainer's own input quantization.
+const QUANT: QuantParams = tqc_eval::features::FEATURE_QUANT;
 
 fn spec() -> FeatureSpec {
     FeatureSpec::log_spaced(6_000, 34_000, 4, 100).unwrap()

@@ -182,3 +182,49 @@ pub fn load<B: Backend>(path: &std::path::Path, device: &B::Device) -> Result<Th
             source,
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+    use burn::tensor::{Distribution, Tensor};
+
+    type B = NdArray<f32>;
+
+    #[test]
+    fn weights_load_with_the_shape_saved_beside_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let device = Default::default();
+        let net = ThermoNetConfig {
+            channels: 5,
+            width: 7,
+            batch_norm: true,
+        }
+        .init::<B>(0.0, &device);
+        let path = dir.path().join("model");
+        // Parameters are initialized lazily, at first use: use them before saving.
+        let x = Tensor::<B, 4>::random([1, 5, 6, 4], Distribution::Normal(0.0, 1.0), &device);
+        let before = net.forward(x.clone()).into_data().to_vec::<f32>().unwrap();
+        save(&net, &path).unwrap();
+        let config: ThermoNetConfig =
+            serde_json::from_str(&std::fs::read_to_string(config_path(&path)).unwrap()).unwrap();
+        assert_eq!((config.channels, config.width, config.batch_norm), (5, 7, true));
+        // No shape arguments: the configuration says what to build.
+        let back = load::<B>(&path, &device).unwrap();
+        assert_eq!(
+            net.conv1.weight.val().into_data().to_vec::<f32>().unwrap(),
+            back.conv1.weight.val().into_data().to_vec::<f32>().unwrap(),
+            "conv1"
+        );
+        assert_eq!(
+            net.head.weight.val().into_data().to_vec::<f32>().unwrap(),
+            back.head.weight.val().into_data().to_vec::<f32>().unwrap(),
+            "head"
+        );
+        assert_eq!(before, back.forward(x).into_data().to_vec::<f32>().unwrap());
+        // Without its configuration the weights are refused, the file named.
+        std::fs::remove_file(config_path(&path)).unwrap();
+        let e = load::<B>(&path, &device).unwrap_err().to_string();
+        assert!(e.contains("model.json"), "{e}");
+    }
+}
