@@ -38,7 +38,8 @@ enum Command {
     /// Trains the CNN on a dataset folder (from `trainer dataset`): features through the
     /// shared extractor, augmentation, warm-up + cosine learning rate, early stopping on
     /// the validation split. Writes metrics.csv, training-curves.png, confusion.png,
-    /// validation-maps.png and the weights into OUT, then folds batch norm, calibrates
+    /// validation-maps.png and the weights (model.mpk, with the network's shape in
+    /// model.json beside them) into OUT, then folds batch norm, calibrates
     /// int8 on the training plates and exports NAME.onnx, NAME.int8.onnx, NAME.tqm and
     /// NAME.training.json into EXPORT_TO.
     Train(cmd::train::TrainArgs),
