@@ -70,7 +70,7 @@ pub fn run(
     Ok(())
 }
 
-/// `trainer baseline`: see `trainer baseline --help`.
+/// The arguments of `trainer baseline`.
 #[derive(clap::Args)]
 pub struct BaselineArgs {
     #[arg(long, value_enum)]

@@ -55,7 +55,7 @@ pub fn run(model: &Path, iterations: usize) -> Result<()> {
     Ok(())
 }
 
-/// `trainer bench`: see `trainer bench --help`.
+/// The arguments of `trainer bench`.
 #[derive(clap::Args)]
 pub struct BenchArgs {
     #[arg(long, default_value = "onnx_models/thermonet.tqm")]

@@ -48,7 +48,7 @@ pub fn run(template: &str, spec: &DatasetSpec, out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `trainer dataset`: see `trainer dataset --help`.
+/// The arguments of `trainer dataset`.
 #[derive(clap::Args)]
 pub struct DatasetArgs {
     /// Number of plates.

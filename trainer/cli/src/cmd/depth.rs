@@ -80,7 +80,7 @@ fn table(r: &DepthReport, split: Split, names: &[String], training_pixels: usize
     s
 }
 
-/// `trainer depth-head`: see `trainer depth-head --help`.
+/// The arguments of `trainer depth-head`.
 #[derive(clap::Args)]
 pub struct DepthHeadArgs {
     /// The float ONNX model (e.g. onnx_models/thermonet.onnx).

@@ -59,7 +59,7 @@ pub fn run(map_path: &Path, truth: &Path, json: Option<&Path>) -> Result<()> {
     Ok(())
 }
 
-/// `trainer evaluate`: see `trainer evaluate --help`.
+/// The arguments of `trainer evaluate`.
 #[derive(clap::Args)]
 pub struct EvaluateArgs {
     /// A defect map (.npy) to score (with --truth).

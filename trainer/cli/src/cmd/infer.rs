@@ -78,7 +78,7 @@ pub fn run(model: &Path, sequence: &Path, out_dir: &Path, opts: &ReadOptions, mi
     Ok(())
 }
 
-/// `trainer infer`: see `trainer infer --help`.
+/// The arguments of `trainer infer`.
 #[derive(clap::Args)]
 pub struct InferArgs {
     /// The model blob (.tqm).

@@ -90,7 +90,7 @@ pub fn report(bytes: &[u8]) -> Result<String, BlobError> {
     Ok(s)
 }
 
-/// `trainer inspect`: see `trainer inspect --help`.
+/// The arguments of `trainer inspect`.
 #[derive(clap::Args)]
 pub struct InspectArgs {
     /// The blob to check.

@@ -97,7 +97,7 @@ pub fn run(specimen: &str, out: &Path, seed: u64) -> Result<()> {
     Ok(())
 }
 
-/// `trainer simulate`: see `trainer simulate --help`.
+/// The arguments of `trainer simulate`.
 #[derive(clap::Args)]
 pub struct SimulateArgs {
     /// A shipped specimen (gfrp-reference, gfrp-sound, cfrp-delaminations) or a

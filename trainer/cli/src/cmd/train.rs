@@ -238,7 +238,7 @@ fn maps_png(path: &Path, pairs: &[(&Sample, Vec<u8>)]) -> Result<()> {
     write_rgb_png(path, cw, ch * pairs.len(), &img)
 }
 
-/// `trainer train`: see `trainer train --help`.
+/// The arguments of `trainer train`.
 #[derive(clap::Args)]
 pub struct TrainArgs {
     #[arg(long)]
@@ -295,7 +295,7 @@ impl TrainArgs {
     }
 }
 
-/// `trainer finetune`: see `trainer finetune --help`.
+/// The arguments of `trainer finetune`.
 #[derive(clap::Args)]
 pub struct FinetuneArgs {
     /// The float ONNX model to start from (e.g. onnx_models/thermonet.onnx).
