@@ -69,7 +69,7 @@ pub fn demo(args: DemoArgs) -> Result<DemoOutcome> {
     let device = !args.host && qemu.is_none();
     step(&format!(
         "building what the demo runs: the host tools (simulator, host twin){} — a first build compiles \
-         every dependency and takes minutes (about 30 on 2 cores); cargo's progress follows",
+         every dependency and takes minutes (about 20 on 2 cores); cargo's progress follows",
         if device {
             " and the emulated board's firmware"
         } else {
