@@ -89,7 +89,8 @@ pub fn board_dir() -> PathBuf {
 /// The target the firmware is built for.
 pub const THUMB: &str = "thumbv7em-none-eabihf";
 
-fn cargo() -> Command {
+/// The cargo that runs us (`$CARGO`), else the one on PATH.
+pub fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 

@@ -148,19 +148,6 @@ pub(crate) enum Stage {
     Demo,
 }
 
-impl Stage {
-    const ALL: [Stage; 8] = [
-        Stage::Host,
-        Stage::Fmt,
-        Stage::Clippy,
-        Stage::FirmwareHost,
-        Stage::Thumb,
-        Stage::Size,
-        Stage::KernelCheck,
-        Stage::Demo,
-    ];
-}
-
 #[derive(Clone, Copy, ValueEnum)]
 pub(crate) enum Board {
     /// mps2-an386: Cortex-M4F (the core of the CMSIS-NN speed reference, docs/architecture.md).
@@ -182,13 +169,6 @@ impl Board {
     }
 }
 
-pub(crate) fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("xtask lives in the workspace")
-        .to_path_buf()
-}
-
 pub(crate) fn step(title: &str) {
     println!("\n==> {title}");
 }
@@ -202,11 +182,8 @@ pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
-pub(crate) fn cargo() -> Command {
-    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-}
-
 use emulator::{Images, board_dir, firmware_dir};
+pub(crate) use emulator::{cargo, root};
 
 /// What every task that builds for the board checks first: the thumb target of the
 /// toolchain in use (added with rustup when it is missing, or the command to run).
@@ -374,11 +351,12 @@ fn test(stages: &[Stage]) -> Result<()> {
     preflight()?;
     // Fail early, before the long builds, when QEMU is missing.
     emulator::qemu()?;
-    let stages = if stages.is_empty() { &Stage::ALL[..] } else { stages };
+    let all = Stage::value_variants();
+    let stages = if stages.is_empty() { all } else { stages };
     for &stage in stages {
         test_stage(stage)?;
     }
-    if stages.len() == Stage::ALL.len() {
+    if stages == all {
         println!("\nall checks passed in {:.0?}", started.elapsed());
     } else {
         println!("\nstages {stages:?} passed in {:.0?}", started.elapsed());

@@ -4,13 +4,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use tqc_data::RecordingMeta;
 use tqc_data::recording::PlateGeometry;
 use tqc_data::sequence::Sequence;
 use tqc_data::verdict::{AcquisitionEntry, RegionEntry, TrueDefect, Truth, VerdictFile};
-use tqc_data::{ReadOptions, RecordingMeta};
 
 use crate::infer::Inference;
-use crate::score::{ScoreError, evaluate, footprints_of};
+use crate::score::{ScoreError, evaluate, footprints_in};
 
 /// Diameter of the disc of `area`.
 fn equivalent_diameter(area: f64) -> f64 {
@@ -21,11 +21,19 @@ fn class_name(out: &Inference, class: u8) -> String {
     out.class_names.get(class as usize).cloned().unwrap_or_default()
 }
 
-/// The verdict file of `out`, the inspection of the recording in `recording` by `model`.
-pub fn verdict_file(out: &Inference, model: &str, recording: &Path) -> Result<VerdictFile, ScoreError> {
+/// The verdict file of `out`, the inspection of the recording in `recording` by `model`;
+/// `labels` are the recording's ground truth, if it has any (`Sequence::labels`).
+pub fn verdict_file(
+    out: &Inference,
+    model: &str,
+    recording: &Path,
+    labels: Option<&[u8]>,
+) -> Result<VerdictFile, ScoreError> {
     let f = &out.findings;
-    let geometry =
-        RecordingMeta::find(recording)?.map(|m| PlateGeometry::new(m.specimen.view_mm(), out.width, out.height));
+    let meta = RecordingMeta::find(recording)?;
+    let geometry = meta
+        .as_ref()
+        .map(|m| PlateGeometry::new(m.specimen.view_mm(), out.width, out.height));
     let regions = f
         .regions
         .iter()
@@ -61,24 +69,26 @@ pub fn verdict_file(out: &Inference, model: &str, recording: &Path) -> Result<Ve
         model: model.to_string(),
         region_count: f.region_count,
         regions,
-        truth: truth(recording, out, geometry)?,
+        truth: match (&meta, geometry, labels) {
+            (Some(meta), Some(geometry), Some(labels)) => Some(truth(meta, recording, labels, out, geometry)?),
+            _ => None,
+        },
         verdict: f.verdict,
         width: out.width,
     })
 }
 
-/// The recording's true defects (simulated recordings only) against the class map: for
-/// each, where it is, how large, how deep, and whether a defect region covers it.
-fn truth(dir: &Path, out: &Inference, geometry: Option<PlateGeometry>) -> Result<Option<Truth>, ScoreError> {
-    let Some(geo) = geometry else { return Ok(None) };
-    let Some((footprints, pixel_mm2)) = footprints_of(dir)? else {
-        return Ok(None);
-    };
-    // Labels are read with the recording's own options; a folder without them has no truth.
-    let Ok(Some(labels)) = Sequence::open(dir, &ReadOptions::default()).map(|s| s.labels) else {
-        return Ok(None);
-    };
-    let e = evaluate(&out.classes, &labels, &footprints, Some(pixel_mm2));
+/// The true defects of a simulated recording against the class map: for each, where it
+/// is, how large, how deep, and whether a defect region covers it.
+fn truth(
+    meta: &RecordingMeta,
+    dir: &Path,
+    labels: &[u8],
+    out: &Inference,
+    geo: PlateGeometry,
+) -> Result<Truth, ScoreError> {
+    let (footprints, pixel_mm2) = footprints_in(meta, dir)?;
+    let e = evaluate(&out.classes, labels, &footprints, Some(pixel_mm2));
     let defects = footprints
         .iter()
         .zip(&e.defects)
@@ -98,12 +108,12 @@ fn truth(dir: &Path, out: &Inference, geometry: Option<PlateGeometry>) -> Result
             }
         })
         .collect();
-    Ok(Some(Truth {
+    Ok(Truth {
         defects,
         false_call_pixels: e.false_call_pixels,
         found: e.found,
         pixel_mm: [geo.dx, geo.dy],
-    }))
+    })
 }
 
 /// The frame of largest spatial spread of the rise over the cold image: where defects

@@ -183,9 +183,14 @@ pub fn evaluate(map: &[u8], labels: &[u8], footprints: &[Footprint], pixel_mm2: 
 /// Named footprints and the pixel area (mm²), from the specimen a simulated recording was
 /// made of (its `meta.json`); `None` for a recording without one.
 pub fn footprints_of(dir: &std::path::Path) -> Result<Option<(Vec<Footprint>, f64)>, ScoreError> {
-    let Some(meta) = RecordingMeta::find(dir)? else {
-        return Ok(None);
-    };
+    match RecordingMeta::find(dir)? {
+        Some(meta) => footprints_in(&meta, dir).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// [`footprints_of`] for a recording in `dir` whose `meta.json` is already read.
+pub fn footprints_in(meta: &RecordingMeta, dir: &std::path::Path) -> Result<(Vec<Footprint>, f64), ScoreError> {
     let scene = Scene::build(&meta.specimen, meta.seed).map_err(|source| ScoreError::Scene {
         dir: dir.to_path_buf(),
         source,
@@ -201,7 +206,7 @@ pub fn footprints_of(dir: &std::path::Path) -> Result<Option<(Vec<Footprint>, f6
             pixels: d.pixels,
         })
         .collect();
-    Ok(Some((fps, area)))
+    Ok((fps, area))
 }
 
 /// Why the ground truth of a recording cannot be had.

@@ -63,7 +63,7 @@ pub fn run(model: &Path, sequence: &Path, out_dir: &Path, opts: &ReadOptions, mi
         size,
         4,
     )?;
-    let verdict = verdict_file(&out, &model.display().to_string(), sequence)?;
+    let verdict = verdict_file(&out, &model.display().to_string(), sequence, seq.labels.as_deref())?;
     verdict.write(out_dir)?;
     println!("{}: {}", sequence.display(), verdict.verdict.label());
     for r in out.findings.regions.iter() {

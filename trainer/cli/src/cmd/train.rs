@@ -49,8 +49,7 @@ fn report(out: &Path, cfg: &TrainConfig, o: &TrainOutcome) -> Result<()> {
         curves_png(&out.join("training-curves.png"), &o.reports)?;
     }
     confusion_png(&out.join("confusion.png"), &o.validation_confusion)?;
-    let pairs: Vec<(&Sample, Vec<u8>)> = o.validation_maps.iter().map(|(s, p)| (s, p.clone())).collect();
-    maps_png(&out.join("validation-maps.png"), &pairs)?;
+    maps_png(&out.join("validation-maps.png"), &o.validation_maps)?;
     if let Some(b) = best_epoch(&o.reports) {
         println!(
             "{} epochs ({} planned) on {} plates ({} validation) in {:.1} s; best epoch {}: validation IoU sound {:.3}, subsurface {:.3}, surface {:.3}",
@@ -84,10 +83,7 @@ fn report(out: &Path, cfg: &TrainConfig, o: &TrainOutcome) -> Result<()> {
         );
     }
     let a = &o.artifacts;
-    let (h, w) = (
-        o.validation_maps.first().map_or(0, |(s, _)| s.height),
-        o.validation_maps.first().map_or(0, |(s, _)| s.width),
-    );
+    let (h, w) = o.validation_maps.first().map_or((0, 0), |(s, _)| (s.height, s.width));
     println!(
         "{} parameters, {:.1} M MACs per {}×{} part; folded float vs burn max |Δlogit| {:.2e}",
         r.parameters,
@@ -225,7 +221,7 @@ fn confusion_png(path: &Path, m: &[[u64; CLASSES]; CLASSES]) -> Result<()> {
 }
 
 /// Truth and prediction of a few validation plates, side by side.
-fn maps_png(path: &Path, pairs: &[(&Sample, Vec<u8>)]) -> Result<()> {
+fn maps_png(path: &Path, pairs: &[(Sample, Vec<u8>)]) -> Result<()> {
     let (w, h) = pairs.first().map_or((1, 1), |(s, _)| (s.width, s.height));
     let scale = 3;
     let (cw, ch) = ((2 * w + 10) * scale, (h + 4) * scale);
