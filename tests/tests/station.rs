@@ -43,7 +43,7 @@ fn plate(name: &'static str, cell: &'static OnceLock<PathBuf>) -> &'static Path 
     cell.get_or_init(|| {
         let dir = work().join(name);
         let spec = Specimen::load(name).expect("shipped specimen");
-        tqc_sim::simulate_to_dir(&spec, 1, &dir, |_, _| {}).expect("simulation");
+        tqc_sim::simulate_to_dir(&spec, 1, tqc_sim::WallClock::Record, &dir, |_, _| {}).expect("simulation");
         dir
     })
 }

@@ -34,7 +34,7 @@ fn setup() -> Setup {
     let tmp = tempfile::tempdir().unwrap();
     let plate = tmp.path().join("plate");
     let s = Specimen::parse(include_str!("../../fixtures/small-part.toml"), "small.toml").unwrap();
-    simulate_to_dir(&s, 3, &plate, |_, _| {}).unwrap();
+    simulate_to_dir(&s, 3, tqc_sim::WallClock::Record, &plate, |_, _| {}).unwrap();
     let spec = FeatureSpec::log_spaced(6_000, 34_000, 4, 100).unwrap();
     let sample = load_sample(&plate, &spec, QUANT).unwrap();
     let net = FloatNet::from_burn(&ThermoNet::<NdArray<f32>>::new(4, 6, 0.0, false, &Default::default()));

@@ -23,8 +23,11 @@ pub struct RunStats {
     pub steps: u64,
     pub z_nodes: usize,
     pub cell_updates: u64,
-    pub wall_s: f64,
-    pub cell_updates_per_s: f64,
+    /// Wall-clock figures; left out of dataset plates, which are byte-reproducible.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_s: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cell_updates_per_s: Option<f64>,
 }
 
 /// The units of the arrays, spelled out for whoever opens the folder by hand.
@@ -182,8 +185,8 @@ mod tests {
                 steps: 1,
                 z_nodes: 2,
                 cell_updates: 3,
-                wall_s: 0.5,
-                cell_updates_per_s: 6.0,
+                wall_s: Some(0.5),
+                cell_updates_per_s: Some(6.0),
             },
         }
     }

@@ -13,6 +13,11 @@
 //! - `[[delamination]]`: a thin air gap parallel to the faces at `depth_mm` below the
 //!   inspected face, `thickness_mm` thick; it adds the thermal resistance of that air
 //!   layer between the material above and below it.
+//! - `[[inclusion]]`: a disc of foreign material, `thickness_mm` thick, its top at
+//!   `depth_mm` below the inspected face, with its own conductivity and heat capacity:
+//!   less conductive than the plate (a PTFE insert, backing film, foam) it holds heat
+//!   above it and shows warmer; more conductive (a metal shim) it drains heat and shows
+//!   cooler than sound material.
 //! - `[[surface_defect]]`: a spot on the inspected face whose optical properties differ —
 //!   resin-rich or damaged surface, paint or contamination — absorbing
 //!   `absorptivity_factor` times and emitting `emissivity_factor` times the surrounding
@@ -55,6 +60,8 @@ pub struct Specimen {
     pub surface_defects: Vec<SurfaceDefect>,
     #[serde(default, rename = "delamination")]
     pub delaminations: Vec<Delamination>,
+    #[serde(default, rename = "inclusion")]
+    pub inclusions: Vec<Inclusion>,
     #[serde(default)]
     pub station: Station,
 }
@@ -146,6 +153,27 @@ pub struct Delamination {
     /// Below the inspected face.
     pub depth_mm: f64,
     pub thickness_mm: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Inclusion {
+    pub center_mm: [f64; 2],
+    pub diameter_mm: f64,
+    /// Of its top, below the inspected face.
+    pub depth_mm: f64,
+    pub thickness_mm: f64,
+    /// Of the foreign material (isotropic).
+    pub conductivity_w_mk: f64,
+    pub density_kg_m3: f64,
+    pub specific_heat_j_kgk: f64,
+}
+
+impl Inclusion {
+    /// Volumetric heat capacity ρ·c, J/m³K.
+    pub fn rho_c(&self) -> f64 {
+        self.density_kg_m3 * self.specific_heat_j_kgk
+    }
 }
 
 /// How the lamps heat the inspected face.
@@ -430,6 +458,26 @@ impl Specimen {
             }
             footprints.push((f, d.center_mm, d.diameter_mm / 2.0));
         }
+        for (i, d) in self.inclusions.iter().enumerate() {
+            let f = format!("inclusion[{i}]");
+            inside(&f, d.center_mm, d.diameter_mm)?;
+            positive(&format!("{f}.depth_mm"), d.depth_mm)?;
+            positive(&format!("{f}.thickness_mm"), d.thickness_mm)?;
+            if d.depth_mm + d.thickness_mm >= p.thickness_mm {
+                return bad(
+                    &format!("{f}.thickness_mm"),
+                    format!(
+                        "{} mm at {} mm reaches the rear face ({} mm)",
+                        d.thickness_mm, d.depth_mm, p.thickness_mm
+                    ),
+                );
+            }
+            // Bounds of real solids: aerogel to diamond, foams to tungsten.
+            fraction(&format!("{f}.conductivity_w_mk"), d.conductivity_w_mk, 0.01, 2000.0)?;
+            fraction(&format!("{f}.density_kg_m3"), d.density_kg_m3, 10.0, 25_000.0)?;
+            fraction(&format!("{f}.specific_heat_j_kgk"), d.specific_heat_j_kgk, 50.0, 5000.0)?;
+            footprints.push((f, d.center_mm, d.diameter_mm / 2.0));
+        }
         for (a, (fa, ca, ra)) in footprints.iter().enumerate() {
             for (fb, cb, rb) in &footprints[a + 1..] {
                 let dist = ((ca[0] - cb[0]).powi(2) + (ca[1] - cb[1]).powi(2)).sqrt();
@@ -618,6 +666,32 @@ mod tests {
             Specimen::load("no-such-plate"),
             Err(SpecimenError::Unknown(..))
         ));
+    }
+
+    fn inclusion(fields: &str) -> Result<Specimen, SpecimenError> {
+        let text = format!("{}\n[[inclusion]]\n{fields}\n", SHIPPED[1].1.split("[station").next().unwrap());
+        Specimen::parse(&text, "inc.toml")
+    }
+
+    #[test]
+    fn inclusions_are_checked_like_the_other_defects() {
+        let ptfe = "center_mm = [100.0, 100.0]\ndiameter_mm = 12.0\ndepth_mm = 2.0\nthickness_mm = 0.5\n\
+                    conductivity_w_mk = 0.25\ndensity_kg_m3 = 2200.0\nspecific_heat_j_kgk = 1000.0";
+        let s = inclusion(ptfe).unwrap();
+        assert_eq!(s.inclusions.len(), 1);
+        assert_eq!(s.inclusions[0].rho_c(), 2.2e6);
+        let cases = [
+            ("thickness_mm = 0.5", "thickness_mm = 18.0", "inclusion[0].thickness_mm: 18 mm at 2 mm reaches the rear face"),
+            ("conductivity_w_mk = 0.25", "conductivity_w_mk = 0.0", "inclusion[0].conductivity_w_mk: must be within"),
+            ("density_kg_m3 = 2200.0", "density_kg_m3 = 1e9", "inclusion[0].density_kg_m3: must be within"),
+            ("depth_mm = 2.0", "depth_mm = -2.0", "inclusion[0].depth_mm: must be positive"),
+            ("center_mm = [100.0, 100.0]", "center_mm = [1.0, 100.0]", "inclusion[0].center_mm: a 12 mm defect"),
+            ("specific_heat_j_kgk = 1000.0", "specific_heat_j_kgk = 1000.0\ncolour = 2", "unknown field `colour`"),
+        ];
+        for (from, to, want) in cases {
+            let e = inclusion(&ptfe.replace(from, to)).unwrap_err().to_string();
+            assert!(e.contains(want), "{from} → {to}: {e}");
+        }
     }
 
     #[test]

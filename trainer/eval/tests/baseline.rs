@@ -14,7 +14,7 @@ const PART: &str = include_str!("../../fixtures/small-part.toml");
 fn every_method_finds_the_shallow_hole_and_the_surface_spot() {
     let spec = Specimen::parse(PART, "part.toml").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (scene, _, _) = simulate_to_dir(&spec, 11, dir.path(), |_, _| {}).unwrap();
+    let (scene, _, _) = simulate_to_dir(&spec, 11, tqc_sim::WallClock::Record, dir.path(), |_, _| {}).unwrap();
     let seq = Sequence::open(dir.path(), &ReadOptions::default()).unwrap();
     let labels = seq.labels.clone().unwrap();
     let footprints: Vec<Footprint> = scene
@@ -74,7 +74,7 @@ fn shared_features_separate_the_defects() {
     use tqc_shared::features::FeatureSpec;
     let spec = Specimen::parse(PART, "part.toml").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let (scene, _, _) = simulate_to_dir(&spec, 3, dir.path(), |_, _| {}).unwrap();
+    let (scene, _, _) = simulate_to_dir(&spec, 3, tqc_sim::WallClock::Record, dir.path(), |_, _| {}).unwrap();
     let seq = Sequence::open(dir.path(), &ReadOptions::default()).unwrap();
     let fspec = FeatureSpec::log_spaced(5_000, 35_000, 5, 100).unwrap();
     let quant = tqc_eval::features::FEATURE_QUANT;

@@ -551,8 +551,8 @@ mod tests {
                 steps: 1,
                 z_nodes: 1,
                 cell_updates: 1,
-                wall_s: 1.0,
-                cell_updates_per_s: 1.0,
+                wall_s: Some(1.0),
+                cell_updates_per_s: Some(1.0),
             },
         }
         .write(&dir)

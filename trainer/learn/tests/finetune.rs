@@ -37,7 +37,7 @@ fn finetuning_starts_from_the_file_and_trains() {
             )
             .unwrap();
             let dir = tempfile::tempdir().unwrap();
-            simulate_to_dir(&s, 200 + i as u64, dir.path(), |_, _| {}).unwrap();
+            simulate_to_dir(&s, 200 + i as u64, tqc_sim::WallClock::Record, dir.path(), |_, _| {}).unwrap();
             load_sample(dir.path(), &spec, QUANT).unwrap()
         })
         .collect();

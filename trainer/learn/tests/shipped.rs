@@ -118,7 +118,7 @@ fn int8_onnx_reproduces_the_engine_on_held_out_plates() {
     for (name, seed) in [("gfrp-reference", 1), ("gfrp-sound", 2)] {
         let specimen = Specimen::load(name).unwrap();
         let dir = root.path().join(name);
-        simulate_to_dir(&specimen, seed, &dir, |_, _| {}).unwrap();
+        simulate_to_dir(&specimen, seed, tqc_sim::WallClock::Record, &dir, |_, _| {}).unwrap();
         dirs.push(dir);
     }
     let e = evaluate_model(

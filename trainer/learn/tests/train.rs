@@ -50,7 +50,7 @@ fn plates() -> &'static Plates {
             );
             let s = Specimen::parse(&t, "small.toml").unwrap();
             let dir = tempfile::tempdir().unwrap();
-            simulate_to_dir(&s, 100 + i as u64, dir.path(), |_, _| {}).unwrap();
+            simulate_to_dir(&s, 100 + i as u64, tqc_sim::WallClock::Record, dir.path(), |_, _| {}).unwrap();
             samples.push(load_sample(dir.path(), &spec(), QUANT).unwrap());
             dirs.push(dir);
         }

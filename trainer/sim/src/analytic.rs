@@ -3,7 +3,7 @@
 
 use super::grid::{GridSpec, ZGrid};
 use super::schedule::{Pulse, Stepper};
-use super::solver::{Column, Solver, Thermal};
+use super::solver::{Column, Layer, Solver, Thermal};
 
 /// GFRP through the thickness: k = 0.35 W/mK, ρc = 1900 · 1100 J/m³K.
 const GFRP: Thermal = Thermal {
@@ -23,6 +23,7 @@ fn column_solver(thickness: f64, spec: GridSpec) -> Solver {
     let col = Column {
         last,
         gap: None,
+        layer: None,
         absorbed: 1.0,
         h_front: 0.0,
     };
@@ -135,6 +136,7 @@ fn energy_is_conserved_in_3d() {
         Column {
             last: grid.nodes() - 1,
             gap: None,
+            layer: None,
             absorbed: 0.9,
             h_front: 0.0
         };
@@ -142,6 +144,11 @@ fn energy_is_conserved_in_3d() {
     ];
     cols[2 * nx + 2].last = hole;
     cols[3 * nx + 4].gap = Some((gap_link, 0.1e-3 / super::solver::K_AIR));
+    // A steel shim and a PTFE insert: more diffusive than the plate and less.
+    let (top, bottom) = (grid.node_at(0.0015), grid.node_at(0.002));
+    cols[4 * nx + 1].layer = Some(Layer { top, bottom, k: 45.0, rho_c: 3.8e6 });
+    cols[4 * nx + 2].layer = Some(Layer { top, bottom, k: 45.0, rho_c: 3.8e6 });
+    cols[nx + 4].layer = Some(Layer { top, bottom, k: 0.25, rho_c: 2.2e6 });
     cols[0].absorbed = 1.0;
     let (dx, dy) = (1e-3, 1.5e-3);
     let mut solver = Solver::new(nx, ny, dx, dy, grid, cols.clone(), GFRP).unwrap();
@@ -167,4 +174,42 @@ fn energy_is_conserved_in_3d() {
         s[2 * nx + 2] > s[2 * nx + 1] && s[2 * nx + 2] > s[nx + 2],
         "hole not warmer: {s:?}"
     );
+}
+
+/// A layer of the plate's own material changes nothing; a less conductive one shows
+/// warmer after the heat reaches it, a more conductive and capacitive one cooler.
+#[test]
+fn inclusions_show_warm_or_cool_by_their_material() {
+    let l = 0.004;
+    let grid = ZGrid::new(l, GridSpec::for_thickness(l), &[0.001, 0.0015]);
+    let (top, bottom) = (grid.node_at(0.001), grid.node_at(0.0015));
+    let run = |layer: Option<Layer>| {
+        let col = Column {
+            last: grid.nodes() - 1,
+            gap: None,
+            layer,
+            absorbed: 1.0,
+            h_front: 8.0,
+        };
+        let mut solver = Solver::new(1, 1, 1e-3, 1e-3, grid.clone(), vec![col], GFRP).unwrap();
+        let mut stepper = Stepper::new(
+            Pulse {
+                flux_w_m2: 2000.0,
+                duration_s: 2.0,
+            },
+            0.5,
+        );
+        let mut s = [0.0];
+        stepper.advance(&mut solver, 30.0);
+        solver.surface_into(&mut s);
+        s[0]
+    };
+    let sound = run(None);
+    // Through the thickness k_z is what counts; the same k_z and ρc is sound material.
+    let same = run(Some(Layer { top, bottom, k: GFRP.k_z, rho_c: GFRP.rho_c }));
+    assert!((same - sound).abs() < 1e-12 * sound, "{same} vs {sound}");
+    let ptfe = run(Some(Layer { top, bottom, k: 0.05, rho_c: 2.2e6 }));
+    let steel = run(Some(Layer { top, bottom, k: 45.0, rho_c: 3.8e6 }));
+    assert!(ptfe > sound * 1.01, "insulating insert not warmer: {ptfe} vs {sound}");
+    assert!(steel < sound * 0.99, "metal shim not cooler: {steel} vs {sound}");
 }

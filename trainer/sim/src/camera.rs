@@ -6,11 +6,11 @@
 //! surface defects), the fixed pattern is drawn once per recording, the drift is a slow
 //! random walk of the whole image, and NETD noise is white per frame and pixel.
 
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use tqc_data::specimen::Camera as CameraSpec;
+
+use crate::seeds::{Purpose, stream};
 
 pub struct Camera {
     ambient_k: f64,
@@ -23,7 +23,7 @@ pub struct Camera {
 
 impl Camera {
     pub fn new(spec: &CameraSpec, ambient_k: f64, pixels: usize, seed: u64) -> Self {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xca3e7a);
+        let mut rng = stream(seed, 0, Purpose::Camera);
         let fixed_pattern = (0..pixels)
             .map(|_| {
                 let n: f64 = StandardNormal.sample(&mut rng);
@@ -43,7 +43,7 @@ impl Camera {
     /// Frame `index` (its own noise stream, so frames are reproducible one by one),
     /// `since_last_s` after the previous frame.
     pub fn frame(&mut self, index: u64, since_last_s: f64, rise: &[f64], gain: &[f64], out: &mut [f32]) {
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ index);
+        let mut rng = stream(self.seed, index, Purpose::Frame);
         let step: f64 = StandardNormal.sample(&mut rng);
         self.drift_k += self.drift_k_per_sqrt_s * since_last_s.max(0.0).sqrt() * step;
         for (((o, &r), &g), &f) in out.iter_mut().zip(rise).zip(gain).zip(&self.fixed_pattern) {

@@ -8,6 +8,7 @@ pub mod dataset;
 pub mod grid;
 pub mod scene;
 pub mod schedule;
+pub mod seeds;
 pub mod simulate;
 pub mod solver;
 
@@ -16,7 +17,7 @@ mod analytic;
 
 use std::path::PathBuf;
 
-pub use simulate::simulate_to_dir;
+pub use simulate::{WallClock, simulate_to_dir};
 
 /// Why a simulation or a dataset could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +28,8 @@ pub enum SimError {
     Write(#[from] tqc_data::io::WriteError),
     #[error(transparent)]
     Specimen(#[from] tqc_data::specimen::SpecimenError),
+    #[error(transparent)]
+    Index(#[from] tqc_data::index::IndexError),
     #[error("cannot create {path}")]
     CreateDir {
         path: PathBuf,

@@ -2,18 +2,20 @@
 //! pixel (where holes end, where gaps cut, how much lamp flux each pixel absorbs), the
 //! emissivity each pixel shows, and the ground truth per pixel.
 //!
-//! Ground truth: class 0 sound, 1 in-depth defect (hole or delamination), 2 surface
-//! defect; depth in mm from the inspected face to the defect (hole bottom, gap) for
+//! Ground truth: class 0 sound, 1 in-depth defect (hole, delamination or inclusion), 2
+//! surface defect; depth in mm from the inspected face to the defect (hole bottom, gap,
+//! top of the inclusion) for
 //! class 1, 0 for class 2, NaN for sound pixels. A pixel belongs to a defect when its
 //! centre lies inside the defect's footprint.
 
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
 
 use super::grid::{GridSpec, ZGrid};
 use super::schedule::Pulse;
-use super::solver::{Column, K_AIR, Thermal};
+use super::seeds::{Purpose, stream};
+use super::solver::{Column, K_AIR, Layer, Thermal};
 use tqc_data::specimen::{Heating, Specimen};
 
 pub const SOUND: u8 = tqc_data::Class::Sound.index();
@@ -99,7 +101,7 @@ fn smooth_field(w: usize, h: usize, sigma_px: f64, rng: &mut ChaCha8Rng) -> Vec<
 impl Scene {
     /// Builds the scene; `seed` draws the lamp profile and the emissivity texture.
     pub fn build(spec: &Specimen, seed: u64) -> Result<Scene, super::solver::SolverError> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5ce1e);
+        let mut rng = stream(seed, 0, Purpose::Scene);
         let st = &spec.station;
         let [w, h] = [st.camera.pixels[0] as usize, st.camera.pixels[1] as usize];
         let view = spec.view_mm();
@@ -116,6 +118,9 @@ impl Scene {
         let thickness = spec.plate.thickness_mm * 1e-3;
         let mut depths: Vec<f64> = spec.holes.iter().map(|hl| spec.hole_ligament_mm(hl) * 1e-3).collect();
         depths.extend(spec.delaminations.iter().map(|d| d.depth_mm * 1e-3));
+        for inc in &spec.inclusions {
+            depths.extend([inc.depth_mm * 1e-3, (inc.depth_mm + inc.thickness_mm) * 1e-3]);
+        }
         let grid = ZGrid::new(thickness, GridSpec::for_thickness(thickness), &depths);
         let last = grid.nodes() - 1;
 
@@ -140,15 +145,17 @@ impl Scene {
 
         // Lamp profile: an off-centre elliptical fall-off plus a tilt, scaled to the
         // requested peak-to-valley variation around a mean of 1.
+        // The lamp axis may sit anywhere over the middle 80 % of the view: an off-axis
+        // lamp warms one side far more than the other.
         let (cx, cy) = (
-            rng.random_range(0.3..0.7) * w as f64,
-            rng.random_range(0.3..0.7) * h as f64,
+            rng.random_range(0.1..0.9) * w as f64,
+            rng.random_range(0.1..0.9) * h as f64,
         );
         let (sx, sy) = (
             rng.random_range(0.6..1.2) * w as f64,
             rng.random_range(0.6..1.2) * h as f64,
         );
-        let tilt: f64 = rng.random_range(-0.3..0.3);
+        let tilt: f64 = rng.random_range(-1.0..1.0);
         let raw: Vec<f64> = (0..w * h)
             .map(|i| {
                 let (x, y) = ((i % w) as f64, (i / w) as f64);
@@ -175,6 +182,7 @@ impl Scene {
             columns.push(Column {
                 last,
                 gap: None,
+                layer: None,
                 absorbed: spec.surface.absorptivity * lamp[i],
                 h_front: h_front(spec.surface.emissivity * eps_rel),
             });
@@ -220,6 +228,40 @@ impl Scene {
                 center_px: to_px(d.center_mm),
                 diameter_mm: d.diameter_mm,
                 depth_mm: d.depth_mm,
+                pixels,
+                ring: Vec::new(),
+            });
+        }
+        for (n, inc) in spec.inclusions.iter().enumerate() {
+            let (top, bottom) = (
+                grid.node_at(inc.depth_mm * 1e-3),
+                grid.node_at((inc.depth_mm + inc.thickness_mm) * 1e-3),
+            );
+            let pixels: Vec<usize> = (0..w * h)
+                .filter(|&i| inside(i, inc.center_mm, inc.diameter_mm))
+                .collect();
+            // A layer thinner than the grid resolves (top and bottom on one node) is
+            // still ground truth, but carries no heat differently.
+            let layer = (bottom > top).then_some(Layer {
+                top,
+                bottom,
+                k: inc.conductivity_w_mk,
+                rho_c: inc.rho_c(),
+            });
+            for &i in &pixels {
+                columns[i].layer = layer;
+                labels[i] = SUBSURFACE;
+                depth[i] = inc.depth_mm as f32;
+            }
+            defects.push(DefectView {
+                name: format!(
+                    "inclusion[{n}] ⌀{} mm at {} mm, k {} W/mK",
+                    inc.diameter_mm, inc.depth_mm, inc.conductivity_w_mk
+                ),
+                class: SUBSURFACE,
+                center_px: to_px(inc.center_mm),
+                diameter_mm: inc.diameter_mm,
+                depth_mm: inc.depth_mm,
                 pixels,
                 ring: Vec::new(),
             });

@@ -40,10 +40,19 @@ fn frame_times(spec: &Specimen) -> Vec<f64> {
     pre.chain((0..=n).map(|k| k as f64 * period)).collect()
 }
 
+/// Whether `meta.json` records the run's wall-clock time (dataset plates leave it out,
+/// so that a plate is the same bytes wherever and whenever it is simulated).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WallClock {
+    Record,
+    Omit,
+}
+
 /// Simulates `spec`, streaming frames to `on_frame(index, time, frame)`.
 pub fn run(
     spec: &Specimen,
     seed: u64,
+    clock: WallClock,
     mut on_frame: impl FnMut(usize, f64, &[f32]) -> Result<(), SimError>,
     mut progress: impl FnMut(usize, usize),
 ) -> Result<(Scene, RunStats), SimError> {
@@ -82,8 +91,8 @@ pub fn run(
         steps: stepper.steps,
         z_nodes: scene.grid.nodes(),
         cell_updates: solver.cell_updates,
-        wall_s: wall,
-        cell_updates_per_s: solver.cell_updates as f64 / wall.max(1e-9),
+        wall_s: (clock == WallClock::Record).then_some(wall),
+        cell_updates_per_s: (clock == WallClock::Record).then(|| solver.cell_updates as f64 / wall.max(1e-9)),
     };
     Ok((scene, stats))
 }
@@ -93,6 +102,7 @@ pub fn run(
 pub fn simulate_to_dir(
     spec: &Specimen,
     seed: u64,
+    clock: WallClock,
     out: &Path,
     progress: impl FnMut(usize, usize),
 ) -> Result<(Scene, RunStats, Recorded), SimError> {
@@ -140,6 +150,7 @@ pub fn simulate_to_dir(
     let (scene, stats) = run(
         spec,
         seed,
+        clock,
         |k, _t, frame| {
             writer.extend(frame.iter().copied())?;
             // The best frame for a contrast image: largest summed local contrast of the

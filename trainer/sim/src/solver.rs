@@ -15,8 +15,11 @@
 //! Defects: a flat-bottom hole ends its column at the hole-bottom node (adiabatic), and
 //! in-plane exchange between columns happens only over the depth both columns share, so
 //! no heat crosses a hole wall. A delamination adds the resistance of its air gap to the
-//! one through-thickness link it cuts. Surface defects change a column's absorbed flux
-//! and emissivity.
+//! one through-thickness link it cuts. An inclusion gives the links between two nodes of
+//! a column its own conductivity and heat capacity (through the thickness and in the
+//! plane; lateral exchange across its rim takes the harmonic mean, the series
+//! conductance of the two halves). Surface defects change a column's absorbed flux and
+//! emissivity.
 
 use rayon::prelude::*;
 
@@ -36,10 +39,58 @@ pub struct Column {
     /// A delamination: the link (between nodes `j` and `j + 1`) it cuts and the thermal
     /// resistance of its gap (m²K/W).
     pub gap: Option<(usize, f64)>,
+    /// A layer of foreign material between two nodes.
+    pub layer: Option<Layer>,
     /// Fraction of the nominal lamp flux absorbed here (absorptivity × lamp profile).
     pub absorbed: f64,
     /// Loss coefficient of the inspected face (W/m²K).
     pub h_front: f64,
+}
+
+/// Foreign material filling the links from node `top` to node `bottom` of a column.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Layer {
+    pub top: usize,
+    pub bottom: usize,
+    pub k: f64,
+    pub rho_c: f64,
+}
+
+/// The material of one link (node `j` to `j + 1`): (k_z, k_xy, ρc).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Link {
+    k_z: f64,
+    k_xy: f64,
+    rho_c: f64,
+}
+
+impl Column {
+    fn link(&self, j: usize, th: &Thermal) -> Link {
+        match self.layer {
+            Some(l) if l.top <= j && j < l.bottom => Link {
+                k_z: l.k,
+                k_xy: l.k,
+                rho_c: l.rho_c,
+            },
+            _ => Link {
+                k_z: th.k_z,
+                k_xy: th.k_xy,
+                rho_c: th.rho_c,
+            },
+        }
+    }
+
+    /// Heat capacity per unit area of node `j`'s control volume (J/m²K): its upper half
+    /// lies in link `j − 1`, its lower half in link `j`.
+    fn capacity(&self, j: usize, grid: &ZGrid, th: &Thermal) -> f64 {
+        let (top, bottom) = grid.control_volume(j, self.last);
+        if self.layer.is_none() {
+            return th.rho_c * (bottom - top);
+        }
+        let z = grid.z[j];
+        let upper = if j > 0 { self.link(j - 1, th).rho_c * (z - top) } else { 0.0 };
+        upper + self.link(j, th).rho_c * (bottom - z)
+    }
 }
 
 /// Material constants.
@@ -76,6 +127,8 @@ pub enum SolverError {
     Columns(usize, usize, usize),
     #[error("column {0} ends at node {1}, beyond the grid")]
     ColumnEnd(usize, usize),
+    #[error("column {0} has a layer from node {1} to {2}, outside its nodes")]
+    Layer(usize, usize, usize),
 }
 
 impl Solver {
@@ -97,6 +150,13 @@ impl Solver {
         }
         if let Some((i, c)) = columns.iter().enumerate().find(|(_, c)| c.last >= nz || c.last == 0) {
             return Err(SolverError::ColumnEnd(i, c.last));
+        }
+        for (i, c) in columns.iter().enumerate() {
+            if let Some(l) = c.layer
+                && (l.top >= l.bottom || l.bottom > c.last)
+            {
+                return Err(SolverError::Layer(i, l.top, l.bottom));
+            }
         }
         Ok(Solver {
             nx,
@@ -135,10 +195,7 @@ impl Solver {
         let c = &self.columns[y * self.nx + x];
         let col = &self.theta[(y * self.nx + x) * nz..(y * self.nx + x + 1) * nz];
         (0..=c.last)
-            .map(|j| {
-                let (top, bottom) = self.grid.control_volume(j, c.last);
-                self.thermal.rho_c * (bottom - top) * col[j]
-            })
+            .map(|j| c.capacity(j, &self.grid, &self.thermal) * col[j])
             .sum()
     }
 
@@ -164,7 +221,13 @@ impl Solver {
         if self.nx * self.ny == 1 || self.thermal.k_xy == 0.0 {
             return;
         }
-        let alpha = self.thermal.k_xy / self.thermal.rho_c;
+        // The stability limit is set by the most diffusive material present.
+        let alpha = self
+            .columns
+            .iter()
+            .filter_map(|c| c.layer)
+            .map(|l| l.k / l.rho_c)
+            .fold(self.thermal.k_xy / self.thermal.rho_c, f64::max);
         let mut rate = 0.0;
         if self.nx > 1 {
             rate += 2.0 * alpha / (self.dx * self.dx);
@@ -175,15 +238,12 @@ impl Solver {
         let substeps = ((dt * rate / 0.9).ceil() as usize).max(1);
         let h = dt / substeps as f64;
         let (nx, ny, nz) = (self.nx, self.ny, self.grid.nodes());
-        let (gx, gy) = (
-            self.thermal.k_xy / (self.dx * self.dx),
-            self.thermal.k_xy / (self.dy * self.dy),
-        );
+        let (gx, gy) = (1.0 / (self.dx * self.dx), 1.0 / (self.dy * self.dy));
+        let th = self.thermal;
         for _ in 0..substeps {
             let theta = &self.theta;
             let columns = &self.columns;
             let grid = &self.grid;
-            let rho_c = self.thermal.rho_c;
             self.next.par_chunks_mut(nx * nz).enumerate().for_each(|(y, row)| {
                 for x in 0..nx {
                     let p = y * nx + x;
@@ -206,7 +266,7 @@ impl Solver {
                     }
                     for j in 0..=cp.last {
                         let (top, bottom) = grid.control_volume(j, cp.last);
-                        let cap = rho_c * (bottom - top);
+                        let cap = cp.capacity(j, grid, &th);
                         let mut flow = 0.0;
                         for &(q, g) in &neighbours {
                             if q == usize::MAX {
@@ -218,8 +278,21 @@ impl Solver {
                             }
                             // Exchange over the depth both control volumes share.
                             let (_, bq) = grid.control_volume(j, cq.last);
-                            let overlap = bottom.min(bq) - top;
-                            flow += g * overlap * (theta[q * nz + j] - here[j]);
+                            let kh = if cp.layer.is_none() && cq.layer.is_none() {
+                                th.k_xy * (bottom.min(bq) - top)
+                            } else {
+                                // Upper and lower halves apart, each the series
+                                // conductance of the two columns' materials.
+                                let z = grid.z[j];
+                                let series = |a: f64, b: f64| 2.0 * a * b / (a + b);
+                                let upper = if j > 0 {
+                                    series(cp.link(j - 1, &th).k_xy, cq.link(j - 1, &th).k_xy) * (z - top)
+                                } else {
+                                    0.0
+                                };
+                                upper + series(cp.link(j, &th).k_xy, cq.link(j, &th).k_xy) * (bottom.min(bq) - z)
+                            };
+                            flow += g * kh * (theta[q * nz + j] - here[j]);
                         }
                         out[j] = here[j] + h * flow / cap;
                     }
@@ -238,10 +311,9 @@ fn step_column(col: &mut [f64], c: &Column, grid: &ZGrid, th: &Thermal, dt: f64,
     let mut cap = [0.0; MAX_NODES];
     let mut g = [0.0; MAX_NODES];
     for j in 0..=n {
-        let (top, bottom) = grid.control_volume(j, n);
-        cap[j] = th.rho_c * (bottom - top) / dt;
+        cap[j] = c.capacity(j, grid, th) / dt;
         if j < n {
-            let r = grid.dz(j) / th.k_z + c.gap.filter(|&(link, _)| link == j).map_or(0.0, |(_, r)| r);
+            let r = grid.dz(j) / c.link(j, th).k_z + c.gap.filter(|&(link, _)| link == j).map_or(0.0, |(_, r)| r);
             g[j] = 1.0 / r;
         }
     }

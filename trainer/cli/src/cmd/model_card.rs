@@ -73,7 +73,7 @@ pub fn run(model: &Path, data: &Path, split: Split, json: Option<&Path>, card: O
 fn reference_rows(blob: &[u8]) -> Result<(String, String)> {
     let dir = tempfile_dir()?;
     let specimen = Specimen::load("gfrp-reference")?;
-    simulate_to_dir(&specimen, 1, &dir, |_, _| {})?;
+    simulate_to_dir(&specimen, 1, tqc_sim::WallClock::Record, &dir, |_, _| {})?;
     let seq = Sequence::open(&dir, &ReadOptions::default())?;
     let out = infer(blob, &seq, &VerdictConfig::DEFAULT, &AcquisitionLimits::DEFAULT)?;
     let labels = seq.labels.clone().context("reference plate without labels")?;

@@ -13,7 +13,7 @@ use tqc_sim::simulate_to_dir;
 pub fn run(specimen: &str, out: &Path, seed: u64) -> Result<()> {
     let spec = Specimen::load(specimen)?;
     let bar = crate::progress::bar(0, &format!("simulating {}", spec.name), "frames");
-    let (scene, stats, rec) = simulate_to_dir(&spec, seed, out, |done, total| {
+    let (scene, stats, rec) = simulate_to_dir(&spec, seed, tqc_sim::WallClock::Record, out, |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     })?;
@@ -60,7 +60,11 @@ pub fn run(specimen: &str, out: &Path, seed: u64) -> Result<()> {
     println!("{} (seed {seed}) → {}", spec.name, out.display());
     println!(
         "  {} frames of {w}×{h}, {} z-nodes, {} time steps, {:.1} s wall, {:.2e} cell-updates/s",
-        stats.frames, stats.z_nodes, stats.steps, stats.wall_s, stats.cell_updates_per_s
+        stats.frames,
+        stats.z_nodes,
+        stats.steps,
+        stats.wall_s.unwrap_or(0.0),
+        stats.cell_updates_per_s.unwrap_or(0.0)
     );
     if !scene.defects.is_empty() {
         let netd = spec.station.camera.netd_k;
