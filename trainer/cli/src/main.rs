@@ -78,6 +78,15 @@ enum Command {
     /// engine) and the four baselines — as a table and JSON; `--card` also simulates the
     /// reference plate and writes the model card.
     Evaluate(cmd::evaluate::EvaluateArgs),
+    /// Qualifies the model and the baselines the way NDT does, on an evaluation set:
+    /// per defect hit/miss for CNN int8 (the engine), CNN float (tract), contrast, PCT,
+    /// PPT and TSR; hit/miss POD fitted by maximum likelihood against aspect ratio
+    /// (diameter / depth) and against depth per diameter class, with a50, a90 and a90/95
+    /// (95 % Wald bound); surface spots apart; false calls per m² (exact Poisson
+    /// interval) and false FAIL per sound part (Clopper–Pearson). Every method is swept
+    /// over its threshold and also compared at the CNN's false-call rate. Writes
+    /// pod.json, pod.md, a POD plot per method and pod-vs-false-calls.png.
+    Pod(cmd::pod::PodArgs),
 }
 
 fn main() -> ExitCode {
@@ -102,5 +111,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(args) => args.run(),
         Command::Baseline(args) => args.run(),
         Command::Evaluate(args) => args.run(),
+        Command::Pod(args) => args.run(),
     }
 }

@@ -4,7 +4,8 @@
 //! shipped model through burn-import ([`finetune`]), tract as the ONNX reference
 //! ([`onnx_run`]), a whole training run from a dataset folder ([`pipeline`]), the
 //! evaluation of a shipped model against the baselines ([`model_eval`]), K-fold
-//! cross-validation ([`crossval`]) and the depth probe of the trunk ([`depth`]).
+//! cross-validation ([`crossval`]), the depth probe of the trunk ([`depth`]) and the
+//! per-plate work of a POD study ([`pod`]).
 
 pub mod cnn;
 pub mod crossval;
@@ -14,4 +15,5 @@ pub mod finetune;
 pub mod model_eval;
 pub mod onnx_run;
 pub mod pipeline;
+pub mod pod;
 pub mod qat;

@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use burn::backend::{Autodiff, NdArray};
+use burn::backend::Autodiff;
 use rayon::prelude::*;
 use tqc_data::index::{DatasetIndex, IndexError, Split};
 use tqc_data::recording::{MetaError, RecordingMeta};
@@ -23,10 +23,14 @@ use crate::export::quantize::{self, QuantizeError};
 use crate::export::{Artifacts, ExportError, export_quantized};
 use crate::qat::QatError;
 
-/// The training backend: burn's ndarray CPU backend with autodiff.
-pub type Backend = Autodiff<NdArray<f32>>;
-/// The same without autodiff (validation, export).
-pub type Inner = NdArray<f32>;
+/// The backend without autodiff (validation, export): burn's ndarray CPU backend,
+/// multi-threaded; or burn's Flex CPU backend with the `flex` feature.
+#[cfg(not(feature = "flex"))]
+pub type Inner = burn::backend::NdArray<f32>;
+#[cfg(feature = "flex")]
+pub type Inner = burn::backend::Flex;
+/// The training backend: [`Inner`] with autodiff.
+pub type Backend = Autodiff<Inner>;
 
 pub use tqc_eval::features::FEATURE_QUANT;
 

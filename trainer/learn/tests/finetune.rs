@@ -79,6 +79,7 @@ fn finetuning_starts_from_the_file_and_trains() {
         class_weights: [1.0, 4.0, 4.0],
         patience: None,
         augment: Augment::NONE,
+        batch_size: 1,
     };
     let model = load::<B>(&read, &device).unwrap();
     let (tuned, reports) =

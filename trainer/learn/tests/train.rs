@@ -84,6 +84,7 @@ fn config(epochs: usize) -> TrainConfig {
         class_weights: [1.0, 4.0, 4.0],
         patience: None,
         augment: Augment::NONE,
+        batch_size: 1,
     }
 }
 
@@ -144,6 +145,20 @@ fn every_optimizer_and_augmentation_trains() {
             r[7].train_loss
         );
     }
+}
+
+#[test]
+fn batches_of_plates_train_with_one_step_per_batch() {
+    let _turn = serial();
+    let data = &plates().samples;
+    let cfg = TrainConfig {
+        batch_size: 2,
+        ..config(8)
+    };
+    let (_m, r) = train::<B>(&data[..2], &data[2..], &cfg, QUANT, &Default::default(), |_| {}).unwrap();
+    assert!(r[7].train_loss < r[0].train_loss, "{} → {}", r[0].train_loss, r[7].train_loss);
+    // Warm-up covers one step per epoch now: the first epoch runs at the full rate.
+    assert_eq!(r[0].learning_rate, cfg.learning_rate);
 }
 
 #[test]

@@ -25,10 +25,44 @@ pub const SURFACE: u8 = tqc_data::Class::Surface.index();
 /// Stefan–Boltzmann constant.
 const SIGMA: f64 = 5.670_374_419e-8;
 
+/// What a defect is, for reports that read detection by kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DefectKind {
+    Hole,
+    Delamination,
+    Inclusion,
+    SurfaceSpot,
+}
+
+impl DefectKind {
+    pub const ALL: [DefectKind; 4] = [
+        DefectKind::Hole,
+        DefectKind::Delamination,
+        DefectKind::Inclusion,
+        DefectKind::SurfaceSpot,
+    ];
+
+    /// Below the surface (read by depth), as opposed to a surface spot.
+    pub fn in_depth(self) -> bool {
+        self != DefectKind::SurfaceSpot
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DefectKind::Hole => "flat-bottom holes",
+            DefectKind::Delamination => "delaminations",
+            DefectKind::Inclusion => "inclusions",
+            DefectKind::SurfaceSpot => "surface spots",
+        }
+    }
+}
+
 /// One defect as the camera sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DefectView {
     pub name: String,
+    pub kind: DefectKind,
     pub class: u8,
     /// Centre in pixels (column, row).
     pub center_px: [f64; 2],
@@ -206,6 +240,7 @@ impl Scene {
             }
             defects.push(DefectView {
                 name: format!("hole[{n}] ⌀{} mm at {ligament} mm", hole.diameter_mm),
+                kind: DefectKind::Hole,
                 class: SUBSURFACE,
                 center_px: to_px(hole.center_mm),
                 diameter_mm: hole.diameter_mm,
@@ -224,6 +259,7 @@ impl Scene {
             }
             defects.push(DefectView {
                 name: format!("delamination[{n}] ⌀{} mm at {} mm", d.diameter_mm, d.depth_mm),
+                kind: DefectKind::Delamination,
                 class: SUBSURFACE,
                 center_px: to_px(d.center_mm),
                 diameter_mm: d.diameter_mm,
@@ -258,6 +294,7 @@ impl Scene {
                     "inclusion[{n}] ⌀{} mm at {} mm, k {} W/mK",
                     inc.diameter_mm, inc.depth_mm, inc.conductivity_w_mk
                 ),
+                kind: DefectKind::Inclusion,
                 class: SUBSURFACE,
                 center_px: to_px(inc.center_mm),
                 diameter_mm: inc.diameter_mm,
@@ -278,6 +315,7 @@ impl Scene {
             }
             defects.push(DefectView {
                 name: format!("surface_defect[{n}] ⌀{} mm", s.diameter_mm),
+                kind: DefectKind::SurfaceSpot,
                 class: SURFACE,
                 center_px: to_px(s.center_mm),
                 diameter_mm: s.diameter_mm,

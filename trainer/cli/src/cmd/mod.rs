@@ -10,6 +10,7 @@ pub mod evaluate;
 pub mod infer;
 pub mod inspect;
 pub mod model_card;
+pub mod pod;
 pub mod simulate;
 pub mod train;
 
@@ -63,6 +64,9 @@ pub struct RunArgs {
     /// Train without augmentation (flips, gain, lamp tilt, noise).
     #[arg(long)]
     pub no_augment: bool,
+    /// Plates per optimizer step.
+    #[arg(long, default_value_t = 4)]
+    pub batch_size: usize,
     /// Loss weights of sound, subsurface, surface pixels.
     #[arg(long, value_delimiter = ',', default_value = "1,30,30")]
     pub class_weights: Vec<f32>,
@@ -100,6 +104,7 @@ impl RunArgs {
             } else {
                 Augment::DEFAULT
             },
+            batch_size: self.batch_size,
         })
     }
 }

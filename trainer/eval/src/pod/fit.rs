@@ -302,15 +302,15 @@ mod tests {
 
     #[test]
     fn clopper_pearson_matches_published_values() {
-        // Reference values: Clopper & Pearson (1934) tables, as reproduced by R's
-        // binom.test and scipy's beta.ppf.
+        // Reference values: R's binom.test; for 0/n and n/n the closed form
+        // 1 − (α/2)^(1/n); 3/60 by bisection on the binomial sums.
         let cases = [
             (0, 10, [0.0, 0.308_497]),
             (1, 10, [0.002_529, 0.445_016]),
             (5, 10, [0.187_086, 0.812_914]),
             (10, 10, [0.691_503, 1.0]),
-            (0, 60, [0.0, 0.059_640]),
-            (3, 60, [0.010_434, 0.139_164]),
+            (0, 60, [0.0, 0.059_629]),
+            (3, 60, [0.010_432, 0.139_243]),
         ];
         for (k, n, want) in cases {
             let got = clopper_pearson(k, n, 0.95);
@@ -336,7 +336,7 @@ mod tests {
         let (a50, sigma) = (2.0f64, 0.35f64);
         let truth = |a: f64| logistic((a.ln() - a50.ln()) / sigma);
         let true_a90 = (a50.ln() + sigma * logit(0.9)).exp();
-        let mut covered = [0; 2];
+        let mut covered = [0; 3];
         let trials = 40;
         for seed in 0..trials {
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
@@ -363,17 +363,18 @@ mod tests {
                 let [lo, hi] = f.a_interval(p, 0.95);
                 *c += usize::from(lo <= want && want <= hi);
             }
+            // a90/95 is a one-sided 95 % bound: at or above the true a90 in ~95 % of trials.
+            covered[2] += usize::from(f.a_bound(0.9, 0.95).is_some_and(|b| b >= true_a90));
             if seed == 0 {
-                let [lo, hi] = f.a_interval(0.5, 0.95);
-                assert!(lo <= a50 && a50 <= hi, "a50 {a50} outside [{lo}, {hi}]");
                 let a9095 = f.a_bound(0.9, 0.95).unwrap();
-                assert!(a9095 > f.a(0.9) && a9095 >= true_a90, "a90/95 {a9095}, a90 {}", f.a(0.9));
+                assert!(a9095 > f.a(0.9), "a90/95 {a9095}, a90 {}", f.a(0.9));
                 assert!((f.pod(f.a(0.9)) - 0.9).abs() < 1e-9);
                 assert!((f.pod_lower(a9095, 0.95) - 0.9).abs() < 1e-6);
             }
         }
         // 95 % intervals cover the truth in about 95 % of trials (≥ 34 of 40 leaves a
         // 1-in-200 chance of a false alarm for a correct method).
+        eprintln!("a50, a90 intervals and the a90/95 bound covered the truth in {covered:?} of {trials} trials");
         for c in covered {
             assert!(c >= 34, "covered {c} of {trials}");
         }

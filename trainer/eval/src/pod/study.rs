@@ -10,43 +10,27 @@
 //! - a defect is **hit** when at least half of its footprint is flagged — the rule of
 //!   `trainer evaluate` — so its detection score is the ⌈n/2⌉-th largest score inside it;
 //! - a **call** is a region of flagged pixels (8-connected, one class) of at least the
-//!   verdict rule's minimum size; a call that touches no defect footprint is a **false
-//!   call**; a sound plate with any call is a **false FAIL** (the station's rule).
+//!   verdict rule's minimum size; a **false call** is such a region of flagged pixels
+//!   farther than [`NEAR_PX`] from every defect footprint (so a call spreading from a
+//!   defect over sound material still counts); a sound plate with any call is a **false
+//!   FAIL** (the station's rule).
 
 use serde::{Deserialize, Serialize};
 use tqc_shared::verdict::VerdictConfig;
+
+pub use tqc_sim::scene::DefectKind;
 
 use super::fit::{FitError, HitMiss, PodFit, clopper_pearson, fit, poisson_rate_interval};
 
 /// Confidence of every interval of a study.
 pub const CONFIDENCE: f64 = 0.95;
 
+/// Flagged pixels this close to a defect (pixels, in x and y) are neither hit nor false
+/// call.
+pub const NEAR_PX: isize = 2;
+
 /// Per-plate outcome file format.
 pub const OUTCOME_VERSION: u32 = 1;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DefectKind {
-    Hole,
-    Delamination,
-    Inclusion,
-    SurfaceSpot,
-}
-
-impl DefectKind {
-    pub fn in_depth(self) -> bool {
-        self != DefectKind::SurfaceSpot
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            DefectKind::Hole => "flat-bottom holes",
-            DefectKind::Delamination => "delaminations",
-            DefectKind::Inclusion => "inclusions",
-            DefectKind::SurfaceSpot => "surface spots",
-        }
-    }
-}
 
 /// A true defect of a plate.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -122,10 +106,20 @@ pub fn method_outcome(
             if s.is_empty() { f64::NEG_INFINITY } else { s[s.len().div_ceil(2) - 1] }
         })
         .collect();
-    let mut in_defect = vec![false; score.len()];
+    // Flagged pixels within `NEAR_PX` of a defect count neither way: a detection that
+    // spills over its footprint's pixelated edge is not a false call.
+    let mut near = vec![false; score.len()];
     for f in footprints {
         for &i in f {
-            in_defect[i] = true;
+            let (x, y) = ((i % width) as isize, (i / width) as isize);
+            for dy in -NEAR_PX..=NEAR_PX {
+                for dx in -NEAR_PX..=NEAR_PX {
+                    let (nx, ny) = (x + dx, y + dy);
+                    if nx >= 0 && ny >= 0 && (nx as usize) < width && (ny as usize) < height {
+                        near[ny as usize * width + nx as usize] = true;
+                    }
+                }
+            }
         }
     }
     let mut false_calls = Vec::with_capacity(thresholds.len());
@@ -136,9 +130,10 @@ pub fn method_outcome(
             .enumerate()
             .map(|(i, &s)| if s as f64 > t { class_of(i).max(1) } else { 0 })
             .collect();
-        let calls = regions(&map, width, height, cfg.min_region_pixels as usize);
-        fails.push(!calls.is_empty());
-        false_calls.push(calls.iter().filter(|r| !r.iter().any(|&i| in_defect[i])).count() as u32);
+        let min = cfg.min_region_pixels as usize;
+        fails.push(!regions(&map, width, height, min).is_empty());
+        let away: Vec<u8> = map.iter().zip(&near).map(|(&m, &n)| if n { 0 } else { m }).collect();
+        false_calls.push(regions(&away, width, height, min).len() as u32);
     }
     MethodOutcome {
         method: method.to_string(),
@@ -394,12 +389,7 @@ fn operating(outcomes: &[(&PlateOutcome, &MethodOutcome)], t: usize) -> Operatin
             )
         })
         .collect();
-    let kinds = [
-        DefectKind::Hole,
-        DefectKind::Delamination,
-        DefectKind::Inclusion,
-        DefectKind::SurfaceSpot,
-    ];
+    let kinds = DefectKind::ALL;
     Operating {
         point: SweepPoint {
             threshold,
@@ -506,7 +496,7 @@ pub fn summarize(outcomes: &[PlateOutcome], methods: &[String], reference: &str)
 /// The rules of a study, for its report.
 pub const RULES: &str = "hit: at least half of a defect's footprint flagged (the rule of trainer evaluate); \
 call: a flagged region (8-connected, one class) of at least the verdict rule's minimum size; \
-false call: a call touching no true defect, counted per m² of sound material inspected; \
+false call: a region of such size of flagged pixels more than 2 pixels from every true defect, counted per m² of sound material inspected; \
 false FAIL: a sound plate with any call; POD: logit of ln(size), maximum likelihood; \
 a90/95: where the one-sided 95 % Wald lower bound reaches 90 %; proportions: Clopper–Pearson 95 %; \
 false-call rates: exact Poisson 95 %";
@@ -517,22 +507,30 @@ mod tests {
 
     #[test]
     fn a_defect_is_hit_when_half_its_footprint_is_flagged() {
-        // 6 × 4 plate; a 4-pixel defect whose scores are 5, 4, 1, 0: hit below 4.
-        let mut score = vec![0.0f32; 24];
-        for (i, s) in [(0, 5.0), (1, 4.0), (6, 1.0), (7, 0.0)] {
+        // 12 × 4 plate; a 4-pixel defect (columns 0–1, rows 0–1) scoring 5, 4, 1, 0: hit
+        // below 4.
+        let mut score = vec![0.0f32; 48];
+        for (i, s) in [(0, 5.0), (1, 4.0), (12, 1.0), (13, 0.0)] {
             score[i] = s;
         }
-        // A 6-pixel false region of score 3 on the right.
-        for i in [4, 5, 10, 11, 16, 17] {
+        // A detection spilling over the defect's edge (columns 2–3), and a 6-pixel region
+        // far from it (columns 8–9), both scoring 3.
+        for i in [2, 3, 14, 15, 26, 27, 8, 9, 20, 21, 32, 33] {
             score[i] = 3.0;
         }
         let cfg = VerdictConfig { min_region_pixels: 6 };
-        let o = method_outcome("m", &score, &|_| 1, &[vec![0, 1, 6, 7]], (6, 4), &[0.5, 2.0, 3.5, 4.5], 1, &cfg);
+        let o = method_outcome("m", &score, &|_| 1, &[vec![0, 1, 12, 13]], (12, 4), &[0.5, 2.0, 3.5, 4.5], 1, &cfg);
         assert_eq!(o.detection, vec![4.0]);
-        // Threshold 0.5: the defect region has 3 pixels (< 6, no call) and the right one is
-        // a false call; at 3.5 nothing of 6 pixels is left.
+        // Up to 3 the far region is a false call and the spill is not; above 3 nothing of
+        // 6 pixels is left to call.
         assert_eq!(o.false_calls, vec![1, 1, 0, 0]);
         assert_eq!(o.fails, vec![true, true, false, false]);
+        // Without the far region, the spill alone fails the part but is no false call.
+        for i in [8, 9, 20, 21, 32, 33] {
+            score[i] = 0.0;
+        }
+        let o = method_outcome("m", &score, &|_| 1, &[vec![0, 1, 12, 13]], (12, 4), &[0.5], 0, &cfg);
+        assert_eq!((o.false_calls[0], o.fails[0]), (0, true));
     }
 
     #[test]

@@ -78,6 +78,13 @@ pub struct TrainConfig {
     /// Stop after this many epochs without a better validation score (`None`: never).
     pub patience: Option<usize>,
     pub augment: Augment,
+    /// Plates per optimizer step (the loss is the mean over their pixels).
+    #[serde(default = "one_plate")]
+    pub batch_size: usize,
+}
+
+fn one_plate() -> usize {
+    1
 }
 
 impl TrainConfig {
@@ -205,7 +212,8 @@ pub fn predict<B: Backend, M: Segmenter<B>>(model: &M, samples: &[&Sample], devi
     idx.into_data().iter::<i64>().map(|v| v as u8).collect()
 }
 
-/// Trains on `train` (one plate per step, all plates every epoch in a seeded order),
+/// Trains on `train` (`batch_size` plates per step, all plates every epoch in a seeded
+/// order),
 /// reports each epoch on `validation`, and returns the model of the best epoch.
 pub fn train<B: AutodiffBackend>(
     train: &[Sample],
@@ -283,8 +291,10 @@ where
     let loss_valid = CrossEntropyLossConfig::new()
         .with_weights(Some(cfg.class_weights.to_vec()))
         .init::<B::InnerBackend>(device);
-    let total_steps = cfg.epochs * train.len();
-    let warmup_steps = cfg.warmup_epochs * train.len();
+    let batch_size = cfg.batch_size.max(1);
+    let steps_per_epoch = train.len().div_ceil(batch_size);
+    let total_steps = cfg.epochs * steps_per_epoch;
+    let warmup_steps = cfg.warmup_epochs * steps_per_epoch;
     let mut order: Vec<usize> = (0..train.len()).collect();
     let (mut reports, mut best): (Vec<EpochReport>, Option<(f64, M::InnerModule)>) = (Vec::new(), None);
     let mut since_best = 0;
@@ -292,9 +302,13 @@ where
     for epoch in 1..=cfg.epochs {
         order.shuffle(&mut rng);
         let (mut total, mut rate) = (0.0, 0.0);
-        for &i in &order {
-            let s = augment(&train[i], &cfg.augment, quant, &mut rng);
-            let (x, y) = batch::<B>(&[&s], device);
+        for chunk in order.chunks(batch_size) {
+            let plates: Vec<Sample> = chunk
+                .iter()
+                .map(|&i| augment(&train[i], &cfg.augment, quant, &mut rng))
+                .collect();
+            let refs: Vec<&Sample> = plates.iter().collect();
+            let (x, y) = batch::<B>(&refs, device);
             let mut loss = loss_fn.forward(pixel_rows(model.segment(x)), y);
             if cfg.l1 > 0.0
                 && let Some(l1) = model.l1()
@@ -326,7 +340,7 @@ where
         let report = EpochReport {
             epoch,
             learning_rate: rate,
-            train_loss: total / train.len() as f64,
+            train_loss: total / steps_per_epoch as f64,
             validation_loss: vloss / validation.len() as f64,
             iou,
             score: score(&iou),
