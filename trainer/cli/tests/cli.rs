@@ -391,3 +391,62 @@ fn depth_head_reports_its_error_against_the_mean_depth() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("nowhere split"));
 }
+
+/// A POD study's smoke run: a one-epoch model on the small set, in two shards and a
+/// last run that only reports.
+#[test]
+fn pod_runs_in_shards_and_writes_the_table_and_the_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_dataset(dir.path());
+    let run = dir.path().join("run");
+    let o = trainer()
+        .args(["train", "--epochs", "1", "--warmup-epochs", "0", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let pod = dir.path().join("pod");
+    let study = |extra: &[&str]| {
+        trainer()
+            .args(["pod", "--data"])
+            .arg(&data)
+            .arg("--model")
+            .arg(run.join("thermonet.tqm"))
+            .arg("--out")
+            .arg(&pod)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let o = study(&["--shard", "1/2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(said.contains("3 plates inspected") && said.contains("shard 1/2 done"), "{said}");
+    assert!(!pod.join("pod.md").exists(), "a shard wrote the report");
+    let o = study(&["--shard", "2/2"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = study(&[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(said.contains("0 plates inspected"), "every plate was done by the shards: {said}");
+    assert!(said.contains("POD study: 6 plates"), "{said}");
+    let report: tqc_eval::pod::PodReport = tqc_data::io::read_json(&pod.join("pod.json")).unwrap();
+    assert_eq!(report.methods.len(), 6);
+    assert_eq!(report.defects, report.in_depth_defects + report.surface_defects);
+    for m in &report.methods {
+        assert_eq!(m.sweep.len(), 17, "{}", m.method);
+        // Stricter thresholds never find more.
+        let found: Vec<usize> = m.sweep.iter().map(|p| p.in_depth_found.k).collect();
+        assert!(found.windows(2).all(|w| w[1] <= w[0]), "{}: {found:?}", m.method);
+    }
+    for png in ["pod-cnn-int8-engine.png", "pod-tsr.png", "pod-vs-false-calls.png"] {
+        let bytes = std::fs::read(pod.join(png)).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG"), "{png}");
+    }
+    let md = std::fs::read_to_string(pod.join("pod.md")).unwrap();
+    assert!(md.contains("a90/95") && md.contains("Clopper"), "{md}");
+    let plates = std::fs::read_dir(pod.join("plates")).unwrap().count();
+    assert_eq!(plates, 6);
+}

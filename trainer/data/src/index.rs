@@ -309,7 +309,11 @@ impl DatasetIndex {
                     merged = Some(DatasetIndex { shard: None, ..part });
                 }
                 Some(m) => {
-                    if m.seed != part.seed || m.template != part.template || m.ranges != part.ranges || total != of.total_plates {
+                    if m.seed != part.seed
+                        || m.template != part.template
+                        || m.ranges != part.ranges
+                        || total != of.total_plates
+                    {
                         return Err(mismatch(format!(
                             "is from another dataset (seed {}, template {}, {} plates) than shard 1 (seed {}, template {}, {total} plates)",
                             part.seed, part.template, of.total_plates, m.seed, m.template
@@ -386,7 +390,9 @@ mod tests {
     fn shards_cover_every_plate_once_and_parse() {
         for plates in [0, 1, 2, 7, 10, 101] {
             for count in 1..=5 {
-                let all: Vec<usize> = (1..=count).flat_map(|k| Shard { index: k, count }.plates(plates)).collect();
+                let all: Vec<usize> = (1..=count)
+                    .flat_map(|k| Shard { index: k, count }.plates(plates))
+                    .collect();
                 assert_eq!(all, (0..plates).collect::<Vec<_>>(), "{plates} plates in {count}");
             }
         }

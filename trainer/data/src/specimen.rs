@@ -669,7 +669,10 @@ mod tests {
     }
 
     fn inclusion(fields: &str) -> Result<Specimen, SpecimenError> {
-        let text = format!("{}\n[[inclusion]]\n{fields}\n", SHIPPED[1].1.split("[station").next().unwrap());
+        let text = format!(
+            "{}\n[[inclusion]]\n{fields}\n",
+            SHIPPED[1].1.split("[station").next().unwrap()
+        );
         Specimen::parse(&text, "inc.toml")
     }
 
@@ -681,12 +684,36 @@ mod tests {
         assert_eq!(s.inclusions.len(), 1);
         assert_eq!(s.inclusions[0].rho_c(), 2.2e6);
         let cases = [
-            ("thickness_mm = 0.5", "thickness_mm = 18.0", "inclusion[0].thickness_mm: 18 mm at 2 mm reaches the rear face"),
-            ("conductivity_w_mk = 0.25", "conductivity_w_mk = 0.0", "inclusion[0].conductivity_w_mk: must be within"),
-            ("density_kg_m3 = 2200.0", "density_kg_m3 = 1e9", "inclusion[0].density_kg_m3: must be within"),
-            ("depth_mm = 2.0", "depth_mm = -2.0", "inclusion[0].depth_mm: must be positive"),
-            ("center_mm = [100.0, 100.0]", "center_mm = [1.0, 100.0]", "inclusion[0].center_mm: a 12 mm defect"),
-            ("specific_heat_j_kgk = 1000.0", "specific_heat_j_kgk = 1000.0\ncolour = 2", "unknown field `colour`"),
+            (
+                "thickness_mm = 0.5",
+                "thickness_mm = 18.0",
+                "inclusion[0].thickness_mm: 18 mm at 2 mm reaches the rear face",
+            ),
+            (
+                "conductivity_w_mk = 0.25",
+                "conductivity_w_mk = 0.0",
+                "inclusion[0].conductivity_w_mk: must be within",
+            ),
+            (
+                "density_kg_m3 = 2200.0",
+                "density_kg_m3 = 1e9",
+                "inclusion[0].density_kg_m3: must be within",
+            ),
+            (
+                "depth_mm = 2.0",
+                "depth_mm = -2.0",
+                "inclusion[0].depth_mm: must be positive",
+            ),
+            (
+                "center_mm = [100.0, 100.0]",
+                "center_mm = [1.0, 100.0]",
+                "inclusion[0].center_mm: a 12 mm defect",
+            ),
+            (
+                "specific_heat_j_kgk = 1000.0",
+                "specific_heat_j_kgk = 1000.0\ncolour = 2",
+                "unknown field `colour`",
+            ),
         ];
         for (from, to, want) in cases {
             let e = inclusion(&ptfe.replace(from, to)).unwrap_err().to_string();

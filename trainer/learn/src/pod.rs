@@ -14,7 +14,7 @@ use tqc_data::recording::RecordingMeta;
 use tqc_data::sequence::{ReadOptions, Sequence};
 use tqc_eval::baseline::{self, Method, Params};
 use tqc_eval::infer::infer;
-use tqc_eval::pod::study::{DefectTruth, OUTCOME_VERSION, PlateOutcome, method_outcome};
+use tqc_eval::pod::study::{DefectTruth, OUTCOME_VERSION, PlateOutcome, PlateTruth, Sweep, method_outcome};
 use tqc_shared::inspection::AcquisitionLimits;
 use tqc_shared::verdict::VerdictConfig;
 use tqc_sim::scene::Scene;
@@ -129,7 +129,9 @@ impl StudyModel {
         let float = OnnxModel::load(float_onnx, s.channels as usize, s.height as usize, s.width as usize)?;
         let onnx_len = std::fs::metadata(float_onnx).map(|m| m.len()).unwrap_or(0);
         // Bytes 12..16 of a blob are its payload CRC-32.
-        let crc = blob.get(12..16).map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        let crc = blob
+            .get(12..16)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
         Ok(StudyModel {
             provenance: format!(
                 "blob crc32 {crc:08x} ({} bytes), float ONNX {onnx_len} bytes, outcome v{OUTCOME_VERSION}",
@@ -147,7 +149,12 @@ pub fn outcome_path(out: &Path, plate: usize) -> PathBuf {
 }
 
 /// Every method on one plate.
-pub fn plate_outcome(model: &StudyModel, data: &Path, entry: &PlateEntry, cfg: &VerdictConfig) -> Result<PlateOutcome, PodError> {
+pub fn plate_outcome(
+    model: &StudyModel,
+    data: &Path,
+    entry: &PlateEntry,
+    cfg: &VerdictConfig,
+) -> Result<PlateOutcome, PodError> {
     let dir = data.join(&entry.dir);
     let seq = Sequence::open(&dir, &ReadOptions::default())?;
     let meta = RecordingMeta::find(&dir)?.ok_or_else(|| PodError::NoTruth { dir: dir.clone() })?;
@@ -169,8 +176,15 @@ pub fn plate_outcome(model: &StudyModel, data: &Path, entry: &PlateEntry, cfg: &
         .collect();
     let footprints: Vec<Vec<usize>> = scene.defects.iter().map(|d| d.pixels.clone()).collect();
     let sound_px = scene.labels.iter().filter(|&&l| l == 0).count();
-    let size = (w, h);
-    let cnn_operating = CNN_MARGINS.iter().position(|&t| t == 0.0).unwrap_or(0);
+    let plate = PlateTruth {
+        width: w,
+        height: h,
+        footprints: &footprints,
+    };
+    let cnn_sweep = Sweep {
+        thresholds: &CNN_MARGINS,
+        operating: CNN_MARGINS.iter().position(|&t| t == 0.0).unwrap_or(0),
+    };
     let mut methods = Vec::new();
 
     // The CNN, int8 and float: margin of the best defect logit over sound, and the class
@@ -198,10 +212,8 @@ pub fn plate_outcome(model: &StudyModel, data: &Path, entry: &PlateEntry, cfg: &
         CNN_INT8,
         &int8_margin,
         &|i| int8_class[i],
-        &footprints,
-        size,
-        &CNN_MARGINS,
-        cnn_operating,
+        &plate,
+        cnn_sweep,
         cfg,
     ));
     let quant = decoded.desc.input.quant;
@@ -213,10 +225,8 @@ pub fn plate_outcome(model: &StudyModel, data: &Path, entry: &PlateEntry, cfg: &
         CNN_FLOAT,
         &float_margin,
         &|i| float_class[i],
-        &footprints,
-        size,
-        &CNN_MARGINS,
-        cnn_operating,
+        &plate,
+        cnn_sweep,
         cfg,
     ));
 
@@ -226,23 +236,17 @@ pub fn plate_outcome(model: &StudyModel, data: &Path, entry: &PlateEntry, cfg: &
         tsr_degree: 5,
         components: 4,
     };
-    let z_operating = BASELINE_Z.iter().position(|&t| t == params.threshold).unwrap_or(0);
+    let z_sweep = Sweep {
+        thresholds: &BASELINE_Z,
+        operating: BASELINE_Z.iter().position(|&t| t == params.threshold).unwrap_or(0),
+    };
     for (m, name) in BASELINES {
         let o = baseline::run(&seq, m, &params).map_err(|source| PodError::Baseline {
             dir: dir.clone(),
             method: m,
             source,
         })?;
-        methods.push(method_outcome(
-            name,
-            &o.score,
-            &|_| 1,
-            &footprints,
-            size,
-            &BASELINE_Z,
-            z_operating,
-            cfg,
-        ));
+        methods.push(method_outcome(name, &o.score, &|_| 1, &plate, z_sweep, cfg));
     }
     Ok(PlateOutcome {
         format_version: OUTCOME_VERSION,

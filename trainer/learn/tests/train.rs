@@ -156,7 +156,12 @@ fn batches_of_plates_train_with_one_step_per_batch() {
         ..config(8)
     };
     let (_m, r) = train::<B>(&data[..2], &data[2..], &cfg, QUANT, &Default::default(), |_| {}).unwrap();
-    assert!(r[7].train_loss < r[0].train_loss, "{} → {}", r[0].train_loss, r[7].train_loss);
+    assert!(
+        r[7].train_loss < r[0].train_loss,
+        "{} → {}",
+        r[0].train_loss,
+        r[7].train_loss
+    );
     // Warm-up covers one step per epoch now: the first epoch runs at the full rate.
     assert_eq!(r[0].learning_rate, cfg.learning_rate);
 }

@@ -146,9 +146,24 @@ fn energy_is_conserved_in_3d() {
     cols[3 * nx + 4].gap = Some((gap_link, 0.1e-3 / super::solver::K_AIR));
     // A steel shim and a PTFE insert: more diffusive than the plate and less.
     let (top, bottom) = (grid.node_at(0.0015), grid.node_at(0.002));
-    cols[4 * nx + 1].layer = Some(Layer { top, bottom, k: 45.0, rho_c: 3.8e6 });
-    cols[4 * nx + 2].layer = Some(Layer { top, bottom, k: 45.0, rho_c: 3.8e6 });
-    cols[nx + 4].layer = Some(Layer { top, bottom, k: 0.25, rho_c: 2.2e6 });
+    cols[4 * nx + 1].layer = Some(Layer {
+        top,
+        bottom,
+        k: 45.0,
+        rho_c: 3.8e6,
+    });
+    cols[4 * nx + 2].layer = Some(Layer {
+        top,
+        bottom,
+        k: 45.0,
+        rho_c: 3.8e6,
+    });
+    cols[nx + 4].layer = Some(Layer {
+        top,
+        bottom,
+        k: 0.25,
+        rho_c: 2.2e6,
+    });
     cols[0].absorbed = 1.0;
     let (dx, dy) = (1e-3, 1.5e-3);
     let mut solver = Solver::new(nx, ny, dx, dy, grid, cols.clone(), GFRP).unwrap();
@@ -206,10 +221,25 @@ fn inclusions_show_warm_or_cool_by_their_material() {
     };
     let sound = run(None);
     // Through the thickness k_z is what counts; the same k_z and ρc is sound material.
-    let same = run(Some(Layer { top, bottom, k: GFRP.k_z, rho_c: GFRP.rho_c }));
+    let same = run(Some(Layer {
+        top,
+        bottom,
+        k: GFRP.k_z,
+        rho_c: GFRP.rho_c,
+    }));
     assert!((same - sound).abs() < 1e-12 * sound, "{same} vs {sound}");
-    let ptfe = run(Some(Layer { top, bottom, k: 0.05, rho_c: 2.2e6 }));
-    let steel = run(Some(Layer { top, bottom, k: 45.0, rho_c: 3.8e6 }));
+    let ptfe = run(Some(Layer {
+        top,
+        bottom,
+        k: 0.05,
+        rho_c: 2.2e6,
+    }));
+    let steel = run(Some(Layer {
+        top,
+        bottom,
+        k: 45.0,
+        rho_c: 3.8e6,
+    }));
     assert!(ptfe > sound * 1.01, "insulating insert not warmer: {ptfe} vs {sound}");
     assert!(steel < sound * 0.99, "metal shim not cooler: {steel} vs {sound}");
 }

@@ -138,7 +138,11 @@ fn scale(rng: &mut ChaCha8Rng, v: f64, spread: f64) -> f64 {
 }
 
 fn uniform(rng: &mut ChaCha8Rng, r: Range) -> f64 {
-    if r[1] > r[0] { rng.random_range(r[0]..r[1]) } else { r[0] }
+    if r[1] > r[0] {
+        rng.random_range(r[0]..r[1])
+    } else {
+        r[0]
+    }
 }
 
 fn log_uniform(rng: &mut ChaCha8Rng, r: Range) -> f64 {
@@ -359,7 +363,11 @@ pub fn merge(out: &Path) -> Result<DatasetIndex, SimError> {
         .map(|d| {
             d.filter_map(|e| e.ok())
                 .map(|e| e.path())
-                .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("index.shard-")))
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("index.shard-"))
+                })
                 .collect()
         })
         .unwrap_or_default();

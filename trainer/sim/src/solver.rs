@@ -88,7 +88,11 @@ impl Column {
             return th.rho_c * (bottom - top);
         }
         let z = grid.z[j];
-        let upper = if j > 0 { self.link(j - 1, th).rho_c * (z - top) } else { 0.0 };
+        let upper = if j > 0 {
+            self.link(j - 1, th).rho_c * (z - top)
+        } else {
+            0.0
+        };
         upper + self.link(j, th).rho_c * (bottom - z)
     }
 }

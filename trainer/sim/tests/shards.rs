@@ -58,9 +58,13 @@ fn three_shards_merge_to_the_bytes_of_one_run() {
 
     let (a, b) = (tree(one.path()), tree(sharded.path()));
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
-    assert!(a.len() >= 7 * 5 + 1, "{} files", a.len());
+    // Five arrays and meta.json per plate, and the index.
+    assert!(a.len() > 7 * 5, "{} files", a.len());
     for (name, bytes) in &a {
-        assert!(bytes == &b[name], "{name} differs between one run and the merged shards");
+        assert!(
+            bytes == &b[name],
+            "{name} differs between one run and the merged shards"
+        );
     }
     assert!(!a.keys().any(|k| k.contains(".partial")), "leftover partial files");
 }
@@ -69,12 +73,19 @@ fn three_shards_merge_to_the_bytes_of_one_run() {
 fn datasets_of_neighbouring_seeds_share_no_plate() {
     // With seeds made by arithmetic, plate i + 1 of seed s was plate i of seed s + 1.
     let template = Specimen::parse(SMALL, "small.toml").unwrap();
-    let specimen = |seed: u64, i: usize| tqc_sim::dataset::plate_specimen(&template, &tqc_sim::dataset::STANDARD, seed, i, false);
+    let specimen =
+        |seed: u64, i: usize| tqc_sim::dataset::plate_specimen(&template, &tqc_sim::dataset::STANDARD, seed, i, false);
     for i in 0..20 {
         for j in 0..20 {
             let (a, b) = (specimen(4, i), specimen(5, j));
-            assert_ne!(a.material, b.material, "plate {i} of seed 4 and {j} of seed 5 share a material");
-            assert_ne!(a.station, b.station, "plate {i} of seed 4 and {j} of seed 5 share a station");
+            assert_ne!(
+                a.material, b.material,
+                "plate {i} of seed 4 and {j} of seed 5 share a material"
+            );
+            assert_ne!(
+                a.station, b.station,
+                "plate {i} of seed 4 and {j} of seed 5 share a station"
+            );
         }
     }
 }

@@ -99,7 +99,13 @@ impl DatasetArgs {
         if self.merge {
             let started = Instant::now();
             let index = merge(&self.out)?;
-            summary(&index, &index.template, started, &self.out, "index.json merged from the shards");
+            summary(
+                &index,
+                &index.template,
+                started,
+                &self.out,
+                "index.json merged from the shards",
+            );
             return Ok(());
         }
         let spec = DatasetSpec {

@@ -182,7 +182,13 @@ fn markdown(r: &PodReport) -> String {
     for m in &r.methods {
         s += &format!("| {} |", m.method);
         for c in &m.operating.depth_by_diameter {
-            s += &format!(" d90 {} mm, d90/95 {} ({}/{}) |", opt(c.a90), curve_bound(c), c.hits, c.n);
+            s += &format!(
+                " d90 {} mm, d90/95 {} ({}/{}) |",
+                opt(c.a90),
+                curve_bound(c),
+                c.hits,
+                c.n
+            );
         }
         s += "\n";
     }
@@ -204,7 +210,13 @@ fn markdown(r: &PodReport) -> String {
     let unfitted: Vec<String> = r
         .methods
         .iter()
-        .filter_map(|m| m.operating.aspect.error.as_ref().map(|e| format!("- {}: {e}", m.method)))
+        .filter_map(|m| {
+            m.operating
+                .aspect
+                .error
+                .as_ref()
+                .map(|e| format!("- {}: {e}", m.method))
+        })
         .collect();
     if !unfitted.is_empty() {
         s += &format!("\nNo POD fit (aspect ratio, own setting):\n{}\n", unfitted.join("\n"));
@@ -232,7 +244,11 @@ const PALETTE: [RGBColor; 6] = [
 ];
 
 /// Renders into memory and writes the PNG whole.
-fn render(path: &Path, size: (u32, u32), draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<()>) -> Result<()> {
+fn render(
+    path: &Path,
+    size: (u32, u32),
+    draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> Result<()>,
+) -> Result<()> {
     let mut buf = vec![0u8; (size.0 * size.1 * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut buf, size).into_drawing_area();
@@ -240,7 +256,8 @@ fn render(path: &Path, size: (u32, u32), draw: impl FnOnce(&DrawingArea<BitMapBa
         draw(&root)?;
         root.present()?;
     }
-    crate::plot::write_rgb_png(path, size.0 as usize, size.1 as usize, &buf).with_context(|| format!("plotting {}", path.display()))
+    crate::plot::write_rgb_png(path, size.0 as usize, size.1 as usize, &buf)
+        .with_context(|| format!("plotting {}", path.display()))
 }
 
 /// POD against aspect ratio at the method's own setting: the fitted curve, its 95 %
@@ -255,7 +272,10 @@ fn curve_png(path: &Path, m: &MethodPod) -> Result<()> {
         let (lo, hi) = if lo < hi { (lo * 0.9, hi * 1.1) } else { (0.1, 100.0) };
         let mut chart = ChartBuilder::on(root)
             .caption(
-                format!("{}: POD of in-depth defects (threshold {:.1})", m.method, m.operating.point.threshold),
+                format!(
+                    "{}: POD of in-depth defects (threshold {:.1})",
+                    m.method, m.operating.point.threshold
+                ),
                 ("sans-serif", 18),
             )
             .margin(12)
@@ -276,7 +296,9 @@ fn curve_png(path: &Path, m: &MethodPod) -> Result<()> {
             .label(format!("hits (1) and misses (0), {} of {}", c.hits, c.n))
             .legend(|(x, y)| Circle::new((x + 7, y), 3, BLACK.mix(0.5).filled()));
         if let Some(f) = &c.fit {
-            let xs: Vec<f64> = (0..=200).map(|k| (lo.ln() + (hi.ln() - lo.ln()) * k as f64 / 200.0).exp()).collect();
+            let xs: Vec<f64> = (0..=200)
+                .map(|k| (lo.ln() + (hi.ln() - lo.ln()) * k as f64 / 200.0).exp())
+                .collect();
             chart
                 .draw_series(std::iter::once(Polygon::new(
                     xs.iter()
@@ -288,7 +310,10 @@ fn curve_png(path: &Path, m: &MethodPod) -> Result<()> {
                 .label("95 % Wald confidence band")
                 .legend(|(x, y)| Rectangle::new([(x, y - 4), (x + 15, y + 4)], PALETTE[2].mix(0.2).filled()));
             chart
-                .draw_series(LineSeries::new(xs.iter().map(|&x| (x, f.pod(x))), PALETTE[2].stroke_width(2)))?
+                .draw_series(LineSeries::new(
+                    xs.iter().map(|&x| (x, f.pod(x))),
+                    PALETTE[2].stroke_width(2),
+                ))?
                 .label("POD, maximum likelihood (logit of ln size)")
                 .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 15, y)], PALETTE[2].stroke_width(2)));
             for (value, label, colour) in [(c.a90, "a90", PALETTE[0]), (c.a90_95, "a90/95", PALETTE[1])] {
@@ -339,7 +364,9 @@ fn froc_png(path: &Path, r: &PodReport) -> Result<()> {
             let colour = *colour;
             chart
                 .draw_series(LineSeries::new(
-                    m.sweep.iter().map(|p| (at(p.false_calls.per_m2), p.in_depth_found.rate)),
+                    m.sweep
+                        .iter()
+                        .map(|p| (at(p.false_calls.per_m2), p.in_depth_found.rate)),
                     colour.stroke_width(2),
                 ))?
                 .label(m.method.clone())

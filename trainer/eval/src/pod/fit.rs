@@ -43,7 +43,9 @@ pub enum FitError {
     TooFew(usize),
     #[error("all {n} defects were {}: no transition to fit", if *.hit { "found" } else { "missed" })]
     NoTransition { n: usize, hit: bool },
-    #[error("hits and misses are separated by size (every miss below {0:.3} and every hit above, or the reverse): the likelihood has no maximum")]
+    #[error(
+        "hits and misses are separated by size (every miss below {0:.3} and every hit above, or the reverse): the likelihood has no maximum"
+    )]
     Separated(f64),
     #[error("size {0} is not positive and finite")]
     BadSize(f64),
@@ -78,7 +80,11 @@ impl CostFunction for Likelihood<'_> {
             .zip(self.y)
             .map(|(&x, &y)| {
                 let eta = b[0] + b[1] * x;
-                let softplus = if eta > 0.0 { eta + (-eta).exp().ln_1p() } else { eta.exp().ln_1p() };
+                let softplus = if eta > 0.0 {
+                    eta + (-eta).exp().ln_1p()
+                } else {
+                    eta.exp().ln_1p()
+                };
                 softplus - if y { eta } else { 0.0 }
             })
             .sum())
@@ -106,7 +112,9 @@ pub fn fit(data: &[HitMiss]) -> Result<PodFit, FitError> {
             .zip(&y)
             .filter(|(_, h)| **h == hit)
             .map(|(v, _)| *v)
-            .fold(if max { f64::MIN } else { f64::MAX }, |a, b| if max { a.max(b) } else { a.min(b) })
+            .fold(if max { f64::MIN } else { f64::MAX }, |a, b| {
+                if max { a.max(b) } else { a.min(b) }
+            })
     };
     let (max_miss, min_hit) = (extreme(false, true), extreme(true, false));
     let (max_hit, min_miss) = (extreme(true, true), extreme(false, false));
@@ -144,7 +152,11 @@ pub fn fit(data: &[HitMiss]) -> Result<PodFit, FitError> {
             .clone()
             .ok_or_else(|| FitError::Optimiser("no best parameter".into()))?;
         let step = 0.05 * (best[1].abs() + 0.1);
-        simplex = vec![best.clone(), vec![best[0] + step, best[1]], vec![best[0], best[1] + step]];
+        simplex = vec![
+            best.clone(),
+            vec![best[0] + step, best[1]],
+            vec![best[0], best[1] + step],
+        ];
     }
     // Observed (= expected, for the canonical logit link) Fisher information.
     let (mut i00, mut i01, mut i11) = (0.0, 0.0, 0.0);
@@ -399,7 +411,12 @@ mod tests {
         assert!(f.a_bound(0.9, 0.95).unwrap() < f.a(0.9));
         let all = |hit| (1..=20).map(|i| HitMiss { size: i as f64, hit }).collect::<Vec<_>>();
         assert_eq!(fit(&all(true)), Err(FitError::NoTransition { n: 20, hit: true }));
-        let split: Vec<HitMiss> = (1..=20).map(|i| HitMiss { size: i as f64, hit: i > 10 }).collect();
+        let split: Vec<HitMiss> = (1..=20)
+            .map(|i| HitMiss {
+                size: i as f64,
+                hit: i > 10,
+            })
+            .collect();
         assert!(matches!(fit(&split), Err(FitError::Separated(_))));
         assert_eq!(fit(&all(true)[..5]), Err(FitError::TooFew(5)));
         let mut bad = all(true);

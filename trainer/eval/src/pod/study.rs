@@ -86,24 +86,43 @@ impl PlateOutcome {
     }
 }
 
+/// A plate as a study scores it: image size and the defect footprints.
+pub struct PlateTruth<'a> {
+    pub width: usize,
+    pub height: usize,
+    /// Row-major pixel indices of each defect.
+    pub footprints: &'a [Vec<usize>],
+}
+
+/// A method's thresholds, strictest last, and its own setting among them.
+#[derive(Clone, Copy)]
+pub struct Sweep<'a> {
+    pub thresholds: &'a [f64],
+    pub operating: usize,
+}
+
 /// Scores a method's per-pixel `score` (and the defect class each flagged pixel would
 /// get, for connectivity) against a plate's footprints over a sweep.
 pub fn method_outcome(
     method: &str,
     score: &[f32],
     class_of: &dyn Fn(usize) -> u8,
-    footprints: &[Vec<usize>],
-    (width, height): (usize, usize),
-    thresholds: &[f64],
-    operating: usize,
+    plate: &PlateTruth<'_>,
+    sweep: Sweep<'_>,
     cfg: &VerdictConfig,
 ) -> MethodOutcome {
+    let (width, height, footprints) = (plate.width, plate.height, plate.footprints);
+    let (thresholds, operating) = (sweep.thresholds, sweep.operating);
     let detection = footprints
         .iter()
         .map(|f| {
             let mut s: Vec<f64> = f.iter().map(|&i| score[i] as f64).collect();
             s.sort_by(|a, b| b.total_cmp(a));
-            if s.is_empty() { f64::NEG_INFINITY } else { s[s.len().div_ceil(2) - 1] }
+            if s.is_empty() {
+                f64::NEG_INFINITY
+            } else {
+                s[s.len().div_ceil(2) - 1]
+            }
         })
         .collect();
     // Flagged pixels within `NEAR_PX` of a defect count neither way: a detection that
@@ -372,7 +391,9 @@ fn operating(outcomes: &[(&PlateOutcome, &MethodOutcome)], t: usize) -> Operatin
     let aspect_holes = Curve::new(
         "aspect ratio (diameter / depth)",
         "flat-bottom holes",
-        points(&|d| d.kind == DefectKind::Hole && d.depth_mm > 0.0, &|d| d.aspect_ratio()),
+        points(&|d| d.kind == DefectKind::Hole && d.depth_mm > 0.0, &|d| {
+            d.aspect_ratio()
+        }),
     );
     let depth_by_diameter = DIAMETER_CLASSES
         .iter()
@@ -385,7 +406,9 @@ fn operating(outcomes: &[(&PlateOutcome, &MethodOutcome)], t: usize) -> Operatin
             Curve::new(
                 "depth (mm)",
                 &label,
-                points(&|d| in_depth(d) && d.diameter_mm >= lo && d.diameter_mm < hi, &|d| d.depth_mm),
+                points(&|d| in_depth(d) && d.diameter_mm >= lo && d.diameter_mm < hi, &|d| {
+                    d.depth_mm
+                }),
             )
         })
         .collect();
@@ -519,7 +542,17 @@ mod tests {
             score[i] = 3.0;
         }
         let cfg = VerdictConfig { min_region_pixels: 6 };
-        let o = method_outcome("m", &score, &|_| 1, &[vec![0, 1, 12, 13]], (12, 4), &[0.5, 2.0, 3.5, 4.5], 1, &cfg);
+        let footprints = [vec![0, 1, 12, 13]];
+        let plate = PlateTruth {
+            width: 12,
+            height: 4,
+            footprints: &footprints,
+        };
+        let sweep = Sweep {
+            thresholds: &[0.5, 2.0, 3.5, 4.5],
+            operating: 1,
+        };
+        let o = method_outcome("m", &score, &|_| 1, &plate, sweep, &cfg);
         assert_eq!(o.detection, vec![4.0]);
         // Up to 3 the far region is a false call and the spill is not; above 3 nothing of
         // 6 pixels is left to call.
@@ -529,7 +562,11 @@ mod tests {
         for i in [8, 9, 20, 21, 32, 33] {
             score[i] = 0.0;
         }
-        let o = method_outcome("m", &score, &|_| 1, &[vec![0, 1, 12, 13]], (12, 4), &[0.5], 0, &cfg);
+        let one = Sweep {
+            thresholds: &[0.5],
+            operating: 0,
+        };
+        let o = method_outcome("m", &score, &|_| 1, &plate, one, &cfg);
         assert_eq!((o.false_calls[0], o.fails[0]), (0, true));
     }
 
