@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use tests::emulator::{self, StationJob, StationRun};
 use tqc_data::VerdictFile;
+use tqc_eval::pod::study::{PodSummary, SUMMARY_FILE};
 use tqc_shared::verdict::Verdict;
 
 use crate::stages::StageTimes;
@@ -149,7 +150,9 @@ pub fn demo(args: DemoArgs) -> Result<DemoOutcome> {
         }
     };
 
-    let report = render(&host, device.as_ref(), &recording, args.host)?;
+    // The shipped model's qualification, when `trainer pod` has been run for it.
+    let qualification = tqc_data::io::read_json::<PodSummary>(&model.with_extension(SUMMARY_FILE)).ok();
+    let report = render(&host, device.as_ref(), &recording, args.host, qualification.as_ref())?;
     print!("{report}");
     let report_path = out.join("report.md");
     std::fs::write(&report_path, &report).with_context(|| format!("cannot write {}", report_path.display()))?;
@@ -167,7 +170,13 @@ fn mm(v: Option<[f64; 2]>) -> String {
 }
 
 /// The demo's report (Markdown; also what the terminal shows).
-fn render(host: &VerdictFile, device: Option<&StationRun>, recording: &Path, host_only: bool) -> Result<String> {
+fn render(
+    host: &VerdictFile,
+    device: Option<&StationRun>,
+    recording: &Path,
+    host_only: bool,
+    qualification: Option<&PodSummary>,
+) -> Result<String> {
     let mut s = String::new();
     writeln!(s, "\n# ThermoQC demo\n")?;
     writeln!(s, "Recording: `{}`\n", recording.display())?;
@@ -230,19 +239,42 @@ fn render(host: &VerdictFile, device: Option<&StationRun>, recording: &Path, hos
             truth.found,
             truth.defects.len()
         )?;
+        let a90 = qualification.and_then(|q| q.a90);
+        match qualification {
+            Some(q) => writeln!(
+                s,
+                "The station's qualification ({}, {} plates, {} in-depth defects): a90 = {} and a90/95 = {} in aspect \
+                 ratio (diameter / depth), at {:.1} false calls per m². An in-depth defect below a90 is one the \
+                 qualification expects to be missed often.\n",
+                q.method,
+                q.plates,
+                q.in_depth_defects,
+                q.a90.map_or("–".into(), |v| format!("{v:.2}")),
+                q.a90_95.map_or("not reached".into(), |v| format!("{v:.2}")),
+                q.false_calls_per_m2
+            )?,
+            None => writeln!(s, "(no POD qualification of this model beside it: run `trainer pod`)\n")?,
+        }
         writeln!(
             s,
-            "| defect | class | centre (mm) | ⌀ (mm) | depth (mm) | found |\n| --- | --- | --- | ---: | ---: | --- |"
+            "| defect | class | centre (mm) | ⌀ (mm) | depth (mm) | aspect ratio | vs a90 | found |\n| --- | --- | --- | ---: | ---: | ---: | --- | --- |"
         )?;
         for d in &truth.defects {
+            let ratio = d.depth_mm.filter(|&v| v > 0.0).map(|v| d.equivalent_diameter_mm / v);
+            let expected = match (ratio, a90) {
+                (Some(r), Some(a)) if r >= a => "above: expected found",
+                (Some(_), Some(_)) => "below: may be missed",
+                _ => "–",
+            };
             writeln!(
                 s,
-                "| {} | {} | {} | {:.1} | {} | {} |",
+                "| {} | {} | {} | {:.1} | {} | {} | {expected} | {} |",
                 d.name,
                 d.class,
                 mm(Some(d.centre_mm)),
                 d.equivalent_diameter_mm,
                 d.depth_mm.map_or("–".into(), |v| format!("{v:.2}")),
+                ratio.map_or("–".into(), |r| format!("{r:.2}")),
                 if d.found { "yes" } else { "no" }
             )?;
         }

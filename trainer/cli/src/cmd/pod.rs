@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 use plotters::prelude::*;
 
 use tqc_data::index::Shard;
-use tqc_eval::pod::study::{Curve, MethodPod, Operating, PodReport, summarize};
+use tqc_eval::pod::study::{Curve, MethodPod, Operating, PodReport, SUMMARY_FILE, summarize};
 use tqc_learn::pod::{CNN_INT8, StudyModel, method_names, read_outcomes, run_study};
 use tqc_shared::verdict::VerdictConfig;
 
@@ -26,7 +26,9 @@ pub struct PodArgs {
     model: PathBuf,
     #[arg(long)]
     float: Option<PathBuf>,
-    /// Study folder: plates/plate-NNNNN.json per plate, then pod.json, pod.md and PNGs.
+    /// Study folder: plates/plate-NNNNN.json per plate, then pod.json, pod.md, PNGs and
+    /// pod-summary.json (the CNN int8's figures, what the demo shows; the shipped model's
+    /// is onnx_models/thermonet.pod-summary.json).
     #[arg(long, default_value = "pod")]
     out: PathBuf,
     /// Compute only shard K of N of the plates (contiguous blocks) and stop; a run without
@@ -80,6 +82,9 @@ pub fn write_report(report: &PodReport, out: &Path) -> Result<()> {
         curve_png(&out.join(format!("pod-{}.png", slug(&m.method))), m)?;
     }
     froc_png(&out.join("pod-vs-false-calls.png"), report)?;
+    if let Some(summary) = report.summary(&report.reference) {
+        tqc_data::io::write_json(&out.join(SUMMARY_FILE), &summary)?;
+    }
     Ok(())
 }
 

@@ -338,6 +338,47 @@ pub struct PodReport {
     pub methods: Vec<MethodPod>,
 }
 
+/// What a station's qualification says in a few numbers: one method at its own setting,
+/// for readers that show it beside an inspection (the demo's table of true defects).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PodSummary {
+    pub method: String,
+    pub threshold: f64,
+    pub plates: usize,
+    pub sound_plates: usize,
+    pub in_depth_defects: usize,
+    /// Aspect ratio (diameter / depth) of in-depth defects.
+    pub a50: Option<f64>,
+    pub a90: Option<f64>,
+    pub a90_95: Option<f64>,
+    pub false_calls_per_m2: f64,
+    pub false_fail: Proportion,
+}
+
+/// File name of a study's summary (and of the shipped model's, beside it in
+/// `onnx_models/`: `thermonet.pod-summary.json`).
+pub const SUMMARY_FILE: &str = "pod-summary.json";
+
+impl PodReport {
+    /// The summary of `method` at its own setting.
+    pub fn summary(&self, method: &str) -> Option<PodSummary> {
+        let m = self.methods.iter().find(|m| m.method == method)?;
+        let o = &m.operating;
+        Some(PodSummary {
+            method: m.method.clone(),
+            threshold: o.point.threshold,
+            plates: self.plates,
+            sound_plates: self.sound_plates,
+            in_depth_defects: self.in_depth_defects,
+            a50: o.aspect.a50,
+            a90: o.aspect.a90,
+            a90_95: o.aspect.a90_95,
+            false_calls_per_m2: o.point.false_calls.per_m2,
+            false_fail: o.point.false_fail.clone(),
+        })
+    }
+}
+
 /// Diameter classes of the depth curves, mm.
 pub const DIAMETER_CLASSES: [[f64; 2]; 3] = [[0.0, 10.0], [10.0, 15.0], [15.0, f64::INFINITY]];
 
