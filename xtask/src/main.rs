@@ -615,6 +615,35 @@ fn train(plates: usize, epochs: usize, qat_epochs: usize, seed: u64, data: Optio
             .arg("--export-to")
             .arg(&models))?;
     }
+    // The qualification: its own evaluation set (seed 1001, never trained on).
+    let eval = work.join("eval");
+    if !eval.join("index.json").exists() {
+        step(&format!("simulating the evaluation set → {}", eval.display()));
+        run(trainer()
+            .args([
+                "dataset",
+                "--plates",
+                "130",
+                "--seed",
+                "1001",
+                "--sound-share",
+                "0.47",
+                "--validation-share",
+                "0",
+                "--test-share",
+                "1",
+                "--out",
+            ])
+            .arg(&eval))?;
+    }
+    step("POD study of the shipped model on the evaluation set");
+    run(trainer()
+        .args(["pod", "--ship", "--model"])
+        .arg(models.join("thermonet.tqm"))
+        .arg("--data")
+        .arg(&eval)
+        .arg("--out")
+        .arg(work.join("pod")))?;
     step("evaluating on the test plates, writing the model card");
     run(trainer()
         .args(["evaluate", "--model"])

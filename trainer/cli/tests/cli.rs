@@ -423,14 +423,20 @@ fn pod_runs_in_shards_and_writes_the_table_and_the_plots() {
     let o = study(&["--shard", "1/2"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let said = String::from_utf8_lossy(&o.stdout);
-    assert!(said.contains("3 plates inspected") && said.contains("shard 1/2 done"), "{said}");
+    assert!(
+        said.contains("3 plates inspected") && said.contains("shard 1/2 done"),
+        "{said}"
+    );
     assert!(!pod.join("pod.md").exists(), "a shard wrote the report");
     let o = study(&["--shard", "2/2"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let o = study(&[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let said = String::from_utf8_lossy(&o.stdout);
-    assert!(said.contains("0 plates inspected"), "every plate was done by the shards: {said}");
+    assert!(
+        said.contains("0 plates inspected"),
+        "every plate was done by the shards: {said}"
+    );
     assert!(said.contains("POD study: 6 plates"), "{said}");
     let report: tqc_eval::pod::PodReport = tqc_data::io::read_json(&pod.join("pod.json")).unwrap();
     assert_eq!(report.methods.len(), 6);

@@ -36,6 +36,10 @@ pub struct PodArgs {
     /// written whole (temporary name, renamed), so a retried shard is safe.
     #[arg(long)]
     shard: Option<Shard>,
+    /// Also write the report beside the model, as the shipped qualification the model
+    /// card leads with and the demo shows: `<model>.pod.md` and `<model>.pod-summary.json`.
+    #[arg(long)]
+    ship: bool,
     /// Smallest region the verdict counts (pixels): the station's rule.
     #[arg(long, default_value_t = VerdictConfig::DEFAULT.min_region_pixels)]
     min_region_pixels: u32,
@@ -70,6 +74,14 @@ impl PodArgs {
         write_report(&report, &self.out)?;
         print!("{}", table(&report));
         println!("\n→ {}", self.out.join("pod.md").display());
+        if self.ship {
+            let md = self.model.with_extension("pod.md");
+            tqc_data::io::write_atomic(&md, markdown(&report).as_bytes())?;
+            if let Some(summary) = report.summary(&report.reference) {
+                tqc_data::io::write_json(&self.model.with_extension(SUMMARY_FILE), &summary)?;
+            }
+            println!("→ {} and {SUMMARY_FILE} beside it", md.display());
+        }
         Ok(())
     }
 }
@@ -77,7 +89,8 @@ impl PodArgs {
 /// pod.json, pod.md and the plots.
 pub fn write_report(report: &PodReport, out: &Path) -> Result<()> {
     tqc_data::io::write_json(&out.join("pod.json"), report)?;
-    tqc_data::io::write_atomic(&out.join("pod.md"), markdown(report).as_bytes())?;
+    let page = format!("# Probability of detection\n\n{}", markdown(report));
+    tqc_data::io::write_atomic(&out.join("pod.md"), page.as_bytes())?;
     for m in &report.methods {
         curve_png(&out.join(format!("pod-{}.png", slug(&m.method))), m)?;
     }
@@ -159,9 +172,9 @@ fn reference_rate(r: &PodReport) -> f64 {
         .map_or(f64::NAN, |m| m.operating.point.false_calls.per_m2)
 }
 
-fn markdown(r: &PodReport) -> String {
-    let mut s = String::from("# Probability of detection\n\n");
-    s += &table(r);
+/// The whole report as Markdown (its headings start at level 3, so it nests in a card).
+pub fn markdown(r: &PodReport) -> String {
+    let mut s = table(r);
     s += "\n### Flat-bottom holes only (aspect ratio), own setting\n\n| method | holes | found | a50 (95 % interval) | a90 | a90/95 |\n| --- | ---: | ---: | ---: | ---: | ---: |\n";
     for m in &r.methods {
         let c = &m.operating.aspect_holes;

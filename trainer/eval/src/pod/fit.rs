@@ -108,13 +108,12 @@ pub fn fit(data: &[HitMiss]) -> Result<PodFit, FitError> {
     let x: Vec<f64> = data.iter().map(|d| d.size.ln()).collect();
     let y: Vec<bool> = data.iter().map(|d| d.hit).collect();
     let extreme = |hit: bool, max: bool| {
-        x.iter()
-            .zip(&y)
-            .filter(|(_, h)| **h == hit)
-            .map(|(v, _)| *v)
-            .fold(if max { f64::MIN } else { f64::MAX }, |a, b| {
+        x.iter().zip(&y).filter(|(_, h)| **h == hit).map(|(v, _)| *v).fold(
+            if max { f64::MIN } else { f64::MAX },
+            |a, b| {
                 if max { a.max(b) } else { a.min(b) }
-            })
+            },
+        )
     };
     let (max_miss, min_hit) = (extreme(false, true), extreme(true, false));
     let (max_hit, min_miss) = (extreme(true, true), extreme(false, false));
