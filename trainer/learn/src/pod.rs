@@ -164,8 +164,9 @@ pub fn plate_outcome(
     })?;
     let (w, h) = (seq.width, seq.height);
     let pixel_m2 = scene.dx * scene.dy;
-    let defects: Vec<DefectTruth> = scene
-        .defects
+    // A defect too small to hold a pixel centre is not in the ground truth either.
+    let seen: Vec<&tqc_sim::scene::DefectView> = scene.defects.iter().filter(|d| !d.pixels.is_empty()).collect();
+    let defects: Vec<DefectTruth> = seen
         .iter()
         .map(|d| DefectTruth {
             kind: d.kind,
@@ -174,7 +175,7 @@ pub fn plate_outcome(
             pixels: d.pixels.len(),
         })
         .collect();
-    let footprints: Vec<Vec<usize>> = scene.defects.iter().map(|d| d.pixels.clone()).collect();
+    let footprints: Vec<Vec<usize>> = seen.iter().map(|d| d.pixels.clone()).collect();
     let sound_px = scene.labels.iter().filter(|&&l| l == 0).count();
     let plate = PlateTruth {
         width: w,

@@ -118,8 +118,9 @@ pub fn method_outcome(
         .map(|f| {
             let mut s: Vec<f64> = f.iter().map(|&i| score[i] as f64).collect();
             s.sort_by(|a, b| b.total_cmp(a));
+            // An empty footprint is never hit (a finite score, so JSON holds it).
             if s.is_empty() {
-                f64::NEG_INFINITY
+                f64::MIN
             } else {
                 s[s.len().div_ceil(2) - 1]
             }
