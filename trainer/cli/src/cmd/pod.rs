@@ -66,7 +66,9 @@ impl PodArgs {
             self.out.join("plates").display()
         );
         if self.shard.is_some() {
-            println!("shard {shard} done; run trainer pod without --shard to write the report once every shard has run");
+            println!(
+                "shard {shard} done; run trainer pod without --shard to write the report once every shard has run"
+            );
             return Ok(());
         }
         let outcomes = read_outcomes(&self.data, &self.out, &model.provenance)?;
