@@ -23,8 +23,9 @@ use crate::export::quantize::{self, QuantizeError};
 use crate::export::{Artifacts, ExportError, export_quantized};
 use crate::qat::QatError;
 
-/// The backend without autodiff (validation, export): burn's ndarray CPU backend,
-/// multi-threaded; or burn's Flex CPU backend with the `flex` feature.
+/// The backend without autodiff (validation, export): burn's ndarray CPU backend
+/// (single-threaded: its threaded build is not bit-reproducible for a seed); or burn's
+/// Flex CPU backend with the `flex` feature.
 #[cfg(not(feature = "flex"))]
 pub type Inner = burn::backend::NdArray<f32>;
 #[cfg(feature = "flex")]
