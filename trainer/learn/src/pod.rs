@@ -113,6 +113,12 @@ pub struct StudyModel {
     pub float: OnnxModel,
     /// Identifies the model and sweep in every outcome file.
     pub provenance: String,
+    /// Scale of the blob's output logits, to read them as float margins.
+    output_scale: f32,
+    /// Quantization and channel count of the blob's input, to give the float twin the
+    /// same features the engine saw.
+    input_quant: tqc_shared::model::QuantParams,
+    input_channels: usize,
 }
 
 impl StudyModel {
@@ -121,12 +127,20 @@ impl StudyModel {
             path: blob_path.to_path_buf(),
             source,
         })?;
-        let s = tqc_shared::blob::decode(&blob)
-            .map_err(tqc_eval::infer::InferError::from)?
-            .desc
-            .input
-            .shape;
-        let float = OnnxModel::load(float_onnx, s.channels as usize, s.height as usize, s.width as usize)?;
+        // Decoded once; the description borrows the blob, so only its plain values leave.
+        let (shape, input_quant, output_scale) = {
+            let desc = tqc_shared::blob::decode(&blob)
+                .map_err(tqc_eval::infer::InferError::from)?
+                .desc;
+            let scale = desc.layers.last().map_or(1.0, |l| l.output.scale);
+            (desc.input.shape, desc.input.quant, scale)
+        };
+        let float = OnnxModel::load(
+            float_onnx,
+            shape.channels as usize,
+            shape.height as usize,
+            shape.width as usize,
+        )?;
         let onnx_len = std::fs::metadata(float_onnx).map(|m| m.len()).unwrap_or(0);
         // Bytes 12..16 of a blob are its payload CRC-32.
         let crc = blob
@@ -139,6 +153,9 @@ impl StudyModel {
             ),
             blob,
             float,
+            output_scale,
+            input_quant,
+            input_channels: shape.channels as usize,
         })
     }
 }
@@ -192,8 +209,7 @@ pub fn plate_outcome(
     // a flagged pixel gets.
     let out = infer(&model.blob, &seq, cfg, &AcquisitionLimits::DEFAULT)?;
     let classes = out.class_names.len();
-    let decoded = tqc_shared::blob::decode(&model.blob).map_err(tqc_eval::infer::InferError::from)?;
-    let scale = decoded.desc.layers.last().map_or(1.0, |l| l.output.scale);
+    let scale = model.output_scale;
     let margins = |logit: &dyn Fn(usize, usize) -> f32| -> (Vec<f32>, Vec<u8>) {
         (0..w * h)
             .map(|p| {
@@ -217,8 +233,7 @@ pub fn plate_outcome(
         cnn_sweep,
         cfg,
     ));
-    let quant = decoded.desc.input.quant;
-    let chw = tqc_eval::features::dequantize_chw(&out.features, decoded.desc.input.shape.channels as usize, quant);
+    let chw = tqc_eval::features::dequantize_chw(&out.features, model.input_channels, model.input_quant);
     let float_logits = model.float.logits(&chw)?;
     let px = w * h;
     let (float_margin, float_class) = margins(&|p, c| float_logits[c * px + p]);
