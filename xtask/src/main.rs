@@ -110,7 +110,7 @@ enum Task {
         #[arg(long, default_value_t = 144)]
         plates: usize,
         /// Epochs at most (early stopping after 10 without a better validation score).
-        #[arg(long, default_value_t = 30)]
+        #[arg(long, default_value_t = 40)]
         epochs: usize,
         /// Quantization-aware epochs after them (`trainer finetune --epochs 0 --qat-epochs`);
         /// 0 ships the post-training quantization, whose test-plate IoU is within a point of
@@ -578,6 +578,8 @@ fn train(plates: usize, epochs: usize, qat_epochs: usize, seed: u64, data: Optio
             "2e-3",
             "--seed",
             "1",
+            "--batch-size",
+            "1",
             "--data",
         ])
         .arg(&data)
@@ -623,11 +625,11 @@ fn train(plates: usize, epochs: usize, qat_epochs: usize, seed: u64, data: Optio
             .args([
                 "dataset",
                 "--plates",
-                "130",
+                "150",
                 "--seed",
                 "1001",
                 "--sound-share",
-                "0.47",
+                "0.42",
                 "--validation-share",
                 "0",
                 "--test-share",

@@ -23,13 +23,14 @@ use crate::export::quantize::{self, QuantizeError};
 use crate::export::{Artifacts, ExportError, export_quantized};
 use crate::qat::QatError;
 
-/// The backend without autodiff (validation, export): burn's ndarray CPU backend
-/// (single-threaded: its threaded build is not bit-reproducible for a seed); or burn's
-/// Flex CPU backend with the `flex` feature.
-#[cfg(not(feature = "flex"))]
+/// The backend without autodiff (training, validation, export): burn's Flex CPU backend
+/// on every core — its threaded kernels split the outputs, never a sum, so a seed still
+/// reproduces a run (tested) — or, with the `ndarray` feature, burn-ndarray
+/// single-threaded (its threads are not reproducible for a seed).
+#[cfg(not(feature = "ndarray"))]
+pub type Inner = burn_flex::Flex;
+#[cfg(feature = "ndarray")]
 pub type Inner = burn::backend::NdArray<f32>;
-#[cfg(feature = "flex")]
-pub type Inner = burn::backend::Flex;
 /// The training backend: [`Inner`] with autodiff.
 pub type Backend = Autodiff<Inner>;
 
@@ -171,6 +172,12 @@ pub struct TrainingRecord {
 }
 
 impl TrainingRecord {
+    /// Wall seconds of the training loop (steps and each epoch's validation) per training
+    /// plate and epoch: the figure backends and batch sizes are compared by.
+    pub fn seconds_per_plate_epoch(&self) -> f64 {
+        self.wall_time_s / (self.epochs_run * self.train_plates).max(1) as f64
+    }
+
     /// The record `trainer train` wrote beside a model file (`<name>.training.json`), if any.
     pub fn beside(model: &Path) -> Option<TrainingRecord> {
         let text = std::fs::read_to_string(model.with_extension("training.json")).ok()?;

@@ -2,7 +2,6 @@
 //! the shipped model: the weights load exactly (same logits as the folded float network),
 //! training continues and lowers the loss, and a file of another architecture is refused.
 
-use burn::backend::{Autodiff, NdArray};
 use tqc_data::specimen::Specimen;
 use tqc_learn::cnn::{Augment, OptimizerKind, ThermoNet, TrainConfig, continue_training, load_sample, logits};
 use tqc_learn::export::fold::FloatNet;
@@ -12,8 +11,9 @@ use tqc_shared::features::FeatureSpec;
 use tqc_shared::model::QuantParams;
 use tqc_sim::simulate_to_dir;
 
-type B = Autodiff<NdArray<f32>>;
-type Inner = NdArray<f32>;
+/// The backends `trainer train` uses, so what is tested here is what trains.
+type B = tqc_learn::pipeline::Backend;
+type Inner = tqc_learn::pipeline::Inner;
 
 /// The trainer's own input quantization.
 const QUANT: QuantParams = tqc_eval::features::FEATURE_QUANT;

@@ -6,7 +6,6 @@
 use std::sync::OnceLock;
 use tqc_shared::inspection::AcquisitionLimits;
 
-use burn::backend::{Autodiff, NdArray};
 use tqc_data::specimen::Specimen;
 use tqc_learn::cnn::{
     Augment, EpochReport, OptimizerKind, Sample, TrainConfig, TrainError, best_epoch, iou, load_sample, logits,
@@ -20,8 +19,9 @@ use tqc_shared::model::QuantParams;
 use tqc_shared::verdict::VerdictConfig;
 use tqc_sim::simulate_to_dir;
 
-type B = Autodiff<NdArray<f32>>;
-type Inner = NdArray<f32>;
+/// The backends `trainer train` uses, so what is tested here is what trains.
+type B = tqc_learn::pipeline::Backend;
+type Inner = tqc_learn::pipeline::Inner;
 
 /// The trainer's own input quantization.
 const QUANT: QuantParams = tqc_eval::features::FEATURE_QUANT;

@@ -52,12 +52,13 @@ fn report(out: &Path, cfg: &TrainConfig, o: &TrainOutcome) -> Result<()> {
     maps_png(&out.join("validation-maps.png"), &o.validation_maps)?;
     if let Some(b) = best_epoch(&o.reports) {
         println!(
-            "{} epochs ({} planned) on {} plates ({} validation) in {:.1} s; best epoch {}: validation IoU sound {:.3}, subsurface {:.3}, surface {:.3}",
+            "{} epochs ({} planned) on {} plates ({} validation) in {:.1} s ({:.3} s per plate-epoch); best epoch {}: validation IoU sound {:.3}, subsurface {:.3}, surface {:.3}",
             o.reports.len(),
             cfg.epochs,
             r.train_plates,
             r.validation_plates,
             r.wall_time_s,
+            r.seconds_per_plate_epoch(),
             b.epoch,
             b.iou[0],
             b.iou[1],
