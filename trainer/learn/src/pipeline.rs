@@ -24,7 +24,8 @@ use crate::export::{Artifacts, ExportError, export_quantized};
 use crate::qat::QatError;
 
 /// The backend without autodiff (training, validation, export): burn's Flex CPU backend
-/// on every core — its threaded kernels split the outputs, never a sum, so a seed still
+/// on every core — its matrix products split the outputs, not the sums, and it sums on
+/// several threads only above 4 M elements (our tensors hold < 1 M), so a seed still
 /// reproduces a run (tested) — or, with the `ndarray` feature, burn-ndarray
 /// single-threaded (its threads are not reproducible for a seed).
 #[cfg(not(feature = "ndarray"))]
