@@ -6,7 +6,7 @@ use super::schedule::{Pulse, Stepper};
 use super::solver::{Column, Layer, Solver, Thermal};
 
 /// GFRP through the thickness: k = 0.35 W/mK, ρc = 1900 · 1100 J/m³K.
-const GFRP: Thermal = Thermal {
+pub(crate) const GFRP: Thermal = Thermal {
     rho_c: 1900.0 * 1100.0,
     k_z: 0.35,
     k_xy: 0.75,

@@ -524,11 +524,10 @@ mod tests {
         }
     }
 
+    /// The analytic tests' GFRP, with a lossy rear face so that term is exercised too.
     const GFRP: Thermal = Thermal {
-        rho_c: 1.9e6 * 1.0,
-        k_z: 0.3,
-        k_xy: 0.6,
         h_rear: 10.0,
+        ..crate::analytic::GFRP
     };
 
     /// A random plate: holes of random depth, delaminations, conducting and insulating
