@@ -32,6 +32,11 @@ use crate::qat::QatError;
 pub type Inner = burn_flex::Flex;
 #[cfg(feature = "ndarray")]
 pub type Inner = burn::backend::NdArray<f32>;
+/// The name of [`Inner`], as training records keep it.
+#[cfg(not(feature = "ndarray"))]
+pub const BACKEND: &str = "burn-flex (threads, SIMD)";
+#[cfg(feature = "ndarray")]
+pub const BACKEND: &str = "burn-ndarray (one thread)";
 /// The training backend: [`Inner`] with autodiff.
 pub type Backend = Autodiff<Inner>;
 
@@ -164,12 +169,20 @@ pub struct TrainingRecord {
     pub parameters: usize,
     pub macs: usize,
     pub float_vs_burn_max_abs: f32,
+    /// The CPU backend the epochs ran on ([`BACKEND`]); records older than the field were
+    /// all trained on burn-ndarray.
+    #[serde(default = "ndarray_backend")]
+    pub backend: String,
     /// The quantization-aware fine-tuning after the float training, if any.
     #[serde(default)]
     pub qat: Option<QatRecord>,
     /// The record of the model a fine-tuning started from (`<from>.training.json`).
     #[serde(default)]
     pub source: Option<Box<TrainingRecord>>,
+}
+
+fn ndarray_backend() -> String {
+    "burn-ndarray (one thread)".into()
 }
 
 impl TrainingRecord {
@@ -263,6 +276,11 @@ pub fn run(
     opts: &Options<'_>,
     progress: &mut dyn Progress,
 ) -> Result<TrainOutcome, PipelineError> {
+    if cfg.epochs == 0 && opts.qat.is_none() {
+        return Err(PipelineError::Model(
+            "no epoch to run: a fresh network needs --epochs, or --qat-epochs after --epochs 0".into(),
+        ));
+    }
     let device = Default::default();
     let job = Job {
         spec: dataset_schedule(data, channels, amplitude_window_px)?,
@@ -341,11 +359,6 @@ pub fn run_job<M: Segmenter<Inner>>(
     job: Job<'_, M>,
     progress: &mut dyn Progress,
 ) -> Result<TrainOutcome, PipelineError> {
-    if cfg.epochs == 0 && opts.qat.is_none() {
-        return Err(PipelineError::Model(
-            "no epoch to run: --epochs 0 only makes sense with --qat-epochs".into(),
-        ));
-    }
     let index = DatasetIndex::read(data)?;
     let (train_dirs, val_dirs) = (index.dirs(data, Split::Train), index.dirs(data, Split::Validation));
     if train_dirs.is_empty() || val_dirs.is_empty() {
@@ -430,6 +443,7 @@ pub fn run_job<M: Segmenter<Inner>>(
         parameters: net.parameters(),
         macs: net.macs(h, w),
         float_vs_burn_max_abs: max_abs,
+        backend: BACKEND.into(),
         qat,
         source: job.source.map(Box::new),
     };

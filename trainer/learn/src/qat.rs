@@ -15,8 +15,6 @@
 use burn::module::{AutodiffModule, Module, Param};
 use burn::nn::conv::Conv2d;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Tensor, TensorData, activation};
 use tqc_shared::model::QuantParams;
 
@@ -97,8 +95,7 @@ fn int8_weight_conv<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 
         .detach();
     let rounded = (w.clone() / scale.clone()).round().clamp(-127.0, 127.0) * scale;
     let w = w.clone() + (rounded - w).detach();
-    let options = ConvOptions::new(conv.stride, [kh / 2, kw / 2], conv.dilation, conv.groups);
-    conv2d(x, w, conv.bias.as_ref().map(|b| b.val()), options)
+    cnn::conv_same(x, w, conv.bias.as_ref().map(|b| b.val()))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -179,7 +176,7 @@ pub fn fine_tune<B: AutodiffBackend>(
     device: &B::Device,
     on_epoch: impl FnMut(&EpochReport),
 ) -> Result<QatOutcome, QatError> {
-    let ranges = calibrate(net, train)?;
+    let ranges = calibrate(net, train, quant)?;
     // Its own seed, so the same start gives the same result whatever ran before.
     B::seed(device, cfg.seed ^ 0x7161_7400);
     let start = QatNet::<B>::new(net, &ranges, cfg.dropout, device)?;

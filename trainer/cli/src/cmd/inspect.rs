@@ -61,8 +61,8 @@ pub fn report(bytes: &[u8]) -> Result<String, BlobError> {
     );
     let _ = writeln!(
         s,
-        "\n{:>5}  {:<10} {:>14} {:>10} {:>12}",
-        "layer", "kind", "output", "params", "MACs"
+        "\n{:>5}  {:<10} {:>14} {:>10} {:>12}  {:>11} {:>5}  float range",
+        "layer", "kind", "output", "params", "MACs", "out scale", "zero"
     );
     let (mut params, mut macs) = (0usize, 0u64);
     for (n, (layer, info)) in d.layers.iter().zip(&model.layers).enumerate() {
@@ -70,14 +70,22 @@ pub fn report(bytes: &[u8]) -> Result<String, BlobError> {
         params += p;
         macs += info.macs();
         let o = info.output;
+        let q = layer.output;
+        // The float interval the 256 output codes span: what the calibration kept.
+        let lo = (-128 - i32::from(q.zero_point)) as f32 * q.scale;
+        let hi = (127 - i32::from(q.zero_point)) as f32 * q.scale;
         let _ = writeln!(
             s,
-            "{:>5}  {:<10} {:>14} {:>10} {:>12}",
+            "{:>5}  {:<10} {:>14} {:>10} {:>12}  {:>11.3e} {:>5}  [{:.3}, {:.3}]",
             n,
             info.kind(),
             format!("{}x{}x{}", o.height, o.width, o.channels),
             p,
-            info.macs()
+            info.macs(),
+            q.scale,
+            q.zero_point,
+            lo,
+            hi
         );
     }
     let _ = writeln!(s, "{:>5}  {:<10} {:>14} {:>10} {:>12}", "total", "", "", params, macs);
@@ -119,6 +127,12 @@ mod tests {
         assert!(r.contains("softmax"), "{r}");
         let macs: u64 = blob::decode(&blob).unwrap().layers.iter().map(|l| l.macs()).sum();
         assert!(r.contains(&macs.to_string()), "{r}");
+        // Each layer's output grid and the float interval its codes span.
+        let decoded = blob::decode(&blob).unwrap();
+        let q = decoded.desc.layers[0].output;
+        let hi = (127 - i32::from(q.zero_point)) as f32 * q.scale;
+        assert!(r.contains(&format!("{:.3e}", q.scale)), "{r}");
+        assert!(r.contains(&format!("{hi:.3}]")), "{r}");
         let mut bad = blob.clone();
         bad[20] ^= 1;
         assert!(matches!(report(&bad), Err(BlobError::Crc { .. })));

@@ -23,7 +23,9 @@ use tqc_learn::pipeline::Qat;
 #[derive(clap::Args)]
 pub struct RunArgs {
     /// Epochs (at most: early stopping may end sooner). For finetune, 0 goes straight to
-    /// the quantization-aware fine-tuning (with --qat-epochs).
+    /// the quantization-aware fine-tuning (with --qat-epochs), or, with --qat-epochs 0,
+    /// only calibrates the unchanged float network on DATA's training plates and exports
+    /// it again (after a change of the calibration rule).
     #[arg(long, default_value_t = 40)]
     pub epochs: usize,
     /// Quantization-aware fine-tuning after the float epochs: this many more epochs with

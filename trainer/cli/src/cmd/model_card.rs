@@ -117,7 +117,7 @@ fn tempfile_dir() -> Result<std::path::PathBuf> {
 fn float_training(r: &TrainingRecord) -> String {
     let c = &r.config;
     format!(
-        "- data: `{}` (`trainer dataset`, template `{}`, seed {}), {} training and {} validation plates, held out by plate;\n- {:?}, peak learning rate {}, {} warm-up epochs then cosine decay, weight decay {}, L1 {}, dropout {}, class weights {:?}, augmentation {:?};\n- {} of {} epochs (early stopping, patience {:?}), best epoch {}; seed {}; {:.0} s wall time on the CPU (ndarray backend);\n- folded float network vs burn: max |Δlogit| {:.1e} on a validation plate.\n\n",
+        "- data: `{}` (`trainer dataset`, template `{}`, seed {}), {} training and {} validation plates, held out by plate;\n- {:?}, peak learning rate {}, {} warm-up epochs then cosine decay, weight decay {}, L1 {}, dropout {}, class weights {:?}, augmentation {:?};\n- {} of {} epochs (early stopping, patience {:?}), best epoch {}; seed {}; {:.0} s wall time on the CPU ({});\n- folded float network vs burn: max |Δlogit| {:.1e} on a validation plate.\n\n",
         r.data,
         r.dataset_index.template,
         r.dataset_index.seed,
@@ -137,6 +137,7 @@ fn float_training(r: &TrainingRecord) -> String {
         r.best_epoch,
         c.seed,
         r.wall_time_s,
+        r.backend,
         r.float_vs_burn_max_abs
     )
 }
@@ -165,7 +166,13 @@ fn model_card(model: &Path, blob: &[u8], e: &ModelEvaluation, split: Split) -> R
     s += &features_section(&m);
     s += &architecture_section(&m, blob);
     s += &training_section(record.as_ref(), name);
-    s += &quantization_section(record.as_ref());
+    // The float interval the logits' 256 codes span, as calibrated.
+    let logits = m.desc.layers.last().map_or((0.0, 0.0), |l| {
+        let q = l.output;
+        let code = |c: i32| (c - i32::from(q.zero_point)) as f32 * q.scale;
+        (code(-128), code(127))
+    });
+    s += &quantization_section(record.as_ref(), logits);
     s += &metrics_section(e, split);
     s += &reference_section(blob)?;
     Ok(s)
@@ -292,10 +299,16 @@ fn training_section(record: Option<&TrainingRecord>, name: &str) -> String {
             }
             if r.epochs_run > 0 || r.source.is_none() {
                 s += &float_training(r);
-            } else {
+            } else if r.qat.is_some() {
                 let _ = writeln!(
                     s,
                     "- no further float epochs (`--epochs 0`): straight to the quantization-aware fine-tuning below.\n"
+                );
+            } else {
+                let _ = writeln!(
+                    s,
+                    "- no further epochs (`--epochs 0 --qat-epochs 0`): the same float network, calibrated again on the {} training plates of `{}` and quantized by the rule below.\n",
+                    r.train_plates, r.data
                 );
             }
         }
@@ -307,11 +320,14 @@ fn training_section(record: Option<&TrainingRecord>, name: &str) -> String {
 }
 
 /// Post-training quantization, and the quantization-aware fine-tuning if any.
-fn quantization_section(record: Option<&TrainingRecord>) -> String {
+fn quantization_section(record: Option<&TrainingRecord>, logits: (f32, f32)) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "## Quantization\n\nBy the TFLite rules the engine runs: per-output-channel symmetric int8 weights (max |w| / 127), int32 biases at s_in·s_w, per-tensor asymmetric activations calibrated on the training plates (hidden layers: [0, 99.99th percentile]; logits: [min, max]), requantization multipliers from the engine's own `quantize_multiplier`.\n"
+        "## Quantization\n\nBy the TFLite rules the engine runs: per-output-channel symmetric int8 weights (max |w| / 127), int32 biases at s_in·s_w, per-tensor asymmetric activations calibrated on the training plates (hidden layers: [0, 99.99th percentile]; logits: up to their maximum, from the bottom percentile of {:?} whose engine class map differs from the float argmax on the fewest calibration pixels — here [{:.2}, {:.2}]), requantization multipliers from the engine's own `quantize_multiplier`.\n",
+        tqc_learn::export::quantize::LOGIT_PERCENTILES,
+        logits.0,
+        logits.1
     );
     match record.and_then(|r| r.qat.as_ref()) {
         Some(q) => {

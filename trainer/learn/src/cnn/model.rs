@@ -49,10 +49,11 @@ impl<B: Backend> ThermoNet<B> {
             Some(bn) => bn.forward(x),
             None => x,
         };
-        let x = activation::relu(norm(&self.bn1, self.conv1.forward(x)));
-        let x = activation::relu(norm(&self.bn2, self.conv2.forward(x)));
-        let x = activation::relu(norm(&self.bn3, self.conv3.forward(x)));
-        self.head.forward(self.dropout.forward(x))
+        let conv = |c: &Conv2d<B>, x| conv_same(x, c.weight.val(), c.bias.as_ref().map(|b| b.val()));
+        let x = activation::relu(norm(&self.bn1, conv(&self.conv1, x)));
+        let x = activation::relu(norm(&self.bn2, conv(&self.conv2, x)));
+        let x = activation::relu(norm(&self.bn3, conv(&self.conv3, x)));
+        conv(&self.head, self.dropout.forward(x))
     }
 
     /// The trained layers in order, for folding and export: the three 3×3 convolutions
@@ -66,6 +67,69 @@ impl<B: Backend> ThermoNet<B> {
             ],
             &self.head,
         )
+    }
+}
+
+/// A stride-1 convolution with "same" zero padding (odd square kernel, one group) as one
+/// matrix product over the k² shifted copies of the input (im2col): `x` `[n, c, h, w]`,
+/// `weight` `[o, c, k, k]`, `bias` `[o]`, result `[n, o, h, w]`.
+///
+/// Why not burn's `conv2d`: burn derives the weight gradient as a convolution of the
+/// input by the output gradient, whose kernel is a whole 160×120 map; burn-flex runs that
+/// (one input channel per plate) on its direct small-channel loop, which took most of a
+/// training step. Here every product of the forward and backward pass is a matrix
+/// multiplication on the backend's blocked SIMD kernels, and every copy is of a
+/// two-dimensional view (rows of maps), which burn-flex copies tiled: each map is
+/// flattened and padded by `p·w + p` zeros at both ends, so a shift by (dy, dx) is a
+/// contiguous window of it; the pixels where a horizontal shift wraps into the next row
+/// are masked to zero.
+pub fn conv_same<B: Backend>(x: Tensor<B, 4>, weight: Tensor<B, 4>, bias: Option<Tensor<B, 1>>) -> Tensor<B, 4> {
+    let [n, c, h, w] = x.dims();
+    let [o, _, k, _] = weight.dims();
+    let hw = h * w;
+    let columns = if k == 1 {
+        x.reshape([n, c, hw])
+    } else {
+        let p = k / 2;
+        let device = x.device();
+        let flat = x.reshape([n * c, hw]).pad(
+            [(0, 0), (p * w + p, p * w + p)],
+            burn::tensor::ops::PadMode::Constant(0.0),
+        );
+        // Per horizontal offset, 1 where the shifted pixel is still in the row.
+        let masks: Vec<Option<Tensor<B, 2>>> = (0..k)
+            .map(|kx| {
+                (kx != p).then(|| {
+                    let mask: Vec<f32> = (0..hw)
+                        .map(|j| {
+                            let sx = (j % w + kx) as isize - p as isize;
+                            f32::from(u8::from(sx >= 0 && sx < w as isize))
+                        })
+                        .collect();
+                    Tensor::<B, 2>::from_data(burn::tensor::TensorData::new(mask, [1, hw]), &device)
+                })
+            })
+            .collect();
+        let shifts: Vec<Tensor<B, 2>> = (0..k * k)
+            .map(|i| {
+                let (ky, kx) = (i / k, i % k);
+                let start = ky * w + kx;
+                let window = flat.clone().slice([0..n * c, start..start + hw]);
+                match &masks[kx] {
+                    Some(m) => window * m.clone(),
+                    None => window,
+                }
+            })
+            .collect();
+        // [n·c, k², h·w]: channel-major like the OIHW weight rows.
+        Tensor::stack::<3>(shifts, 1).reshape([n, c * k * k, hw])
+    };
+    let rows = weight.reshape([1, o, c * k * k]);
+    let rows = if n == 1 { rows } else { rows.expand([n, o, c * k * k]) };
+    let y = rows.matmul(columns).reshape([n, o, h, w]);
+    match bias {
+        Some(b) => y + b.reshape([1, o, 1, 1]),
+        None => y,
     }
 }
 
@@ -190,6 +254,72 @@ mod tests {
     use burn::tensor::{Distribution, Tensor};
 
     type B = NdArray<f32>;
+
+    /// `conv_same` is burn's `conv2d` with same padding: outputs, and the gradients of
+    /// input, weight and bias, for 3×3 and 1×1 kernels, one and several plates, on odd
+    /// map sizes (edges are where a padding mistake would show).
+    #[test]
+    fn matrix_convolution_equals_burns_convolution_and_its_gradients() {
+        use burn::backend::Autodiff;
+        use burn::tensor::module::conv2d;
+        use burn::tensor::ops::ConvOptions;
+        type A = Autodiff<B>;
+        let device = Default::default();
+        <A as Backend>::seed(&device, 5);
+        for (n, c, o, k, h, w) in [
+            (1, 8, 12, 3, 7, 9),
+            (3, 5, 4, 3, 6, 5),
+            (2, 12, 3, 1, 4, 7),
+            (1, 1, 2, 5, 6, 6),
+        ] {
+            let x0 = Tensor::<A, 4>::random([n, c, h, w], Distribution::Normal(0.0, 1.0), &device);
+            let w0 = Tensor::<A, 4>::random([o, c, k, k], Distribution::Normal(0.0, 1.0), &device);
+            let b0 = Tensor::<A, 1>::random([o], Distribution::Normal(0.0, 1.0), &device);
+            // A weighting of the outputs, so the gradients are not all-ones sums.
+            let g = Tensor::<A, 4>::random([n, o, h, w], Distribution::Normal(0.0, 1.0), &device);
+            let run = |mine: bool| {
+                let (x, wt, b) = (
+                    x0.clone().require_grad(),
+                    w0.clone().require_grad(),
+                    b0.clone().require_grad(),
+                );
+                let y = if mine {
+                    conv_same(x.clone(), wt.clone(), Some(b.clone()))
+                } else {
+                    let p = k / 2;
+                    conv2d(
+                        x.clone(),
+                        wt.clone(),
+                        Some(b.clone()),
+                        ConvOptions::new([1, 1], [p, p], [1, 1], 1),
+                    )
+                };
+                let grads = (y.clone() * g.clone()).sum().backward();
+                let v = |t: Tensor<B, 4>| t.into_data().iter::<f32>().collect::<Vec<_>>();
+                (
+                    v(y.inner()),
+                    v(x.grad(&grads).unwrap()),
+                    v(wt.grad(&grads).unwrap()),
+                    b.grad(&grads).unwrap().into_data().iter::<f32>().collect::<Vec<_>>(),
+                )
+            };
+            let (mine, burn) = (run(true), run(false));
+            for (what, a, b) in [
+                ("output", &mine.0, &burn.0),
+                ("input gradient", &mine.1, &burn.1),
+                ("weight gradient", &mine.2, &burn.2),
+                ("bias gradient", &mine.3, &burn.3),
+            ] {
+                assert_eq!(a.len(), b.len(), "{what}");
+                for (i, (p, q)) in a.iter().zip(b).enumerate() {
+                    assert!(
+                        (p - q).abs() <= 1e-4 * (1.0 + q.abs()),
+                        "{what} [{i}] of n{n} c{c} o{o} k{k} {h}×{w}: {p} vs {q}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn weights_load_with_the_shape_saved_beside_them() {

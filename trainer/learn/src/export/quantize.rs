@@ -4,8 +4,13 @@
 //! - biases: int32 at `s_in · s_w[c]`;
 //! - activations: per tensor, asymmetric, calibrated on training plates. Hidden layers
 //!   (after ReLU) take `[0, p]` with `p` the 99.99th percentile of the float activations
-//!   (clipping the rare outliers buys resolution for the rest); the logits take their
-//!   full `[min, max]` so no class score is clipped. Zero is always exactly representable.
+//!   (clipping the rare outliers buys resolution for the rest). The logits only feed an
+//!   argmax, so their range is chosen for the decision: it keeps the largest logit (a
+//!   clipped top would tie two confident classes) and clips the bottom at the percentile
+//!   of [`LOGIT_PERCENTILES`] whose engine class map differs from the float argmax on the
+//!   fewest calibration pixels. A losing score of −250 decides nothing that −45 does not,
+//!   but a full-range grid steps 1.2 logits, about the margin of a faint defect. Zero is
+//!   always exactly representable.
 //! - the input keeps the feature extractor's quantization;
 //! - requantization multipliers come from the engine's own `quantize_multiplier` when
 //!   the blob is validated, so nothing here re-implements the device arithmetic.
@@ -23,6 +28,9 @@ use crate::cnn::Sample;
 pub const CLASS_NAMES: [&str; 3] = tqc_data::Class::NAMES;
 /// Percentile of hidden activations taken as the top of their range.
 pub const PERCENTILE: f64 = 99.99;
+/// Candidate bottoms of the logit range, as percentiles of all the logits of the
+/// calibration plates (the top is their maximum); the full range first, kept on a tie.
+pub const LOGIT_PERCENTILES: [f64; 6] = [0.0, 0.01, 0.1, 0.5, 1.0, 5.0];
 
 /// One quantized convolution.
 #[derive(Clone, Debug, PartialEq)]
@@ -65,6 +73,11 @@ pub enum QuantizeError {
     Ranges { layers: usize, ranges: usize },
     #[error("the blob is invalid")]
     Blob(#[from] tqc_shared::blob::BlobError),
+    #[error("calibration plate {index}: the engine failed")]
+    Engine {
+        index: usize,
+        source: tqc_eval::infer::InferError,
+    },
 }
 
 /// Quantization parameters covering `[lo, hi]` (widened to contain 0).
@@ -87,18 +100,22 @@ fn percentile(values: &mut [f32], p: f64) -> f32 {
 
 /// Calibrates activation ranges on `samples` and quantizes `net`.
 pub fn quantize(net: &FloatNet, samples: &[Sample], input: QuantParams) -> Result<QuantNet, QuantizeError> {
-    let ranges = calibrate(net, samples)?;
+    let ranges = calibrate(net, samples, input)?;
     quantize_with(net, ranges, input)
 }
 
-/// The float output range of every layer on `samples`: `[0, p]` with `p` the
-/// [`PERCENTILE`] after a ReLU, the full `[min, max]` otherwise.
-pub fn calibrate(net: &FloatNet, samples: &[Sample]) -> Result<Vec<(f32, f32)>, QuantizeError> {
+/// The float output range of every layer on `samples` (features quantized as `input`):
+/// `[0, p]` with `p` the [`PERCENTILE`] after a ReLU; for the logits, up to their maximum
+/// from the bottom of [`LOGIT_PERCENTILES`] whose int8 class map (run by the shared
+/// engine) agrees best with the float argmax.
+pub fn calibrate(net: &FloatNet, samples: &[Sample], input: QuantParams) -> Result<Vec<(f32, f32)>, QuantizeError> {
     if samples.is_empty() {
         return Err(QuantizeError::NoCalibration);
     }
     let n = net.layers.len();
     let mut collected: Vec<Vec<f32>> = vec![Vec::new(); n];
+    // Float class of every pixel of every plate, HW order.
+    let mut float_classes: Vec<Vec<u8>> = Vec::with_capacity(samples.len());
     for (index, s) in samples.iter().enumerate() {
         if s.channels != net.in_channels() {
             return Err(QuantizeError::Channels {
@@ -108,6 +125,9 @@ pub fn calibrate(net: &FloatNet, samples: &[Sample]) -> Result<Vec<(f32, f32)>, 
             });
         }
         let acts = net.activations(&s.features, s.height, s.width);
+        if let Some(logits) = acts.last() {
+            float_classes.push(argmax_chw(logits, s.height * s.width));
+        }
         for (layer, a) in acts.into_iter().skip(1).enumerate() {
             if a.iter().any(|v| !v.is_finite()) {
                 return Err(QuantizeError::NotFinite { layer, index });
@@ -128,7 +148,92 @@ pub fn calibrate(net: &FloatNet, samples: &[Sample]) -> Result<Vec<(f32, f32)>, 
         };
         ranges.push(range);
     }
+    let Some(last) = collected.last_mut() else {
+        return Ok(ranges);
+    };
+    // The logits' range, chosen by the class decisions it gives on the engine.
+    let top = percentile(last, 100.0);
+    let candidates: Vec<(f32, f32)> = LOGIT_PERCENTILES
+        .iter()
+        .map(|&lo| (percentile(last, lo), top))
+        .collect();
+    let mut best: Option<((f32, f32), usize)> = None;
+    for candidate in candidates {
+        if let Some(r) = ranges.last_mut() {
+            *r = candidate;
+        }
+        let differ = disagreement(net, &ranges, input, samples, &float_classes)?;
+        if best.is_none_or(|(_, d)| differ < d) {
+            best = Some((candidate, differ));
+        }
+    }
+    if let (Some(r), Some((range, _))) = (ranges.last_mut(), best) {
+        *r = range;
+    }
     Ok(ranges)
+}
+
+/// Index of the largest of `classes = len / px` planes at each pixel (first on ties, as
+/// the engine's argmax).
+fn argmax_chw(logits: &[f32], px: usize) -> Vec<u8> {
+    let classes = logits.len() / px.max(1);
+    (0..px)
+        .map(|p| {
+            let mut best = 0;
+            for k in 1..classes {
+                if logits[k * px + p] > logits[best * px + p] {
+                    best = k;
+                }
+            }
+            best as u8
+        })
+        .collect()
+}
+
+/// Pixels of `samples` where the engine, running `net` quantized over `ranges`, decides
+/// another class than the float network did.
+fn disagreement(
+    net: &FloatNet,
+    ranges: &[(f32, f32)],
+    input: QuantParams,
+    samples: &[Sample],
+    float_classes: &[Vec<u8>],
+) -> Result<usize, QuantizeError> {
+    let Some(first) = samples.first() else {
+        return Ok(0);
+    };
+    let model = quantize_with(net, ranges.to_vec(), input)?.owned_model("calibration", first.height, first.width, None);
+    let blob = model.to_blob()?;
+    use rayon::prelude::*;
+    samples
+        .par_iter()
+        .zip(float_classes)
+        .enumerate()
+        .map(|(index, (s, float))| {
+            let image = if s.image.is_empty() {
+                quantize_chw(&s.features, s.channels, input)
+            } else {
+                s.image.clone()
+            };
+            let (_, classes) = tqc_eval::infer::run_features(&blob, &image)
+                .map_err(|source| QuantizeError::Engine { index, source })?;
+            Ok(classes.iter().zip(float).filter(|(a, b)| a != b).count())
+        })
+        .sum()
+}
+
+/// Float CHW features back onto the int8 HWC grid of `q` (exact for features that came
+/// from it).
+fn quantize_chw(features: &[f32], channels: usize, q: QuantParams) -> Vec<i8> {
+    let px = features.len() / channels.max(1);
+    let mut out = Vec::with_capacity(features.len());
+    for p in 0..px {
+        for c in 0..channels {
+            let v = (features[c * px + p] / q.scale).round() + f32::from(q.zero_point);
+            out.push(v.clamp(-128.0, 127.0) as i8);
+        }
+    }
+    out
 }
 
 /// Quantizes `net` with given activation ranges (one per layer, from [`calibrate`]; a
@@ -180,6 +285,10 @@ pub fn quantize_with(net: &FloatNet, ranges: Vec<(f32, f32)>, input: QuantParams
 impl QuantNet {
     /// The engine model: OHWI filters, per-channel scales, biases, fused ReLU.
     pub fn to_owned_model(&self, name: &str, height: usize, width: usize, features: FeatureSpec) -> OwnedModel {
+        self.owned_model(name, height, width, Some(features))
+    }
+
+    fn owned_model(&self, name: &str, height: usize, width: usize, features: Option<FeatureSpec>) -> OwnedModel {
         let layers = self
             .layers
             .iter()
@@ -220,7 +329,7 @@ impl QuantNet {
                     channels: self.layers.first().map_or(0, |l| l.in_channels) as u16,
                 },
                 quant: self.input,
-                features: Some(features),
+                features,
             },
             classes: CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
             layers,
@@ -242,5 +351,84 @@ impl QuantNet {
 
     pub fn output(&self) -> QuantParams {
         self.layers.last().map_or(self.input, |l| l.output)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::export::fold::FloatConv;
+
+    const INPUT: QuantParams = QuantParams {
+        scale: 1.0 / 64.0,
+        zero_point: 0,
+    };
+
+    /// One 1×1 layer over two channels (a, b): class 0 scores 0, class 1 `100·a + 0.3 −
+    /// 100·b`, class 2 `−100·a − 1 − 100·b`. Most pixels sit near the boundaries (a = 0 or
+    /// ±1/64, b = 0); one in 125 has b ≈ 2, where class 0 wins by 200 and the losers
+    /// stretch the logits down to −200: a full-range grid steps 0.8 and rounds class 1's
+    /// 0.3 at a = 0 onto class 0's code.
+    fn steep_boundary() -> (FloatNet, Vec<Sample>) {
+        let net = FloatNet {
+            layers: vec![FloatConv {
+                in_channels: 2,
+                out_channels: 3,
+                kernel: 1,
+                weight: vec![0.0, 0.0, 100.0, -100.0, -100.0, -100.0],
+                bias: vec![0.0, 0.3, -1.0],
+                relu: false,
+            }],
+        };
+        let (h, w) = (40, 40);
+        let pixels: Vec<[i8; 2]> = (0..h * w)
+            .map(|p| match p % 250 {
+                0 | 125 => [0, 127],
+                k => [[0, 1, -1][k % 3], 0],
+            })
+            .collect();
+        let features = (0..2)
+            .flat_map(|c| pixels.iter().map(move |px| f32::from(px[c]) * INPUT.scale))
+            .collect();
+        let sample = Sample {
+            channels: 2,
+            height: h,
+            width: w,
+            features,
+            labels: vec![0; h * w],
+            image: pixels.concat(),
+            depth_mm: Vec::new(),
+        };
+        (net, vec![sample])
+    }
+
+    #[test]
+    fn logits_are_calibrated_for_the_decision_not_the_extremes() {
+        let (net, samples) = steep_boundary();
+        let float = vec![argmax_chw(&net.forward(&samples[0].features, 40, 40), 1600)];
+        assert!((0..3).all(|c| float[0].contains(&c)));
+        let full = {
+            let mut all = net.activations(&samples[0].features, 40, 40).pop().unwrap();
+            (percentile(&mut all, 0.0), percentile(&mut all, 100.0))
+        };
+        assert!(full.0 < -190.0 && full.1 < 2.0, "{full:?}");
+        let full_differ = disagreement(&net, &[full], INPUT, &samples, &float).unwrap();
+        assert!(full_differ > 0, "the full range must lose the 0.3 margins");
+
+        let ranges = calibrate(&net, &samples, INPUT).unwrap();
+        let (lo, hi) = ranges[0];
+        assert!(lo > full.0, "{ranges:?} is not narrower than {full:?}");
+        assert_eq!(hi, full.1, "the top is never clipped");
+        assert_eq!(disagreement(&net, &ranges, INPUT, &samples, &float).unwrap(), 0);
+    }
+
+    #[test]
+    fn features_go_back_onto_their_grid_in_hwc_order() {
+        let (_, samples) = steep_boundary();
+        let s = &samples[0];
+        assert_eq!(quantize_chw(&s.features, 2, INPUT), s.image);
+        // Two channels, two pixels: CHW [a0 a1 b0 b1] → HWC [a0 b0 a1 b1].
+        let chw = [1.0, 2.0, -1.0, 0.0].map(|v| v * INPUT.scale);
+        assert_eq!(quantize_chw(&chw, 2, INPUT), vec![1, -1, 2, 0]);
     }
 }
