@@ -13,3 +13,18 @@ pub fn bar(len: u64, what: &str, unit: &str) -> ProgressBar {
     }
     bar
 }
+
+/// Says which unfinished files of an interrupted earlier run a job removed before it
+/// wrote its own (nothing when there were none).
+pub fn say_interrupted(removed: &[std::path::PathBuf]) {
+    if removed.is_empty() {
+        return;
+    }
+    let names: Vec<String> = removed.iter().map(|p| p.display().to_string()).collect();
+    eprintln!(
+        "removed {} unfinished file{} an interrupted run left: {}",
+        removed.len(),
+        if removed.len() == 1 { "" } else { "s" },
+        names.join(", ")
+    );
+}

@@ -41,6 +41,32 @@ fn simulate_writes_recording_and_previews() {
     }
     let pngs = std::fs::read_dir(out.join("previews")).unwrap().count();
     assert!(pngs >= 4, "{pngs} previews");
+
+    // A run killed mid-write leaves `.partial` files; the next run into the folder
+    // removes them and says so.
+    std::fs::write(out.join("sequence.npy.partial"), b"half a sequence").unwrap();
+    std::fs::write(out.join("previews/contrast-curves.png.partial"), b"half").unwrap();
+    let o = trainer()
+        .args(["simulate", "--specimen"])
+        .arg(&spec)
+        .arg("--out")
+        .arg(&out)
+        .args(["--seed", "3"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        said.contains("removed 2 unfinished files an interrupted run left") && said.contains("sequence.npy.partial"),
+        "{said}"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .chain(std::fs::read_dir(out.join("previews")).unwrap())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".partial"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }
 
 #[test]

@@ -18,6 +18,12 @@ pub enum WriteError {
     },
     #[error("cannot write {path}: {reason}")]
     Npy { path: PathBuf, reason: String },
+    #[error("cannot remove {path}")]
+    Remove {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot move {from} to {to}")]
     Rename {
         from: PathBuf,
@@ -38,6 +44,40 @@ pub fn partial_path(path: &Path) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(".partial");
     PathBuf::from(s)
+}
+
+/// Removes the `.partial` files directly in `dir` (none if `dir` does not exist): what a
+/// run killed mid-write left behind, since every file is written under that name first.
+/// Returns what it removed, for the caller to say so.
+pub fn remove_partials(dir: &Path) -> Result<Vec<PathBuf>, WriteError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(WriteError::Write {
+                path: dir.to_path_buf(),
+                source,
+            });
+        }
+    };
+    let mut removed = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|source| WriteError::Write {
+                path: dir.to_path_buf(),
+                source,
+            })?
+            .path();
+        if path.is_file() && path.extension().is_some_and(|e| e == "partial") {
+            std::fs::remove_file(&path).map_err(|source| WriteError::Remove {
+                path: path.clone(),
+                source,
+            })?;
+            removed.push(path);
+        }
+    }
+    removed.sort();
+    Ok(removed)
 }
 
 /// Moves a complete `.partial` file over its target.
@@ -150,6 +190,25 @@ pub fn write_npy<T: npyz::AutoSerialize + Copy>(path: &Path, shape: &[u64], data
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn leftovers_of_an_interrupted_run_are_removed_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("sequence.npy.partial"), b"half").unwrap();
+        std::fs::write(d.join("meta.json.partial"), b"{").unwrap();
+        std::fs::write(d.join("labels.npy"), b"kept").unwrap();
+        std::fs::create_dir(d.join("previews.partial")).unwrap();
+        let removed = remove_partials(d).unwrap();
+        assert_eq!(
+            removed,
+            vec![d.join("meta.json.partial"), d.join("sequence.npy.partial")]
+        );
+        assert!(d.join("labels.npy").is_file(), "complete files stay");
+        assert!(d.join("previews.partial").is_dir(), "only files are removed");
+        assert!(remove_partials(d).unwrap().is_empty(), "nothing left the second time");
+        assert!(remove_partials(&d.join("absent")).unwrap().is_empty());
+    }
 
     #[test]
     fn atomic_writes_leave_no_partial_and_replace_the_target() {

@@ -374,11 +374,39 @@ impl Specimen {
         positive("plate.width_mm", p.width_mm)?;
         positive("plate.height_mm", p.height_mm)?;
         positive("plate.thickness_mm", p.thickness_mm)?;
+        // What a station inspects: a typo (1e9 mm) is refused here, not after minutes of
+        // simulation.
+        physical("plate.width_mm", p.width_mm, 1.0, 5000.0, "mm")?;
+        physical("plate.height_mm", p.height_mm, 1.0, 5000.0, "mm")?;
+        physical("plate.thickness_mm", p.thickness_mm, 0.1, 200.0, "mm")?;
         let m = &self.material;
         positive("material.density_kg_m3", m.density_kg_m3)?;
         positive("material.specific_heat_j_kgk", m.specific_heat_j_kgk)?;
         positive("material.conductivity_z_w_mk", m.conductivity_z_w_mk)?;
         positive("material.conductivity_xy_w_mk", m.conductivity_xy_w_mk)?;
+        // Bounds of real solids, as for inclusions.
+        physical("material.density_kg_m3", m.density_kg_m3, 10.0, 25_000.0, "kg/m³")?;
+        physical(
+            "material.specific_heat_j_kgk",
+            m.specific_heat_j_kgk,
+            50.0,
+            5000.0,
+            "J/(kg·K)",
+        )?;
+        physical(
+            "material.conductivity_z_w_mk",
+            m.conductivity_z_w_mk,
+            0.01,
+            2000.0,
+            "W/(m·K)",
+        )?;
+        physical(
+            "material.conductivity_xy_w_mk",
+            m.conductivity_xy_w_mk,
+            0.01,
+            2000.0,
+            "W/(m·K)",
+        )?;
         fraction("surface.emissivity", self.surface.emissivity, 0.01, 1.0)?;
         fraction("surface.absorptivity", self.surface.absorptivity, 0.01, 1.0)?;
         Ok(())
@@ -502,14 +530,34 @@ impl Specimen {
             } => {
                 positive("station.heating.energy_j_m2", *energy_j_m2)?;
                 positive("station.heating.duration_s", *duration_s)?;
+                // Xenon flashes deliver a few to some tens of kJ/m².
+                physical("station.heating.energy_j_m2", *energy_j_m2, 1.0, 1e6, "J/m²")?;
+                physical("station.heating.duration_s", *duration_s, 1e-6, 3600.0, "s")?;
             }
             Heating::Step { flux_w_m2, duration_s } => {
                 positive("station.heating.flux_w_m2", *flux_w_m2)?;
                 positive("station.heating.duration_s", *duration_s)?;
+                // Halogen lamps give 1–20 kW/m²; 1 MW/m² would burn any part.
+                physical("station.heating.flux_w_m2", *flux_w_m2, 1.0, 1e6, "W/m²")?;
+                physical("station.heating.duration_s", *duration_s, 1e-3, 3600.0, "s")?;
             }
         }
         positive("station.recording.duration_s", st.recording.duration_s)?;
         positive("station.recording.frame_rate_hz", st.recording.frame_rate_hz)?;
+        physical(
+            "station.recording.duration_s",
+            st.recording.duration_s,
+            0.1,
+            7200.0,
+            "s",
+        )?;
+        physical(
+            "station.recording.frame_rate_hz",
+            st.recording.frame_rate_hz,
+            0.01,
+            1000.0,
+            "Hz",
+        )?;
         let frames = st.recording.duration_s * st.recording.frame_rate_hz;
         if frames > 100_000.0 {
             return bad(
@@ -550,6 +598,13 @@ impl Specimen {
             st.emissivity_texture.correlation_mm,
         )?;
         positive("station.environment.ambient_k", st.environment.ambient_k)?;
+        physical(
+            "station.environment.ambient_k",
+            st.environment.ambient_k,
+            150.0,
+            400.0,
+            "K",
+        )?;
         fraction(
             "station.environment.convection_front_w_m2k",
             st.environment.convection_front_w_m2k,
@@ -578,6 +633,18 @@ fn positive(field: &str, v: f64) -> Result<(), Invalid> {
     }
     if v <= 0.0 {
         return bad(field, format!("must be positive, got {v}"));
+    }
+    Ok(())
+}
+
+/// `v` within what the physics of a station allows, in `unit` (after [`positive`], so a
+/// NaN or a sign error keeps its own message).
+fn physical(field: &str, v: f64, lo: f64, hi: f64, unit: &str) -> Result<(), Invalid> {
+    if !(lo..=hi).contains(&v) {
+        return bad(
+            field,
+            format!("{v} {unit} is outside what a station inspects ({lo}..={hi} {unit})"),
+        );
     }
     Ok(())
 }
@@ -655,6 +722,32 @@ mod tests {
                 "density_kg_m3 = 1900.0",
                 "density_kg_m3 = inf",
                 "material.density_kg_m3: inf is not a finite number",
+            ),
+            // Absurd values are refused before a minute of simulation is spent on them.
+            (
+                "thickness_mm = 20.0",
+                "thickness_mm = 1e9",
+                "plate.thickness_mm: 1000000000 mm is outside what a station inspects (0.1..=200 mm)",
+            ),
+            (
+                "density_kg_m3 = 1900.0",
+                "density_kg_m3 = 1.9",
+                "material.density_kg_m3: 1.9 kg/m³ is outside",
+            ),
+            (
+                "flux_w_m2 = 4000.0",
+                "flux_w_m2 = 4e9",
+                "station.heating.flux_w_m2: 4000000000 W/m² is outside",
+            ),
+            (
+                "ambient_k = 293.15",
+                "ambient_k = 20.0",
+                "station.environment.ambient_k: 20 K is outside",
+            ),
+            (
+                "frame_rate_hz = 1.0",
+                "frame_rate_hz = 1e5",
+                "station.recording.frame_rate_hz: 100000 Hz is outside",
             ),
         ];
         for (from, to, want) in cases {

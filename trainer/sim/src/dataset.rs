@@ -282,11 +282,26 @@ pub fn generate(
     spec: &DatasetSpec,
     out: &Path,
     progress: impl Fn(usize, usize) + Sync,
-) -> Result<DatasetIndex, SimError> {
+) -> Result<Generated, SimError> {
     std::fs::create_dir_all(out).map_err(|source| SimError::CreateDir {
         path: out.to_path_buf(),
         source,
     })?;
+    // Only this run's own files: other shards may be writing beside it.
+    let own_index = out.join(if spec.shard == Shard::ALL {
+        tqc_data::index::INDEX_FILE.to_string()
+    } else {
+        spec.shard.index_file()
+    });
+    let mut interrupted = Vec::new();
+    let stale = tqc_data::io::partial_path(&own_index);
+    if stale.is_file() {
+        std::fs::remove_file(&stale).map_err(|source| tqc_data::io::WriteError::Remove {
+            path: stale.clone(),
+            source,
+        })?;
+        interrupted.push(stale);
+    }
     let ranges = STANDARD;
     // The dataset-wide draws come first and from their own stream, so every shard makes
     // the same ones.
@@ -310,9 +325,9 @@ pub fn generate(
     let mine = spec.shard.plates(n);
     let total = mine.len();
     let done = std::sync::atomic::AtomicUsize::new(0);
-    let plates: Vec<PlateEntry> = mine
+    let plates: Vec<(PlateEntry, Vec<std::path::PathBuf>)> = mine
         .into_par_iter()
-        .map(|i| -> Result<PlateEntry, SimError> {
+        .map(|i| -> Result<_, SimError> {
             let in_plate = |e: SimError| SimError::Plate {
                 plate: i,
                 source: Box::new(e),
@@ -321,9 +336,10 @@ pub fn generate(
             s.check(&s.name).map_err(|e| in_plate(e.into()))?;
             let dir = format!("plate-{i:05}");
             let seed = derive_seed(spec.seed, i as u64, Purpose::Recording);
-            simulate_to_dir(&s, seed, WallClock::Omit, &out.join(&dir), |_, _| {}).map_err(in_plate)?;
+            let (_, _, rec) =
+                simulate_to_dir(&s, seed, WallClock::Omit, &out.join(&dir), |_, _| {}).map_err(in_plate)?;
             progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, total);
-            Ok(PlateEntry {
+            let entry = PlateEntry {
                 plate: i,
                 dir,
                 split: split[i],
@@ -332,9 +348,17 @@ pub fn generate(
                 delaminations: s.delaminations.len(),
                 surface_defects: s.surface_defects.len(),
                 inclusions: s.inclusions.len(),
-            })
+            };
+            Ok((entry, rec.interrupted))
         })
         .collect::<Result<_, _>>()?;
+    let plates = plates
+        .into_iter()
+        .map(|(entry, removed)| {
+            interrupted.extend(removed);
+            entry
+        })
+        .collect();
     let whole = spec.shard == Shard::ALL;
     let index = DatasetIndex {
         seed: spec.seed,
@@ -349,9 +373,17 @@ pub fn generate(
     if whole {
         index.write(out)?;
     } else {
-        tqc_data::io::write_json(&out.join(spec.shard.index_file()), &index)?;
+        tqc_data::io::write_json(&own_index, &index)?;
     }
-    Ok(index)
+    Ok(Generated { index, interrupted })
+}
+
+/// What [`generate`] wrote, and what it cleaned up first.
+#[derive(Clone, Debug)]
+pub struct Generated {
+    pub index: DatasetIndex,
+    /// Unfinished files an interrupted earlier run of these plates left, removed.
+    pub interrupted: Vec<std::path::PathBuf>,
 }
 
 /// Merges the shard indexes in `out` into the `index.json` a single run writes, and

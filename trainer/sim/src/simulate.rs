@@ -30,6 +30,8 @@ pub struct Recorded {
     pub best: Option<(usize, Vec<f32>)>,
     /// Mean of the pre-heating frames (cold reference).
     pub cold: Vec<f32>,
+    /// Unfinished files of an interrupted earlier run in the folder, removed first.
+    pub interrupted: Vec<std::path::PathBuf>,
 }
 
 fn frame_times(spec: &Specimen) -> Vec<f64> {
@@ -110,6 +112,7 @@ pub fn simulate_to_dir(
         path: out.to_path_buf(),
         source,
     })?;
+    let interrupted = tqc_data::io::remove_partials(out)?;
     let times = frame_times(spec);
     let [w, h] = [
         spec.station.camera.pixels[0] as usize,
@@ -125,6 +128,7 @@ pub fn simulate_to_dir(
         snapshots: Vec::new(),
         best: None,
         cold: vec![0.0; w * h],
+        interrupted,
     };
     let footprint = Scene::build(spec, seed)?;
     rec.defect_contrast = vec![Vec::with_capacity(times.len()); footprint.defects.len()];

@@ -40,16 +40,32 @@ fn three_shards_merge_to_the_bytes_of_one_run() {
         shard: Shard::ALL,
     };
     let one = tempfile::tempdir().unwrap();
-    let whole = generate(&template, &spec, one.path(), |_, _| {}).unwrap();
+    let whole = generate(&template, &spec, one.path(), |_, _| {}).unwrap().index;
 
     let sharded = tempfile::tempdir().unwrap();
     // Out of order, and shard 2 twice (a retried task).
-    for k in [3, 2, 1, 2] {
-        let part = DatasetSpec {
-            shard: Shard { index: k, count: 3 },
-            ..spec
-        };
-        let index = generate(&template, &part, sharded.path(), |_, _| {}).unwrap();
+    for (run, k) in [3, 2, 1, 2].into_iter().enumerate() {
+        let shard = Shard { index: k, count: 3 };
+        let part = DatasetSpec { shard, ..spec };
+        // The retried shard 2 was killed mid-write: a plate's frames and its index half
+        // written. The retry removes exactly those and names them.
+        let mut planted = Vec::new();
+        if run == 3 {
+            let first = shard.plates(7).next().unwrap();
+            for p in [
+                sharded.path().join(format!("plate-{first:05}/sequence.npy.partial")),
+                sharded.path().join(format!("{}.partial", shard.index_file())),
+            ] {
+                std::fs::write(&p, b"half").unwrap();
+                planted.push(p);
+            }
+        }
+        let generated = generate(&template, &part, sharded.path(), |_, _| {}).unwrap();
+        planted.sort();
+        let mut removed = generated.interrupted.clone();
+        removed.sort();
+        assert_eq!(removed, planted);
+        let index = generated.index;
         assert_eq!(index.plates.len(), Shard { index: k, count: 3 }.plates(7).len());
         assert!(!sharded.path().join("index.json").exists(), "a shard wrote index.json");
     }

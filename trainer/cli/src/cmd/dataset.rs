@@ -29,8 +29,10 @@ pub fn run(template: &str, spec: &DatasetSpec, out: &Path) -> Result<()> {
     let mine = spec.shard.plates(spec.plates).len();
     let bar = crate::progress::bar(mine as u64, "simulating", "plates");
     let started = Instant::now();
-    let index = generate(&template, spec, out, |done, _| bar.set_position(done as u64))?;
+    let generated = generate(&template, spec, out, |done, _| bar.set_position(done as u64))?;
     bar.finish_and_clear();
+    crate::progress::say_interrupted(&generated.interrupted);
+    let index = generated.index;
     let written = if spec.shard == Shard::ALL {
         "index.json".to_string()
     } else {

@@ -18,9 +18,11 @@ pub fn run(specimen: &str, out: &Path, seed: u64) -> Result<()> {
         bar.set_position(done as u64);
     })?;
     bar.finish_and_clear();
-
     let (w, h) = (scene.width, scene.height);
     let previews = out.join("previews");
+    let mut interrupted = rec.interrupted.clone();
+    interrupted.extend(tqc_data::io::remove_partials(&previews)?);
+    crate::progress::say_interrupted(&interrupted);
     std::fs::create_dir_all(&previews).with_context(|| format!("cannot create {}", previews.display()))?;
     let px_mm = scene.dx * 1e3;
     for (k, frame) in &rec.snapshots {
