@@ -356,16 +356,38 @@ fn quantization_aware_epochs_after_training_and_on_their_own() {
     let tuned_blob = std::fs::read(tuned.join("thermonet-finetuned.tqm")).unwrap();
     assert_eq!(
         tqc_shared::blob::decode(&tuned_blob).unwrap().desc.input.features,
-        Some(spec),
+        Some(spec.clone()),
         "a fine-tuning keeps the features its source was trained on"
     );
 
-    // No epochs of either kind: said, nothing exported.
-    let none = dir.path().join("none");
+    // No epochs of either kind: the same float network calibrated again and exported.
+    let again = dir.path().join("again");
     let o = trainer()
         .args(["finetune", "--epochs", "0", "--from"])
         .arg(out.join("thermonet.onnx"))
         .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&again)
+        .args(["--name", "thermonet"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        std::fs::read(again.join("thermonet.onnx")).unwrap(),
+        std::fs::read(out.join("thermonet.onnx")).unwrap(),
+        "the float network is exported unchanged"
+    );
+    let record = TrainingRecord::beside(&again.join("thermonet.tqm")).expect("training record");
+    assert_eq!((record.epochs_run, record.qat.is_none()), (0, true));
+    assert!(record.source.is_some(), "the float run's record is carried");
+    let blob = std::fs::read(again.join("thermonet.tqm")).unwrap();
+    assert_eq!(tqc_shared::blob::decode(&blob).unwrap().desc.input.features, Some(spec));
+
+    // A fresh network with no epochs of either kind: said, nothing written.
+    let none = dir.path().join("none");
+    let o = trainer()
+        .args(["train", "--epochs", "0", "--data"])
         .arg(&data)
         .arg("--out")
         .arg(&none)
