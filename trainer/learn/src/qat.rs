@@ -50,19 +50,29 @@ impl<B: Backend> QatNet<B> {
     }
 }
 
-impl<B: Backend> Segmenter<B> for QatNet<B> {
-    fn segment(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+impl<B: Backend> QatNet<B> {
+    fn forward_seeded(&self, x: Tensor<B, 4>, seed: Option<u64>) -> Tensor<B, 4> {
         let n = &self.net;
         let mut x = x;
         for (conv, &q) in [&n.conv1, &n.conv2, &n.conv3].into_iter().zip(&self.outputs) {
             x = fake_quant(activation::relu(int8_weight_conv(conv, x)), q);
         }
-        let logits = int8_weight_conv(&n.head, n.dropout.forward(x));
+        let logits = int8_weight_conv(&n.head, n.drop(x, seed));
         // `new` holds one range per layer: the fourth is the logits'.
         match self.outputs.get(3) {
             Some(&q) => fake_quant(logits, q),
             None => logits,
         }
+    }
+}
+
+impl<B: Backend> Segmenter<B> for QatNet<B> {
+    fn segment(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.forward_seeded(x, None)
+    }
+
+    fn segment_train(&self, x: Tensor<B, 4>, seed: u64) -> Tensor<B, 4> {
+        self.forward_seeded(x, Some(seed))
     }
 
     fn l1(&self) -> Option<Tensor<B, 1>> {

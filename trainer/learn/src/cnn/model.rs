@@ -5,7 +5,9 @@ use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Dropout, DropoutConfig, PaddingConfig2d};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Tensor, activation};
+use burn::tensor::{Tensor, TensorData, activation};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 /// Classes of the per-pixel map.
 pub const CLASSES: usize = tqc_data::Class::COUNT;
@@ -43,8 +45,14 @@ impl<B: Backend> ThermoNet<B> {
         }
     }
 
-    /// `[batch, K, H, W]` features to `[batch, 3, H, W]` logits.
+    /// `[batch, K, H, W]` features to `[batch, 3, H, W]` logits (no dropout).
     pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.forward_seeded(x, None)
+    }
+
+    /// The forward pass of training: dropout before the head, its mask drawn from `seed`
+    /// when the backend records gradients (`None`: no dropout).
+    pub fn forward_seeded(&self, x: Tensor<B, 4>, seed: Option<u64>) -> Tensor<B, 4> {
         let norm = |bn: &Option<BatchNorm<B>>, x: Tensor<B, 4>| match bn {
             Some(bn) => bn.forward(x),
             None => x,
@@ -53,7 +61,30 @@ impl<B: Backend> ThermoNet<B> {
         let x = activation::relu(norm(&self.bn1, conv(&self.conv1, x)));
         let x = activation::relu(norm(&self.bn2, conv(&self.conv2, x)));
         let x = activation::relu(norm(&self.bn3, conv(&self.conv3, x)));
-        conv(&self.head, self.dropout.forward(x))
+        conv(&self.head, self.drop(x, seed))
+    }
+
+    /// Dropout with a mask of its own seeded stream rather than the backend's generator:
+    /// the plates of a step run on several threads, and a shared generator would hand
+    /// them masks in whatever order the threads reach it, so a run would not repeat.
+    pub fn drop(&self, x: Tensor<B, 4>, seed: Option<u64>) -> Tensor<B, 4> {
+        let prob = self.dropout.prob;
+        let Some(seed) = seed.filter(|_| prob > 0.0 && B::ad_enabled(&x.device())) else {
+            return x;
+        };
+        let keep = 1.0 - prob;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mask: Vec<f32> = (0..x.shape().num_elements())
+            .map(|_| {
+                if rng.random::<f64>() < keep {
+                    (1.0 / keep) as f32
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        let mask = Tensor::<B, 4>::from_data(TensorData::new(mask, x.dims()), &x.device());
+        x * mask
     }
 
     /// The trained layers in order, for folding and export: the three 3×3 convolutions
@@ -141,6 +172,11 @@ pub type HiddenLayer<'a, B> = (&'a Conv2d<B>, Option<&'a BatchNorm<B>>);
 pub trait Segmenter<B: Backend>: Module<B> + Clone {
     /// `[batch, K, H, W]` features to `[batch, classes, H, W]` logits.
     fn segment(&self, x: Tensor<B, 4>) -> Tensor<B, 4>;
+    /// The same in a training step: random layers (dropout) draw from `seed`.
+    fn segment_train(&self, x: Tensor<B, 4>, seed: u64) -> Tensor<B, 4> {
+        let _ = seed;
+        self.segment(x)
+    }
     /// Sum of |w| over the convolution weights (the L1 penalty), if any.
     fn l1(&self) -> Option<Tensor<B, 1>>;
 }
@@ -148,6 +184,10 @@ pub trait Segmenter<B: Backend>: Module<B> + Clone {
 impl<B: Backend> Segmenter<B> for ThermoNet<B> {
     fn segment(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         self.forward(x)
+    }
+
+    fn segment_train(&self, x: Tensor<B, 4>, seed: u64) -> Tensor<B, 4> {
+        self.forward_seeded(x, Some(seed))
     }
 
     fn l1(&self) -> Option<Tensor<B, 1>> {

@@ -5,11 +5,11 @@ use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, AdamWConfig, GradientsParams, Optimizer, SgdConfig};
+use burn::optim::{AdamConfig, AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer, SgdConfig};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor};
-use rand::SeedableRng;
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::data::batch;
@@ -269,6 +269,99 @@ where
     }
 }
 
+/// The loss of one optimizer step over `plates` (each with its dropout seed) and its
+/// gradients. Every plate has its own forward and backward pass on its own copy of the
+/// model (the parameters' ids are shared, so the gradients add up per parameter), and the
+/// plates are spread over the cores; the class-weighted mean over all their pixels is
+/// kept by weighting each plate's own mean by its share of the step's total weight. The
+/// gradients are summed in plate order, so the result does not depend on how many
+/// threads ran.
+fn step_gradients<B: AutodiffBackend, M>(
+    model: &M,
+    plates: &[(Sample, u64)],
+    cfg: &TrainConfig,
+    threads: usize,
+    device: &B::Device,
+) -> (f64, GradientsParams)
+where
+    M: Segmenter<B> + AutodiffModule<B>,
+{
+    let weight = |s: &Sample| -> f64 { s.labels.iter().map(|&l| f64::from(cfg.class_weights[l as usize])).sum() };
+    let total_weight: f64 = plates.iter().map(|(s, _)| weight(s)).sum();
+    let plate = |j: usize, worker: M| -> (f64, GradientsParams) {
+        let (s, seed) = &plates[j];
+        let loss_fn = CrossEntropyLossConfig::new()
+            .with_weights(Some(cfg.class_weights.to_vec()))
+            .init(device);
+        let (x, y) = batch::<B>(&[s], device);
+        let share = if total_weight > 0.0 {
+            weight(s) / total_weight
+        } else {
+            0.0
+        };
+        let mut loss = loss_fn
+            .forward(pixel_rows(worker.segment_train(x, *seed)), y)
+            .mul_scalar(share);
+        // The penalty belongs to the step, not to each plate.
+        if j == 0
+            && cfg.l1 > 0.0
+            && let Some(l1) = worker.l1()
+        {
+            loss = loss + l1.mul_scalar(cfg.l1);
+        }
+        let value = loss.clone().into_scalar().elem::<f64>();
+        (value, GradientsParams::from_grads(loss.backward(), &worker))
+    };
+    let threads = threads.min(plates.len()).max(1);
+    let mut results: Vec<(usize, f64, GradientsParams)> = if threads == 1 {
+        (0..plates.len())
+            .map(|j| {
+                let (v, g) = plate(j, M::from_inner(model.valid()));
+                (j, v, g)
+            })
+            .collect()
+    } else {
+        let groups: Vec<Vec<(usize, M)>> = (0..threads)
+            .map(|t| {
+                (t..plates.len())
+                    .step_by(threads)
+                    .map(|j| (j, M::from_inner(model.valid())))
+                    .collect()
+            })
+            .collect();
+        let plate = &plate;
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = groups
+                .into_iter()
+                .map(|group| {
+                    scope.spawn(move || {
+                        group
+                            .into_iter()
+                            .map(|(j, worker)| {
+                                let (v, g) = plate(j, worker);
+                                (j, v, g)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+                .flatten()
+                .collect()
+        })
+    };
+    results.sort_by_key(|(j, _, _)| *j);
+    let mut accumulator = GradientsAccumulator::<M>::new();
+    let mut value = 0.0;
+    for (_, v, g) in results {
+        value += v;
+        accumulator.accumulate(model, g);
+    }
+    (value, accumulator.grads())
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run<B: AutodiffBackend, M, O: Optimizer<M, B>>(
     mut model: M,
@@ -285,13 +378,11 @@ where
     M::InnerModule: Segmenter<B::InnerBackend>,
 {
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x7471_635f_6175_6731);
-    let loss_fn = CrossEntropyLossConfig::new()
-        .with_weights(Some(cfg.class_weights.to_vec()))
-        .init(device);
     let loss_valid = CrossEntropyLossConfig::new()
         .with_weights(Some(cfg.class_weights.to_vec()))
         .init::<B::InnerBackend>(device);
     let batch_size = cfg.batch_size.max(1);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let steps_per_epoch = train.len().div_ceil(batch_size);
     let total_steps = cfg.epochs * steps_per_epoch;
     let warmup_steps = cfg.warmup_epochs * steps_per_epoch;
@@ -303,24 +394,17 @@ where
         order.shuffle(&mut rng);
         let (mut total, mut rate) = (0.0, 0.0);
         for chunk in order.chunks(batch_size) {
-            let plates: Vec<Sample> = chunk
+            // Augmentation and dropout seeds are drawn here, in plate order, so the
+            // threads below change nothing a seed decides.
+            let plates: Vec<(Sample, u64)> = chunk
                 .iter()
-                .map(|&i| augment(&train[i], &cfg.augment, quant, &mut rng))
+                .map(|&i| (augment(&train[i], &cfg.augment, quant, &mut rng), rng.random::<u64>()))
                 .collect();
-            let refs: Vec<&Sample> = plates.iter().collect();
-            let (x, y) = batch::<B>(&refs, device);
-            let mut loss = loss_fn.forward(pixel_rows(model.segment(x)), y);
-            if cfg.l1 > 0.0
-                && let Some(l1) = model.l1()
-            {
-                loss = loss + l1.mul_scalar(cfg.l1);
-            }
-            let value = loss.clone().into_scalar().elem::<f64>();
+            let (value, grads) = step_gradients(&model, &plates, cfg, threads, device);
             if !value.is_finite() {
                 return Err(TrainError::Diverged { epoch, value });
             }
             total += value;
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
             rate = cfg.rate_at(step, warmup_steps, total_steps);
             model = optim.step(rate, model, grads);
             step += 1;
@@ -360,4 +444,95 @@ where
     }
     let (_, model) = best.ok_or(TrainError::Config("no epoch ran"))?;
     Ok((model, reports))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, NdArray};
+    use burn::optim::SgdConfig;
+
+    type B = Autodiff<NdArray<f32>>;
+
+    fn plate(seed: u64, c: usize, h: usize, w: usize) -> Sample {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        Sample {
+            channels: c,
+            height: h,
+            width: w,
+            features: (0..c * h * w).map(|_| rng.random::<f32>() - 0.5).collect(),
+            labels: (0..h * w).map(|_| rng.random_range(0..CLASSES as u8)).collect(),
+            image: Vec::new(),
+            depth_mm: Vec::new(),
+        }
+    }
+
+    fn weights(m: &ThermoNet<NdArray<f32>>) -> Vec<f32> {
+        let (convs, head) = m.layers();
+        convs
+            .iter()
+            .map(|(c, _)| c.weight.val())
+            .chain([head.weight.val()])
+            .flat_map(|t| t.into_data().iter::<f32>().collect::<Vec<_>>())
+            .collect()
+    }
+
+    /// Per-plate passes on several threads give the step the gradient of one pass over
+    /// the whole batch (class-weighted mean over all its pixels), and the same bits
+    /// whatever the number of threads.
+    #[test]
+    fn per_plate_gradients_are_the_batch_gradient() {
+        let device = Default::default();
+        B::seed(&device, 5);
+        let model = ThermoNet::<B>::new(2, 3, 0.0, false, &device);
+        let cfg = TrainConfig {
+            epochs: 1,
+            learning_rate: 1.0,
+            warmup_epochs: 0,
+            optimizer: OptimizerKind::Sgd,
+            weight_decay: 0.0,
+            l1: 0.0,
+            dropout: 0.0,
+            batch_norm: false,
+            width: 3,
+            seed: 5,
+            class_weights: [1.0, 6.0, 15.0],
+            patience: None,
+            augment: Augment::NONE,
+            batch_size: 3,
+        };
+        let plates: Vec<(Sample, u64)> = (0..3).map(|i| (plate(i, 2, 9, 7), i)).collect();
+        let refs: Vec<&Sample> = plates.iter().map(|(s, _)| s).collect();
+        let (x, y) = batch::<B>(&refs, &device);
+        let loss_fn = CrossEntropyLossConfig::new()
+            .with_weights(Some(cfg.class_weights.to_vec()))
+            .init(&device);
+        let loss = loss_fn.forward(pixel_rows(model.segment(x)), y);
+        let joint_value = loss.clone().into_scalar().elem::<f64>();
+        let joint = GradientsParams::from_grads(loss.backward(), &model);
+        let step = |grads| {
+            let mut sgd = SgdConfig::new().init::<B, ThermoNet<B>>();
+            weights(&sgd.step(1.0, model.clone(), grads).valid())
+        };
+        let joint = step(joint);
+        let (one_value, one) = step_gradients(&model, &plates, &cfg, 1, &device);
+        let (three_value, three) = step_gradients(&model, &plates, &cfg, 3, &device);
+        let (one, three) = (step(one), step(three));
+        assert!((one_value - joint_value).abs() < 1e-6, "{one_value} vs {joint_value}");
+        assert_eq!(one_value.to_bits(), three_value.to_bits());
+        assert_eq!(one, three, "the thread count changed the gradients");
+        let before = weights(&model.valid());
+        let moved = joint
+            .iter()
+            .zip(&before)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            moved > 1e-3,
+            "the step moved nothing: the comparison would prove nothing"
+        );
+        for (k, (a, b)) in one.iter().zip(&joint).enumerate() {
+            assert!((a - b).abs() < 1e-5, "weight {k}: {a} per plate vs {b} in one pass");
+        }
+    }
 }
