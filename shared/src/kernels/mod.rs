@@ -10,6 +10,7 @@ pub mod conv;
 pub mod depthwise;
 pub mod fully_connected;
 pub mod mac;
+pub mod merge;
 pub mod pool;
 pub mod softmax;
 
