@@ -109,8 +109,8 @@ enum Task {
         /// Plates to simulate.
         #[arg(long, default_value_t = 144)]
         plates: usize,
-        /// Epochs at most (early stopping after 10 without a better validation score).
-        #[arg(long, default_value_t = 40)]
+        /// Epochs at most (early stopping after 20 without a better validation score).
+        #[arg(long, default_value_t = 80)]
         epochs: usize,
         /// Quantization-aware epochs after them (`trainer finetune --epochs 0 --qat-epochs`);
         /// 0 ships the post-training quantization, whose test-plate IoU is within a point of
@@ -571,7 +571,7 @@ fn train(plates: usize, epochs: usize, qat_epochs: usize, seed: u64, data: Optio
             "--epochs",
             &epochs.to_string(),
             "--patience",
-            "10",
+            "20",
             "--class-weights",
             class_weights,
             "--learning-rate",
