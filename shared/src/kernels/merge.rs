@@ -370,8 +370,20 @@ mod tests {
         assert_eq!(q.add(-20, 3), 5);
         // Equal scales: each input's factor is one half (2^30 · 2^-31), the output's
         // 2 · 0.1 / (2^20 · 0.1) = 2^-19 (2^30 · 2^(-18-31)).
-        assert_eq!(q.input1, Requant { multiplier: 1 << 30, shift: 0 });
-        assert_eq!(q.output, Requant { multiplier: 1 << 30, shift: -18 });
+        assert_eq!(
+            q.input1,
+            Requant {
+                multiplier: 1 << 30,
+                shift: 0
+            }
+        );
+        assert_eq!(
+            q.output,
+            Requant {
+                multiplier: 1 << 30,
+                shift: -18
+            }
+        );
     }
 
     #[test]
