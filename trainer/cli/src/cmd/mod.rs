@@ -56,8 +56,9 @@ pub struct RunArgs {
     /// the network finetune generates has none).
     #[arg(long, default_value_t = 0.1)]
     pub dropout: f64,
-    /// Batch norm after each hidden convolution (folded at export). Off by default: with
-    /// one plate per step its per-plate statistics part from the running ones.
+    /// Batch norm after each hidden convolution (folded at export). Off by default: its
+    /// statistics are per plate (each plate of a step has its own pass) and part from the
+    /// running ones.
     #[arg(long)]
     pub batch_norm: bool,
     /// Epochs without a better validation score before stopping (0: never stop early).
@@ -66,8 +67,10 @@ pub struct RunArgs {
     /// Train without augmentation (flips, gain, lamp tilt, noise).
     #[arg(long)]
     pub no_augment: bool,
-    /// Plates per optimizer step. One by default: on the Flex backend larger batches are
-    /// no faster per plate (README, Training cost) and take fewer steps per epoch.
+    /// Plates per optimizer step, each on its own core: two plates run 1.5× faster per
+    /// plate-epoch than one on two cores, but give half the optimizer steps per epoch (at
+    /// the same rate, 80 epochs of two plates learned less than 80 of one: README,
+    /// Training cost), so one is the default.
     #[arg(long, default_value_t = 1)]
     pub batch_size: usize,
     /// Loss weights of sound, subsurface, surface pixels.

@@ -7,8 +7,9 @@
 //! argmax). Inputs are the shared extractor's int8 features, dequantized. Dropout before
 //! the head during training only.
 //!
-//! Training: one plate per step (a 160×120 plate holds ~19 000 labelled pixels, enough
-//! for batch-norm statistics), plates shuffled every epoch, augmented (flips, gain of the
+//! Training: one plate per step by default (a 160×120 plate holds ~19 000 labelled
+//! pixels, enough for batch-norm statistics; a step of several plates runs them on
+//! several threads), plates shuffled every epoch, augmented (flips, gain of the
 //! amplitude channel, a linear lamp-profile tilt, noise, re-quantized to the device's
 //! int8 grid), Adam / AdamW / SGD with Nesterov momentum, linear warm-up then cosine
 //! decay, L2 (and optional L1) weight decay, class-weighted cross-entropy, early stopping

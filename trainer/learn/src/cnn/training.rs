@@ -68,8 +68,9 @@ pub struct TrainConfig {
     pub l1: f32,
     /// Dropout before the head.
     pub dropout: f64,
-    /// Batch norm after the hidden convolutions. With one plate per step its statistics
-    /// are per plate, and inference-mode running statistics can part from them.
+    /// Batch norm after the hidden convolutions. Its statistics are per plate, whatever
+    /// the batch size (each plate of a step has its own pass), and inference-mode running
+    /// statistics can part from them.
     pub batch_norm: bool,
     pub width: usize,
     pub seed: u64,
