@@ -116,6 +116,30 @@ fn srdhm_gemmlowp(a: i32, b: i32) -> i32 {
     ((ab + nudge) / (1i64 << 31)) as i32
 }
 
+/// Exact reference of double rounding with unbounded integers, for the property tests of
+/// the requantization and of the kernels built on it.
+#[cfg(test)]
+pub(crate) fn requant_reference(x: i32, rq: Requant) -> i32 {
+    let left = rq.shift.max(0);
+    let right = (-rq.shift).max(0);
+    let shifted = (x as i64) << left;
+    let shifted = shifted as i32 as i64; // the wrap of the C code
+    let prod = shifted as i128 * rq.multiplier as i128;
+    // floor(prod / 2^31 + 1/2): gemmlowp's ties-toward-+∞ rounding
+    let high = (prod + (1i128 << 30)).div_euclid(1i128 << 31);
+    let high = high.clamp(i32::MIN as i128, i32::MAX as i128);
+    // round(high / 2^right), half away from zero
+    if right == 0 {
+        return high as i32;
+    }
+    let d = 1i128 << right;
+    let mut r = (high.abs() + d / 2) / d;
+    if high < 0 {
+        r = -r;
+    }
+    r as i32
+}
+
 /// gemmlowp's `RoundingDivideByPOT`: `x / 2^exponent`, rounding half away from zero.
 /// `exponent` must be in `0..=31`.
 #[inline(always)]
@@ -341,28 +365,6 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// Exact reference of double rounding with unbounded integers.
-    fn reference(x: i32, rq: Requant) -> i32 {
-        let left = rq.shift.max(0);
-        let right = (-rq.shift).max(0);
-        let shifted = (x as i64) << left;
-        let shifted = shifted as i32 as i64; // the wrap of the C code
-        let prod = shifted as i128 * rq.multiplier as i128;
-        // floor(prod / 2^31 + 1/2): gemmlowp's ties-toward-+∞ rounding
-        let high = (prod + (1i128 << 30)).div_euclid(1i128 << 31);
-        let high = high.clamp(i32::MIN as i128, i32::MAX as i128);
-        // round(high / 2^right), half away from zero
-        if right == 0 {
-            return high as i32;
-        }
-        let d = 1i128 << right;
-        let mut r = (high.abs() + d / 2) / d;
-        if high < 0 {
-            r = -r;
-        }
-        r as i32
-    }
-
     #[test]
     fn srdhm_known_values() {
         assert_eq!(saturating_rounding_doubling_high_mul(i32::MIN, i32::MIN), i32::MAX);
@@ -479,7 +481,7 @@ mod tests {
         #[test]
         fn requantize_matches_exact_reference(x in any::<i32>(), real in 1e-7f64..0.99) {
             let rq = quantize_multiplier(real).unwrap();
-            prop_assert_eq!(multiply_by_quantized_multiplier(x, rq), reference(x, rq));
+            prop_assert_eq!(multiply_by_quantized_multiplier(x, rq), requant_reference(x, rq));
         }
 
         #[test]
@@ -496,7 +498,7 @@ mod tests {
             let p = Prepared::with_bound(rq, x.unsigned_abs() as u64).unwrap();
             prop_assert!(p.is_short());
             prop_assert_eq!(multiply_prepared(x, p), multiply_by_quantized_multiplier(x, rq));
-            prop_assert_eq!(multiply_prepared(x, p), reference(x, rq));
+            prop_assert_eq!(multiply_prepared(x, p), requant_reference(x, rq));
         }
 
         #[test]
@@ -506,13 +508,13 @@ mod tests {
             let rq = Requant { multiplier: 1 << 30, shift: -r };
             let x = q * 2 + 1;
             let p = Prepared::with_bound(rq, x.unsigned_abs() as u64).unwrap();
-            prop_assert_eq!(multiply_prepared(x, p), reference(x, rq));
+            prop_assert_eq!(multiply_prepared(x, p), requant_reference(x, rq));
         }
 
         #[test]
         fn requantize_left_shift_matches_reference(x in -(1i32 << 20)..(1 << 20), real in 1.0f64..1000.0) {
             let rq = quantize_multiplier(real).unwrap();
-            prop_assert_eq!(multiply_by_quantized_multiplier(x, rq), reference(x, rq));
+            prop_assert_eq!(multiply_by_quantized_multiplier(x, rq), requant_reference(x, rq));
         }
 
         #[test]

@@ -384,10 +384,8 @@ fn bench(board: Board) -> Result<()> {
 
 /// (flash, RAM) bytes of an ELF: flash holds what is loaded (code, read-only data and the
 /// initial values of .data), RAM what is allocated (.data, .bss, .uninit).
-fn image_size(path: &Path) -> Result<(u64, u64)> {
+fn image_size(elf: &object::File<'_>) -> (u64, u64) {
     use object::{Object, ObjectSection, SectionKind};
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let elf = object::File::parse(&*bytes).with_context(|| format!("{} is not an ELF file", path.display()))?;
     let (mut flash, mut ram) = (0, 0);
     for section in elf.sections() {
         let name = section.name().unwrap_or("");
@@ -402,16 +400,14 @@ fn image_size(path: &Path) -> Result<(u64, u64)> {
             _ => {}
         }
     }
-    Ok((flash, ram))
+    (flash, ram)
 }
 
 /// The functions of `core` an image links only to panic (`core::panicking::*`, the
 /// `*_fail` / `*_failed` helpers of slices, strings, `Option` and `Result`, the sort's
 /// order-violation panic), by demangled name, sorted.
-fn panic_paths(path: &Path) -> Result<Vec<String>> {
+fn panic_paths(elf: &object::File<'_>) -> Vec<String> {
     use object::{Object, ObjectSymbol};
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let elf = object::File::parse(&*bytes).with_context(|| format!("{} is not an ELF file", path.display()))?;
     let mut found = std::collections::BTreeSet::new();
     for symbol in elf.symbols() {
         let Ok(name) = symbol.name() else { continue };
@@ -420,7 +416,7 @@ fn panic_paths(path: &Path) -> Result<Vec<String>> {
             found.insert(name);
         }
     }
-    Ok(found.into_iter().collect())
+    found.into_iter().collect()
 }
 
 fn is_panic_path(name: &str) -> bool {
@@ -447,8 +443,12 @@ fn size(firmware: &Images, board: &Images) -> Result<()> {
         ("kernel-check", firmware.get("kernel-check")?),
         ("bench", firmware.get("bench")?),
     ];
-    for (bin, elf) in images {
-        let (flash, ram) = image_size(elf)?;
+    let mut panics = Vec::new();
+    for (bin, path) in images {
+        let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let elf = object::File::parse(&*bytes).with_context(|| format!("{} is not an ELF file", path.display()))?;
+        let (flash, ram) = image_size(&elf);
+        panics.push((bin, panic_paths(&elf)));
         let verdict = |v: u64, bar: u64, goal: u64| {
             if v > bar {
                 "OVER THE BAR"
@@ -469,8 +469,7 @@ fn size(firmware: &Images, board: &Images) -> Result<()> {
     }
     // Reported, not yet a gate: each function listed is a path on which bad data could
     // stop the line instead of giving RETEST.
-    for (bin, elf) in images {
-        let paths = panic_paths(elf)?;
+    for (bin, paths) in panics {
         if paths.is_empty() {
             println!("{bin}: no panic path linked");
         } else {

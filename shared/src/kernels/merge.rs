@@ -245,32 +245,10 @@ mod tests {
     use std::vec;
     use std::vec::Vec;
 
-    /// gemmlowp's `SaturatingRoundingDoublingHighMul` as written there: the nudge and a
-    /// division that truncates toward zero.
-    fn srdhm_reference(a: i32, b: i32) -> i32 {
-        if a == i32::MIN && b == i32::MIN {
-            return i32::MAX;
-        }
-        let ab = i64::from(a) * i64::from(b);
-        let nudge = if ab >= 0 { 1i64 << 30 } else { 1 - (1i64 << 30) };
-        ((ab + nudge) / (1i64 << 31)) as i32
-    }
-
-    /// `x / 2^e` rounded half away from zero, in plain integers.
-    fn divide_reference(x: i32, e: i32) -> i32 {
-        if e == 0 {
-            return x;
-        }
-        let d = 1i64 << e;
-        let m = (i64::from(x).abs() + d / 2) / d;
-        (if x < 0 { -m } else { m }) as i32
-    }
-
-    /// TFLite's `AddFunc` on TFLite's prepared parameters, in 64-bit arithmetic.
+    /// TFLite's `AddFunc` on TFLite's prepared parameters, in 64-bit arithmetic, each
+    /// rescaling by the exact double-rounding reference of [`crate::quant`].
     fn add_reference(q: &AddQuant, a: i8, b: i8) -> i8 {
-        let scale = |x: i64, rq: Requant| -> i64 {
-            i64::from(divide_reference(srdhm_reference(x as i32, rq.multiplier), -rq.shift))
-        };
+        let scale = |x: i64, rq: Requant| -> i64 { i64::from(crate::quant::requant_reference(x as i32, rq)) };
         let a = (i64::from(a) - i64::from(q.input1_zero_point)) * (1 << ADD_LEFT_SHIFT);
         let b = (i64::from(b) - i64::from(q.input2_zero_point)) * (1 << ADD_LEFT_SHIFT);
         let sum = scale(a, q.input1) + scale(b, q.input2);

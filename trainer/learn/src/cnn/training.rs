@@ -287,16 +287,19 @@ fn step_gradients<B: AutodiffBackend, M>(
 where
     M: Segmenter<B> + AutodiffModule<B>,
 {
-    let weight = |s: &Sample| -> f64 { s.labels.iter().map(|&l| f64::from(cfg.class_weights[l as usize])).sum() };
-    let total_weight: f64 = plates.iter().map(|(s, _)| weight(s)).sum();
-    let plate = |j: usize, worker: M| -> (f64, GradientsParams) {
+    let weights: Vec<f64> = plates
+        .iter()
+        .map(|(s, _)| s.labels.iter().map(|&l| f64::from(cfg.class_weights[l as usize])).sum())
+        .collect();
+    let total_weight: f64 = weights.iter().sum();
+    let plate = |j: usize, worker: M| -> (usize, f64, GradientsParams) {
         let (s, seed) = &plates[j];
         let loss_fn = CrossEntropyLossConfig::new()
             .with_weights(Some(cfg.class_weights.to_vec()))
             .init(device);
         let (x, y) = batch::<B>(&[s], device);
         let share = if total_weight > 0.0 {
-            weight(s) / total_weight
+            weights[j] / total_weight
         } else {
             0.0
         };
@@ -311,40 +314,27 @@ where
             loss = loss + l1.mul_scalar(cfg.l1);
         }
         let value = loss.clone().into_scalar().elem::<f64>();
-        (value, GradientsParams::from_grads(loss.backward(), &worker))
+        (j, value, GradientsParams::from_grads(loss.backward(), &worker))
     };
+    // The copies are made here: a module is Send, not Sync.
     let threads = threads.min(plates.len()).max(1);
+    let groups: Vec<Vec<(usize, M)>> = (0..threads)
+        .map(|t| {
+            (t..plates.len())
+                .step_by(threads)
+                .map(|j| (j, M::from_inner(model.valid())))
+                .collect()
+        })
+        .collect();
+    let run_group = |group: Vec<(usize, M)>| group.into_iter().map(|(j, w)| plate(j, w)).collect::<Vec<_>>();
     let mut results: Vec<(usize, f64, GradientsParams)> = if threads == 1 {
-        (0..plates.len())
-            .map(|j| {
-                let (v, g) = plate(j, M::from_inner(model.valid()));
-                (j, v, g)
-            })
-            .collect()
+        groups.into_iter().flat_map(run_group).collect()
     } else {
-        let groups: Vec<Vec<(usize, M)>> = (0..threads)
-            .map(|t| {
-                (t..plates.len())
-                    .step_by(threads)
-                    .map(|j| (j, M::from_inner(model.valid())))
-                    .collect()
-            })
-            .collect();
-        let plate = &plate;
+        let run_group = &run_group;
         std::thread::scope(|scope| {
             let handles: Vec<_> = groups
                 .into_iter()
-                .map(|group| {
-                    scope.spawn(move || {
-                        group
-                            .into_iter()
-                            .map(|(j, worker)| {
-                                let (v, g) = plate(j, worker);
-                                (j, v, g)
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                })
+                .map(|group| scope.spawn(move || run_group(group)))
                 .collect();
             handles
                 .into_iter()
