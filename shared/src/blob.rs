@@ -24,8 +24,10 @@ use crate::planner::{Mode, plan};
 
 pub const MAGIC: [u8; 4] = *b"TQCM";
 /// 2: the input spec carries the feature schedule. 3: the schedule carries the amplitude
-/// window (the amplitude channel can be relative to a local mean).
-pub const FORMAT_VERSION: u16 = 3;
+/// window (the amplitude channel can be relative to a local mean). 4: graph models — each
+/// layer names the tensors it reads, the model lists its outputs; `Add`, `Concat` and
+/// `Upsample2` layers.
+pub const FORMAT_VERSION: u16 = 4;
 pub const HEADER_LEN: usize = 16;
 
 const CRC32: Crc<u32> = Crc::<u32>::new(&CRC_32_ISO_HDLC);

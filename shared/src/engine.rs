@@ -1,12 +1,13 @@
 //! Runs a validated [`Model`] over a caller-provided arena. No heap, no panics.
 //!
-//! Streaming (the device): input rows are pushed one at a time; each layer keeps a ring
-//! of the input rows its window needs and emits an output row as soon as the rows it
-//! depends on have arrived, depth first, so a 160×120 input never exists as whole maps
-//! of every layer. Output rows are handed to a sink as they are produced.
+//! Streaming (the device): input rows are pushed one at a time; every tensor is a ring of
+//! rows (a skip connection's ring is its delay line) and the [`Schedule`] computes each
+//! output row as soon as the rows it depends on are there, so a 160×120 input never
+//! exists as whole maps of every layer. Output rows are handed to a sink as they are
+//! produced: `sink(output, row, values)`, `output` indexing the model's outputs.
 //!
 //! Whole map (reference): layer after layer over whole tensors, ping-ponging through the
-//! arena. Both modes call the same row kernels; tests prove they agree byte for byte.
+//! arena. All modes call the same row kernels; tests prove they agree byte for byte.
 
 use core::ops::Range;
 
@@ -14,13 +15,17 @@ use crate::kernels::conv::conv_row;
 use crate::kernels::depthwise::depthwise_row;
 use crate::kernels::fully_connected::{accumulate, finish};
 use crate::kernels::mac::{Mac, Native};
+use crate::kernels::merge::{add_row, concat_row, upsample2_row};
 use crate::kernels::pool::pool_row;
 use crate::kernels::softmax::softmax;
 use crate::kernels::{ChannelTable, KernelError, TABLE_WORDS};
 use crate::model::{Kernel, MAX_LAYERS, Model};
-use crate::planner::{ALIGN, Mode, Plan, Region, plan, scratch_layout};
+use crate::planner::{ALIGN, Mode, Plan, Schedule, Step, plan, scratch_layout};
 use crate::quant::Prepared;
 use crate::tensor::Rows;
+
+/// Where output rows go: `(output index, row, values)`.
+pub type Sink<'s> = dyn FnMut(usize, usize, &[i8]) + 's;
 
 /// Why a run did not happen or stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -87,16 +92,13 @@ pub struct Engine<'m, 'a> {
     model: &'m Model<'m>,
     arena: &'a mut [u8],
     plan: Plan,
-    /// Rows that have arrived at the input of layer `i`.
-    rows_in: [usize; MAX_LAYERS],
-    /// Output rows layer `i` has produced.
-    rows_out: [usize; MAX_LAYERS],
-    /// Input rows a fully-connected layer `i` has accumulated.
-    accumulated: [usize; MAX_LAYERS],
+    schedule: Schedule,
     /// Optional time source for per-layer profiling, and the time spent per layer.
     clock: Option<fn() -> u64>,
     layer_ticks: [u64; MAX_LAYERS],
 }
+
+const OUTSIDE: EngineError = EngineError::Plan("region outside the arena");
 
 impl<'m, 'a> Engine<'m, 'a> {
     /// Plans `model` for `mode`, checks the arena and fills the channel tables. The
@@ -116,30 +118,20 @@ impl<'m, 'a> Engine<'m, 'a> {
             model,
             arena,
             plan,
-            rows_in: [0; MAX_LAYERS],
-            rows_out: [0; MAX_LAYERS],
-            accumulated: [0; MAX_LAYERS],
+            schedule: Schedule::new(),
             clock: None,
             layer_ticks: [0; MAX_LAYERS],
         };
-        for i in 0..model.layers.len() {
+        for (i, info) in model.layers.iter().enumerate() {
             let region = engine.plan.tables[i];
-            let table: &mut [[i32; TABLE_WORDS]] = words_mut(
-                engine
-                    .arena
-                    .get_mut(region.range())
-                    .ok_or(EngineError::Plan("region outside the arena"))?,
-            )?;
-            let channels = model.layers[i].weighted_channels();
-            for c in 0..channels {
-                let q = model
-                    .channel_quant(i, c)
-                    .ok_or(EngineError::Plan("region outside the arena"))?;
+            let table: &mut [[i32; TABLE_WORDS]] = words_mut(engine.arena.get_mut(region.range()).ok_or(OUTSIDE)?)?;
+            for c in 0..info.weighted_channels() {
+                let q = model.channel_quant(i, c).ok_or(OUTSIDE)?;
                 // |x − zp| ≤ 255 and |w| ≤ 127 bound every accumulator before the bias.
-                let bound = model.layers[i].dot_len() as u64 * 255 * 127 + q.bias.unsigned_abs() as u64;
+                let bound = info.dot_len() as u64 * 255 * 127 + q.bias.unsigned_abs() as u64;
                 let prepared =
                     Prepared::with_bound(q.requant, bound).ok_or(EngineError::Plan("invalid requantization"))?;
-                let entry = table.get_mut(c).ok_or(EngineError::Plan("region outside the arena"))?;
+                let entry = table.get_mut(c).ok_or(OUTSIDE)?;
                 *entry = ChannelTable::entry(q.bias, prepared);
             }
         }
@@ -170,20 +162,17 @@ impl<'m, 'a> Engine<'m, 'a> {
     /// Prepares for the next input (streaming).
     pub fn reset(&mut self) {
         self.layer_ticks = [0; MAX_LAYERS];
-        self.rows_in = [0; MAX_LAYERS];
-        self.rows_out = [0; MAX_LAYERS];
-        self.accumulated = [0; MAX_LAYERS];
+        self.schedule = Schedule::new();
     }
 
-    /// True once every output row has gone to the sink.
+    /// True once every row of every output has gone to the sink.
     pub fn is_complete(&self) -> bool {
-        let n = self.model.layers.len();
-        n > 0 && self.rows_out[n - 1] == self.model.output_shape().height as usize
+        self.schedule.is_complete(self.model)
     }
 
     /// Streams one input row (HWC, `width · channels` values) through the model; output
-    /// rows that become ready are passed to `sink(row_index, values)`.
-    pub fn push_row<M: Mac>(&mut self, row: &[i8], sink: &mut dyn FnMut(usize, &[i8])) -> Result<(), EngineError> {
+    /// rows that become ready are passed to the sink.
+    pub fn push_row<M: Mac>(&mut self, row: &[i8], sink: &mut Sink<'_>) -> Result<(), EngineError> {
         if self.plan.mode != Mode::Streaming {
             return Err(EngineError::WrongMode(self.plan.mode));
         }
@@ -194,33 +183,27 @@ impl<'m, 'a> Engine<'m, 'a> {
                 found: row.len(),
             });
         }
-        if self.rows_in[0] >= shape.height as usize {
+        let y = self.schedule.produced(0);
+        if y >= shape.height as usize {
             return Err(EngineError::TooManyRows {
                 height: shape.height as usize,
             });
         }
-        let slot = self.slot(0, self.rows_in[0])?;
-        bytemuck::cast_slice_mut::<u8, i8>(
-            self.arena
-                .get_mut(slot)
-                .ok_or(EngineError::Plan("region outside the arena"))?,
-        )
-        .copy_from_slice(row);
-        self.rows_in[0] += 1;
-        self.advance::<M>(0, sink)
+        let slot = self.slot(0, y)?;
+        bytemuck::cast_slice_mut::<u8, i8>(self.arena.get_mut(slot).ok_or(OUTSIDE)?).copy_from_slice(row);
+        self.schedule.input_row();
+        self.deliver(0, y, &[], sink)?;
+        self.drain::<M>(&[], sink)
     }
 
     /// Streams a whole input map, row by row, with the native MAC backend.
-    pub fn run_streaming(&mut self, input: &[i8], sink: &mut dyn FnMut(usize, &[i8])) -> Result<(), EngineError> {
+    pub fn run_streaming(&mut self, input: &[i8], sink: &mut Sink<'_>) -> Result<(), EngineError> {
         self.run_streaming_with::<Native>(input, sink)
     }
 
-    /// [`Engine::run_streaming`] with a chosen MAC backend.
-    pub fn run_streaming_with<M: Mac>(
-        &mut self,
-        input: &[i8],
-        sink: &mut dyn FnMut(usize, &[i8]),
-    ) -> Result<(), EngineError> {
+    /// [`Engine::run_streaming`] with a chosen MAC backend. In [`Mode::ResidentInput`]
+    /// the layers read `input` in place.
+    pub fn run_streaming_with<M: Mac>(&mut self, input: &[i8], sink: &mut Sink<'_>) -> Result<(), EngineError> {
         let shape = self.model.input_shape();
         if input.len() != shape.len() {
             return Err(EngineError::Input {
@@ -229,18 +212,28 @@ impl<'m, 'a> Engine<'m, 'a> {
             });
         }
         self.reset();
-        for row in input.chunks_exact(shape.row_len()) {
-            self.push_row::<M>(row, sink)?;
+        match self.plan.mode {
+            Mode::Streaming => {
+                for row in input.chunks_exact(shape.row_len()) {
+                    self.push_row::<M>(row, sink)?;
+                }
+                Ok(())
+            }
+            Mode::ResidentInput => {
+                for y in 0..shape.height as usize {
+                    self.schedule.input_row();
+                    self.deliver(0, y, input, sink)?;
+                    self.drain::<M>(input, sink)?;
+                }
+                Ok(())
+            }
+            Mode::WholeMap => Err(EngineError::WrongMode(Mode::WholeMap)),
         }
-        Ok(())
     }
 
-    /// Runs layer after layer over whole maps (the reference schedule).
-    pub fn run_whole_map<M: Mac>(
-        &mut self,
-        input: &[i8],
-        sink: &mut dyn FnMut(usize, &[i8]),
-    ) -> Result<(), EngineError> {
+    /// Runs layer after layer over whole maps (the reference schedule); each output is
+    /// handed over as soon as its layer has finished.
+    pub fn run_whole_map<M: Mac>(&mut self, input: &[i8], sink: &mut Sink<'_>) -> Result<(), EngineError> {
         if self.plan.mode != Mode::WholeMap {
             return Err(EngineError::WrongMode(self.plan.mode));
         }
@@ -256,179 +249,154 @@ impl<'m, 'a> Engine<'m, 'a> {
         let dst = self
             .arena
             .get_mut(region.offset..region.offset + input.len())
-            .ok_or(EngineError::Plan("region outside the arena"))?;
+            .ok_or(OUTSIDE)?;
         bytemuck::cast_slice_mut::<u8, i8>(dst).copy_from_slice(input);
-        let n = self.model.layers.len();
-        for i in 0..n {
-            let info = self.model.layers[i];
-            self.rows_in[i] = info.input.height as usize;
+        for y in 0..shape.height as usize {
+            self.deliver(0, y, &[], sink)?;
+        }
+        for (i, info) in self.model.layers.iter().enumerate() {
             if let Kernel::FullyConnected(_) = info.kernel {
-                self.accumulate_fc::<M>(i)?;
-                self.compute_row::<M>(i, 0)?;
-                continue;
+                for y in 0..info.input.height as usize {
+                    self.accumulate_fc::<M>(i, y, &[])?;
+                }
             }
             for oy in 0..info.output.height as usize {
-                self.compute_row::<M>(i, oy)?;
+                self.compute_row::<M>(i, oy, &[])?;
+            }
+            for oy in 0..info.output.height as usize {
+                self.deliver(i + 1, oy, &[], sink)?;
             }
         }
-        let out = self.model.output_shape();
-        for oy in 0..out.height as usize {
-            let range = self.output_slot(oy)?;
-            let row = self
-                .arena
-                .get(range)
-                .ok_or(EngineError::Plan("region outside the arena"))?;
-            sink(oy, bytemuck::cast_slice(row));
-        }
-        self.rows_out[n - 1] = out.height as usize;
+        self.schedule.complete(self.model);
         Ok(())
     }
 
-    /// Byte range of row `y` in the input buffer of layer `i`.
-    fn slot(&self, i: usize, y: usize) -> Result<Range<usize>, EngineError> {
-        let info = self
-            .model
-            .layers
-            .get(i)
-            .ok_or(EngineError::Plan("region outside the arena"))?;
-        let len = info.input.row_len();
-        let cap = self.plan.ring_rows[i].max(1);
-        let start = self.plan.tensors[i].offset + (y % cap) * len;
-        Ok(start..start + len)
-    }
-
-    /// Byte range of output row `y` of the model.
-    fn output_slot(&self, y: usize) -> Result<Range<usize>, EngineError> {
-        let out = self.model.output_shape();
-        let len = out.row_len();
-        let cap = match self.plan.mode {
-            Mode::Streaming => 1,
-            Mode::WholeMap => out.height as usize,
-        };
-        let start = self.plan.output.offset + (y % cap) * len;
-        Ok(start..start + len)
-    }
-
-    /// Produces every output row of layer `i` whose inputs are present, passing each
-    /// one on before producing the next (depth first keeps the rings small).
-    fn advance<M: Mac>(&mut self, i: usize, sink: &mut dyn FnMut(usize, &[i8])) -> Result<(), EngineError> {
-        let info = self.model.layers[i];
-        if let Kernel::FullyConnected(_) = info.kernel {
-            self.accumulate_fc::<M>(i)?;
-            if self.accumulated[i] == info.input.height as usize && self.rows_out[i] == 0 {
-                self.compute_row::<M>(i, 0)?;
-                self.rows_out[i] = 1;
-                self.deliver::<M>(i, 0, sink)?;
+    /// Carries out every step the schedule allows.
+    fn drain<M: Mac>(&mut self, resident: &[i8], sink: &mut Sink<'_>) -> Result<(), EngineError> {
+        while let Some(step) = self.schedule.next(self.model) {
+            match step {
+                Step::Row { layer, row } => {
+                    self.compute_row::<M>(layer, row, resident)?;
+                    self.deliver(layer + 1, row, resident, sink)?;
+                }
+                Step::Accumulate { layer, row } => self.accumulate_fc::<M>(layer, row, resident)?,
             }
+        }
+        Ok(())
+    }
+
+    /// Hands row `y` of tensor `t` to the sink if `t` is an output.
+    fn deliver(&self, t: usize, y: usize, resident: &[i8], sink: &mut Sink<'_>) -> Result<(), EngineError> {
+        let Some(k) = self.model.output_index(t) else {
             return Ok(());
-        }
-        while self.rows_out[i] < info.output.height as usize && info.last_input_row(self.rows_out[i]) < self.rows_in[i]
-        {
-            let oy = self.rows_out[i];
-            self.compute_row::<M>(i, oy)?;
-            self.rows_out[i] += 1;
-            self.deliver::<M>(i, oy, sink)?;
-        }
+        };
+        let bytes = self.arena.get(self.plan.tensors[t].range()).ok_or(OUTSIDE)?;
+        let row = tensor_view(&self.plan, self.model, t, bytes, resident)?
+            .row_checked(y)
+            .ok_or(OUTSIDE)?;
+        sink(k, y, row);
         Ok(())
     }
 
-    fn deliver<M: Mac>(&mut self, i: usize, oy: usize, sink: &mut dyn FnMut(usize, &[i8])) -> Result<(), EngineError> {
-        if i + 1 < self.model.layers.len() {
-            self.rows_in[i + 1] += 1;
-            self.advance::<M>(i + 1, sink)
-        } else {
-            let range = self.output_slot(oy)?;
-            let row = self
-                .arena
-                .get(range)
-                .ok_or(EngineError::Plan("region outside the arena"))?;
-            sink(oy, bytemuck::cast_slice(row));
-            Ok(())
-        }
+    fn is_resident(&self, t: usize) -> bool {
+        t == 0 && self.plan.mode == Mode::ResidentInput
     }
 
-    /// Adds every arrived, not yet accumulated input row of fully-connected layer `i`.
-    fn accumulate_fc<M: Mac>(&mut self, i: usize) -> Result<(), EngineError> {
+    /// Byte range of row `y` in the buffer of tensor `t`.
+    fn slot(&self, t: usize, y: usize) -> Result<Range<usize>, EngineError> {
+        let len = self.model.tensor_shape(t).row_len();
+        let cap = self.plan.ring_rows.get(t).ok_or(OUTSIDE)?.max(&1);
+        let start = self.plan.tensors.get(t).ok_or(OUTSIDE)?.offset + (y % cap) * len;
+        Ok(start..start + len)
+    }
+
+    /// Adds input row `y` of fully-connected layer `i` to its accumulators.
+    fn accumulate_fc<M: Mac>(&mut self, i: usize, y: usize, resident: &[i8]) -> Result<(), EngineError> {
         let start = self.clock.map(|c| c());
-        let r = self.accumulate_fc_untimed::<M>(i);
+        let r = self.accumulate_fc_untimed::<M>(i, y, resident);
         if let (Some(clock), Some(start)) = (self.clock, start) {
             self.layer_ticks[i] += clock().wrapping_sub(start);
         }
         r
     }
 
-    fn accumulate_fc_untimed<M: Mac>(&mut self, i: usize) -> Result<(), EngineError> {
-        let info = self.model.layers[i];
+    fn accumulate_fc_untimed<M: Mac>(&mut self, i: usize, y: usize, resident: &[i8]) -> Result<(), EngineError> {
+        let info = *self.model.layers.get(i).ok_or(OUTSIDE)?;
         let Kernel::FullyConnected(p) = info.kernel else {
-            return Err(EngineError::Plan("region outside the arena"));
+            return Err(EngineError::Plan("not a fully-connected layer"));
         };
+        let src = info.inputs[0] as usize;
         let weights = self.model.weights(i);
         let row_len = info.input.row_len();
-        if self.accumulated[i] == 0 && self.rows_in[i] > 0 {
-            let acc = self
-                .arena
-                .get_mut(self.plan.accumulators[i].range())
-                .ok_or(EngineError::Plan("region outside the arena"))?;
+        let in_place = self.is_resident(src);
+        let input = if in_place { 0..0 } else { self.slot(src, y)? };
+        let (acc_region, scratch_region) = (self.plan.accumulators[i].range(), self.plan.scratch[i].range());
+        let [x, acc, scratch] = split_regions(self.arena, [input, acc_region, scratch_region]).ok_or(OUTSIDE)?;
+        let x: &[i8] = if in_place {
+            resident.get(y * row_len..(y + 1) * row_len).ok_or(OUTSIDE)?
+        } else {
+            bytemuck::cast_slice(x)
+        };
+        let acc: &mut [i32] = words_mut(acc)?;
+        let acc = acc.get_mut(..p.out_features).ok_or(OUTSIDE)?;
+        if y == 0 {
             acc.fill(0);
         }
-        while self.accumulated[i] < self.rows_in[i] {
-            let y = self.accumulated[i];
-            let input = self.slot(i, y)?;
-            let [x, acc, scratch] = split_regions(
-                self.arena,
-                [input, self.plan.accumulators[i].range(), self.plan.scratch[i].range()],
-            )
-            .ok_or(EngineError::Plan("region outside the arena"))?;
-            let acc: &mut [i32] = words_mut(acc)?;
-            let cols: &mut [i16] = words_mut(scratch)?;
-            let acc = acc
-                .get_mut(..p.out_features)
-                .ok_or(EngineError::Plan("region outside the arena"))?;
-            accumulate::<M>(&p, weights, bytemuck::cast_slice(x), y * row_len, acc, cols)
-                .map_err(|error| EngineError::Kernel { layer: i, error })?;
-            self.accumulated[i] += 1;
-        }
-        Ok(())
+        let cols: &mut [i16] = words_mut(scratch)?;
+        accumulate::<M>(&p, weights, x, y * row_len, acc, cols).map_err(|error| EngineError::Kernel { layer: i, error })
     }
 
-    /// Computes output row `oy` of layer `i` into the next layer's input buffer (or the
-    /// model output).
-    fn compute_row<M: Mac>(&mut self, i: usize, oy: usize) -> Result<(), EngineError> {
+    /// Computes output row `oy` of layer `i` into its tensor's buffer.
+    fn compute_row<M: Mac>(&mut self, i: usize, oy: usize, resident: &[i8]) -> Result<(), EngineError> {
         let start = self.clock.map(|c| c());
-        let r = self.compute_row_untimed::<M>(i, oy);
+        let r = self.compute_row_untimed::<M>(i, oy, resident);
         if let (Some(clock), Some(start)) = (self.clock, start) {
             self.layer_ticks[i] += clock().wrapping_sub(start);
         }
         r
     }
 
-    fn compute_row_untimed<M: Mac>(&mut self, i: usize, oy: usize) -> Result<(), EngineError> {
-        let info = self.model.layers[i];
-        let n = self.model.layers.len();
-        let dest = if i + 1 < n {
-            self.slot(i + 1, oy)?
-        } else {
-            self.output_slot(oy)?
+    fn compute_row_untimed<M: Mac>(&mut self, i: usize, oy: usize, resident: &[i8]) -> Result<(), EngineError> {
+        let info = *self.model.layers.get(i).ok_or(OUTSIDE)?;
+        let dest = self.slot(i + 1, oy)?;
+        let ins = info.inputs();
+        let t0 = *ins.first().ok_or(OUTSIDE)? as usize;
+        let t1 = ins.get(1).map(|&t| t as usize);
+        let range = |t: usize| {
+            if self.is_resident(t) {
+                0..0
+            } else {
+                self.plan.tensors[t].range()
+            }
         };
-        let input_region = self.plan.tensors[i];
-        let table_region: Region = self.plan.tables[i];
-        let [input, out, scratch, table, acc] = split_regions(
+        let r0 = range(t0);
+        // A layer reading one tensor twice (x + x) borrows it once.
+        let r1 = match t1 {
+            Some(t) if t != t0 => range(t),
+            _ => 0..0,
+        };
+        let (plan, model) = (self.plan, self.model);
+        let [a, b, out, scratch, table, acc] = split_regions(
             self.arena,
             [
-                input_region.range(),
+                r0,
+                r1,
                 dest,
-                self.plan.scratch[i].range(),
-                table_region.range(),
-                self.plan.accumulators[i].range(),
+                plan.scratch[i].range(),
+                plan.tables[i].range(),
+                plan.accumulators[i].range(),
             ],
         )
-        .ok_or(EngineError::Plan("region outside the arena"))?;
+        .ok_or(OUTSIDE)?;
+        let rows = tensor_view(&plan, model, t0, a, resident)?;
+        let second = match t1 {
+            Some(t) if t == t0 => Some(rows),
+            Some(t) => Some(tensor_view(&plan, model, t, b, resident)?),
+            None => None,
+        };
         let out: &mut [i8] = bytemuck::cast_slice_mut(out);
-        let rows_data: &[i8] = bytemuck::cast_slice(input);
-        let rows = Rows::new(rows_data, info.input.row_len(), self.plan.ring_rows[i].max(1))
-            .ok_or(EngineError::Plan("region outside the arena"))?;
         let table = ChannelTable(words(table)?);
-        let weights = self.model.weights(i);
+        let weights = model.weights(i);
         let kernel_err = |error| EngineError::Kernel { layer: i, error };
         match info.kernel {
             Kernel::Conv(p) => {
@@ -455,20 +423,37 @@ impl<'m, 'a> Engine<'m, 'a> {
                 depthwise_row::<M, _>(&p, weights, &table, &rows, oy, out, acc).map_err(kernel_err)
             }
             Kernel::Pool(p) => pool_row(&p, &rows, oy, out).map_err(kernel_err),
-            Kernel::Softmax { params, depth } => softmax(&params, depth, rows.row(oy), out).map_err(kernel_err),
+            Kernel::Softmax { params, depth } => {
+                softmax(&params, depth, rows.row_checked(oy).ok_or(OUTSIDE)?, out).map_err(kernel_err)
+            }
             Kernel::FullyConnected(p) => {
                 let acc: &[i32] = words(acc)?;
-                finish(
-                    &p,
-                    &table,
-                    acc.get(..p.out_features)
-                        .ok_or(EngineError::Plan("region outside the arena"))?,
-                    out,
-                )
-                .map_err(kernel_err)
+                finish(&p, &table, acc.get(..p.out_features).ok_or(OUTSIDE)?, out).map_err(kernel_err)
             }
+            Kernel::Add { quant, shape } => {
+                add_row(&quant, shape, &rows, &second.ok_or(OUTSIDE)?, oy, out).map_err(kernel_err)
+            }
+            Kernel::Concat(p) => concat_row(&p, &rows, &second.ok_or(OUTSIDE)?, oy, out).map_err(kernel_err),
+            Kernel::Upsample2 { input } => upsample2_row(input, &rows, oy, out).map_err(kernel_err),
         }
     }
+}
+
+/// The rows of tensor `t`: the resident input, or `bytes`, its buffer in the arena.
+fn tensor_view<'s>(
+    plan: &Plan,
+    model: &Model<'_>,
+    t: usize,
+    bytes: &'s [u8],
+    resident: &'s [i8],
+) -> Result<Rows<'s>, EngineError> {
+    let data: &[i8] = if t == 0 && plan.mode == Mode::ResidentInput {
+        resident
+    } else {
+        bytemuck::cast_slice(bytes)
+    };
+    let cap = plan.ring_rows.get(t).ok_or(OUTSIDE)?;
+    Rows::new(data, model.tensor_shape(t).row_len(), (*cap).max(1)).ok_or(OUTSIDE)
 }
 
 /// A statically allocatable, suitably aligned arena of `N` bytes.

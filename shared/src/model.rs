@@ -1,15 +1,20 @@
 //! The model description carried by a blob, and its validation into a runnable [`Model`].
 //!
-//! A model is a chain of layers: layer `i` reads tensor `i` (tensor 0 is the input) and
-//! writes tensor `i + 1`. Weights, per-channel scales and biases are borrowed straight
-//! from the blob bytes (zero copy, no allocation): weights as int8 bytes, scales as
-//! little-endian f32, biases as little-endian i32.
+//! A model is a graph of tensors written once: tensor 0 is the input and layer `i`
+//! writes tensor `i + 1`, reading the one or two tensors it names. A layer may only read
+//! tensors written before its own, so layers in blob order are a topological order and a
+//! cycle cannot be expressed (a layer naming a later tensor is refused). Every tensor is
+//! read by some layer or is one of the model's outputs (class logits, a depth map, …).
+//! Weights, per-channel scales and biases are borrowed straight from the blob bytes (zero
+//! copy, no allocation): weights as int8 bytes, scales as little-endian f32, biases as
+//! little-endian i32.
 
 use serde::{Deserialize, Serialize};
 
 use crate::kernels::conv::ConvParams;
 use crate::kernels::depthwise::DepthwiseParams;
 use crate::kernels::fully_connected::FullyConnectedParams;
+use crate::kernels::merge::{AddQuant, AddScaleError, ConcatParams, upsample2_output};
 use crate::kernels::pool::{PoolKind, PoolParams};
 use crate::kernels::softmax::SoftmaxParams;
 use crate::kernels::{ChannelQuant, KernelError, Window};
@@ -17,7 +22,13 @@ use crate::quant::{Activation, Clamp, ScaleError, quantize_multiplier};
 use crate::tensor::{Padding, Shape, output_dim};
 
 /// Most layers a model may have (fixed so the device needs no heap).
-pub const MAX_LAYERS: usize = 24;
+pub const MAX_LAYERS: usize = 32;
+/// Tensors of a model: its input and one per layer.
+pub const MAX_TENSORS: usize = MAX_LAYERS + 1;
+/// Most tensors a layer reads (`Add` and `Concat` read two).
+pub const MAX_INPUTS: usize = 2;
+/// Most outputs a model may have.
+pub const MAX_OUTPUTS: usize = 4;
 /// Most classes a model may output.
 pub const MAX_CLASSES: usize = 8;
 /// Longest receptive field / fully-connected input the engine accepts. Keeps every int32
@@ -65,12 +76,46 @@ pub enum Op {
     FullyConnected { out_features: u16 },
     /// Over the channels of each pixel; output scale 1/256, zero point −128.
     Softmax { beta: f32 },
+    /// Element-wise sum of two tensors of one shape, each with its own quantization
+    /// (TFLite `ADD`); the activation may be fused.
+    Add,
+    /// Channel concatenation of two tensors of one height and width; inputs and output
+    /// share one quantization (TFLite `CONCATENATION`).
+    Concat,
+    /// Nearest-neighbour ×2 upsampling, quantization kept (TFLite `RESIZE_NEAREST_NEIGHBOR`).
+    Upsample2,
+}
+
+impl Op {
+    /// How many tensors the op reads.
+    pub fn arity(&self) -> usize {
+        match self {
+            Op::Add | Op::Concat => 2,
+            _ => 1,
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Conv2d { .. } => "Conv2d",
+            Op::DepthwiseConv2d { .. } => "DepthwiseConv2d",
+            Op::MaxPool { .. } => "MaxPool",
+            Op::AvgPool { .. } => "AvgPool",
+            Op::FullyConnected { .. } => "FullyConnected",
+            Op::Softmax { .. } => "Softmax",
+            Op::Add => "Add",
+            Op::Concat => "Concat",
+            Op::Upsample2 => "Upsample2",
+        }
+    }
 }
 
 /// One layer as stored in the blob.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Layer<'a> {
     pub op: Op,
+    /// The tensors read, each written before this layer's own output (tensor `i + 1`).
+    pub inputs: heapless::Vec<u8, MAX_INPUTS>,
     pub activation: Activation,
     pub output: QuantParams,
     /// int8 weights (empty for pooling and softmax).
@@ -100,12 +145,14 @@ pub struct ModelDesc<'a> {
     #[serde(borrow)]
     pub name: &'a str,
     pub input: InputSpec,
-    /// One name per output channel of the last layer (e.g. sound, subsurface, surface),
-    /// or none for a model whose outputs are not classes (kernel test models).
+    /// One name per channel of the first output (e.g. sound, subsurface, surface), or
+    /// none for a model whose outputs are not classes (kernel test models).
     #[serde(borrow)]
     pub classes: heapless::Vec<&'a str, MAX_CLASSES>,
     #[serde(borrow)]
     pub layers: heapless::Vec<Layer<'a>, MAX_LAYERS>,
+    /// The tensors handed to the caller, in this order (the class logits first).
+    pub outputs: heapless::Vec<u8, MAX_OUTPUTS>,
     /// Arena bytes for streaming execution, as computed by the planner.
     pub arena_bytes: u32,
 }
@@ -131,8 +178,28 @@ pub enum LayerProblem {
     TooLarge,
     #[error("dot product of {len} terms exceeds the engine's limit")]
     DotTooLong { len: usize },
-    #[error("pooling must keep the input quantization")]
-    PoolQuant,
+    #[error("{op} must keep its input's quantization")]
+    KeepQuant { op: &'static str },
+    #[error("{op} reads {expected} tensor(s), the layer names {found}")]
+    Arity {
+        op: &'static str,
+        expected: usize,
+        found: usize,
+    },
+    #[error("reads tensor {tensor}, which is not written before this layer's output (tensor {output})")]
+    ReadsUnwritten { tensor: usize, output: usize },
+    #[error("{op} inputs have shapes {first:?} and {second:?}")]
+    ShapeMismatch {
+        op: &'static str,
+        first: Shape,
+        second: Shape,
+    },
+    #[error("Concat inputs and output must share one scale and zero point (the exporter arranges it)")]
+    ConcatQuant,
+    #[error("Add quantization: {0}")]
+    AddQuant(AddScaleError),
+    #[error("{op} takes no fused activation")]
+    NoActivation { op: &'static str },
     #[error("softmax output must have scale 1/256 and zero point −128")]
     SoftmaxQuant,
     #[error("softmax takes no fused activation")]
@@ -156,8 +223,20 @@ pub enum ModelError {
     Features(crate::features::FeatureError),
     #[error("the feature schedule has {features} channels, the input {channels}")]
     FeatureChannels { features: usize, channels: usize },
-    #[error("model lists {classes} class names but its last layer has {channels} output channels")]
+    #[error("model lists {classes} class names but its first output has {channels} channels")]
     ClassCount { classes: usize, channels: usize },
+    #[error("model names no output tensor")]
+    NoOutputs,
+    #[error("output {index} names tensor {tensor}, the model has tensors 0..{tensors}")]
+    OutputTensor {
+        index: usize,
+        tensor: usize,
+        tensors: usize,
+    },
+    #[error("tensor {tensor} is listed twice among the outputs")]
+    DuplicateOutput { tensor: usize },
+    #[error("tensor {tensor} is neither read by a layer nor an output")]
+    UnusedTensor { tensor: usize },
     #[error("layer {index}: {problem}")]
     Layer { index: usize, problem: LayerProblem },
 }
@@ -170,41 +249,75 @@ pub enum Kernel {
     Pool(PoolParams),
     FullyConnected(FullyConnectedParams),
     Softmax { params: SoftmaxParams, depth: usize },
+    Add { quant: AddQuant, shape: Shape },
+    Concat(ConcatParams),
+    Upsample2 { input: Shape },
 }
 
-/// A validated layer: its kernel, input and output shapes.
+/// A validated layer: its kernel, the tensors it reads, input and output shapes.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct LayerInfo {
     pub kernel: Kernel,
+    /// Tensor ids read (the first `input_count`).
+    pub inputs: [u8; MAX_INPUTS],
+    pub input_count: u8,
+    /// Shape and quantization of the first input.
     pub input: Shape,
     pub output: Shape,
     pub input_quant: QuantParams,
 }
 
 impl LayerInfo {
-    /// Rows of its input a layer needs at once (the ring capacity in streaming).
+    /// The tensors this layer reads.
+    pub fn inputs(&self) -> &[u8] {
+        &self.inputs[..(self.input_count as usize).min(MAX_INPUTS)]
+    }
+
+    /// Rows of its input a layer's window spans (1 for row-wise ops).
     pub fn window_rows(&self) -> usize {
-        match self.kernel {
-            Kernel::Conv(p) => p.kernel_h as usize,
-            Kernel::Depthwise(p) => p.kernel_h as usize,
-            Kernel::Pool(p) => p.window.kernel_h as usize,
-            Kernel::FullyConnected(_) | Kernel::Softmax { .. } => 1,
+        match self.window() {
+            Some(w) => w.kernel_h as usize,
+            None => 1,
         }
     }
 
-    /// The last input row output row `oy` depends on.
+    fn window(&self) -> Option<Window> {
+        match self.kernel {
+            Kernel::Conv(p) => Some(p.window()),
+            Kernel::Depthwise(p) => Some(p.window()),
+            Kernel::Pool(p) => Some(p.window),
+            _ => None,
+        }
+    }
+
+    /// The last input row output row `oy` depends on (every input of a two-input op
+    /// has the output's height, so the same row of each).
     pub fn last_input_row(&self, oy: usize) -> usize {
         let last = self.input.height as usize - 1;
-        let w = match self.kernel {
-            Kernel::Conv(p) => p.window(),
-            Kernel::Depthwise(p) => p.window(),
-            Kernel::Pool(p) => p.window,
-            Kernel::FullyConnected(_) => return last,
-            Kernel::Softmax { .. } => return oy.min(last),
-        };
-        (oy * w.stride as usize + w.kernel_h as usize - 1)
-            .saturating_sub(w.pad_top as usize)
-            .min(last)
+        match self.kernel {
+            Kernel::FullyConnected(_) => last,
+            Kernel::Upsample2 { .. } => (oy / 2).min(last),
+            _ => match self.window() {
+                Some(w) => (oy * w.stride as usize + w.kernel_h as usize - 1)
+                    .saturating_sub(w.pad_top as usize)
+                    .min(last),
+                None => oy.min(last),
+            },
+        }
+    }
+
+    /// The first input row output row `oy` depends on (fully-connected layers take
+    /// their rows one by one as they arrive; the schedule tracks those).
+    pub fn first_input_row(&self, oy: usize) -> usize {
+        let last = self.input.height as usize - 1;
+        match self.kernel {
+            Kernel::FullyConnected(_) => 0,
+            Kernel::Upsample2 { .. } => (oy / 2).min(last),
+            _ => match self.window() {
+                Some(w) => (oy * w.stride as usize).saturating_sub(w.pad_top as usize).min(last),
+                None => oy.min(last),
+            },
+        }
     }
 
     /// Multiply-accumulates of one run (0 for pooling and softmax, which have none).
@@ -213,7 +326,7 @@ impl LayerInfo {
             Kernel::Conv(p) => self.output.len() as u64 * p.column_len() as u64,
             Kernel::Depthwise(p) => self.output.len() as u64 * p.kernel_h as u64 * p.kernel_w as u64,
             Kernel::FullyConnected(p) => p.in_features as u64 * p.out_features as u64,
-            Kernel::Pool(_) | Kernel::Softmax { .. } => 0,
+            _ => 0,
         }
     }
 
@@ -223,7 +336,7 @@ impl LayerInfo {
             Kernel::Conv(p) => p.column_len(),
             Kernel::Depthwise(p) => p.kernel_h as usize * p.kernel_w as usize,
             Kernel::FullyConnected(p) => p.in_features,
-            Kernel::Pool(_) | Kernel::Softmax { .. } => 0,
+            _ => 0,
         }
     }
 
@@ -237,6 +350,9 @@ impl LayerInfo {
             Kernel::Pool(_) => "avgpool",
             Kernel::FullyConnected(_) => "fc",
             Kernel::Softmax { .. } => "softmax",
+            Kernel::Add { .. } => "add",
+            Kernel::Concat(_) => "concat",
+            Kernel::Upsample2 { .. } => "upsample",
         }
     }
 
@@ -246,17 +362,20 @@ impl LayerInfo {
             Kernel::Conv(p) => p.output.channels as usize,
             Kernel::Depthwise(p) => p.output.channels as usize,
             Kernel::FullyConnected(p) => p.out_features,
-            Kernel::Pool(_) | Kernel::Softmax { .. } => 0,
+            _ => 0,
         }
     }
 }
 
-/// A model whose every layer has been checked: shapes chain, buffers have the right
-/// lengths, scales are positive and finite, requantization factors are representable.
+/// A model whose every layer has been checked: every layer reads tensors written before
+/// it, shapes agree, buffers have the right lengths, scales are positive and finite,
+/// requantization factors are representable, every tensor is used.
 #[derive(Clone, Debug)]
 pub struct Model<'a> {
     pub desc: ModelDesc<'a>,
     pub layers: heapless::Vec<LayerInfo, MAX_LAYERS>,
+    /// Shape and quantization of tensor `t` (0 the input, `i + 1` the output of layer `i`).
+    tensors: [(Shape, QuantParams); MAX_TENSORS],
 }
 
 fn positive(x: f32) -> bool {
@@ -297,31 +416,109 @@ impl<'a> Model<'a> {
                 });
             }
         }
+        let unset = (Shape::new(0, 0, 0), desc.input.quant);
+        let mut tensors = [unset; MAX_TENSORS];
+        tensors[0] = (desc.input.shape, desc.input.quant);
+        let mut read = [false; MAX_TENSORS];
         let mut layers = heapless::Vec::new();
-        let mut shape = desc.input.shape;
-        let mut quant = desc.input.quant;
         for (index, layer) in desc.layers.iter().enumerate() {
-            let info = check_layer(layer, shape, quant).map_err(|problem| ModelError::Layer { index, problem })?;
-            shape = info.output;
-            quant = layer.output;
+            let fail = |problem| ModelError::Layer { index, problem };
+            let output = index + 1;
+            if layer.inputs.len() != layer.op.arity() {
+                return Err(fail(LayerProblem::Arity {
+                    op: layer.op.name(),
+                    expected: layer.op.arity(),
+                    found: layer.inputs.len(),
+                }));
+            }
+            let mut ins = [unset; MAX_INPUTS];
+            let mut ids = [0u8; MAX_INPUTS];
+            for (k, &t) in layer.inputs.iter().enumerate() {
+                let t = t as usize;
+                if t >= output {
+                    return Err(fail(LayerProblem::ReadsUnwritten { tensor: t, output }));
+                }
+                read[t] = true;
+                ins[k] = tensors[t];
+                ids[k] = t as u8;
+            }
+            let mut info = check_layer(layer, &ins[..layer.inputs.len()]).map_err(fail)?;
+            info.inputs = ids;
+            info.input_count = layer.inputs.len() as u8;
+            tensors[output] = (info.output, layer.output);
             // Capacity equals MAX_LAYERS, the same bound as desc.layers.
             let _ = layers.push(info);
         }
-        if !desc.classes.is_empty() && desc.classes.len() != shape.channels as usize {
+        let count = desc.layers.len() + 1;
+        if desc.outputs.is_empty() {
+            return Err(ModelError::NoOutputs);
+        }
+        for (index, &t) in desc.outputs.iter().enumerate() {
+            let tensor = t as usize;
+            if tensor >= count {
+                return Err(ModelError::OutputTensor {
+                    index,
+                    tensor,
+                    tensors: count,
+                });
+            }
+            if desc.outputs[..index].contains(&t) {
+                return Err(ModelError::DuplicateOutput { tensor });
+            }
+            read[tensor] = true;
+        }
+        if let Some(tensor) = read[..count].iter().position(|&r| !r) {
+            return Err(ModelError::UnusedTensor { tensor });
+        }
+        let first = tensors[desc.outputs[0] as usize].0;
+        if !desc.classes.is_empty() && desc.classes.len() != first.channels as usize {
             return Err(ModelError::ClassCount {
                 classes: desc.classes.len(),
-                channels: shape.channels as usize,
+                channels: first.channels as usize,
             });
         }
-        Ok(Model { desc, layers })
+        Ok(Model { desc, layers, tensors })
     }
 
     pub fn input_shape(&self) -> Shape {
         self.desc.input.shape
     }
 
+    /// Tensors of the model (its input and one per layer).
+    pub fn tensor_count(&self) -> usize {
+        self.layers.len() + 1
+    }
+
+    /// Shape of tensor `t` (an empty shape past the last tensor).
+    pub fn tensor_shape(&self, t: usize) -> Shape {
+        self.tensors.get(t).map_or(Shape::new(0, 0, 0), |x| x.0)
+    }
+
+    /// Quantization of tensor `t`.
+    pub fn tensor_quant(&self, t: usize) -> QuantParams {
+        self.tensors.get(t).map_or(self.desc.input.quant, |x| x.1)
+    }
+
+    /// The output tensors, in the caller's order.
+    pub fn outputs(&self) -> &[u8] {
+        &self.desc.outputs
+    }
+
+    /// Shape of output `k`.
+    pub fn output_shape_of(&self, k: usize) -> Shape {
+        self.outputs()
+            .get(k)
+            .map_or(Shape::new(0, 0, 0), |&t| self.tensor_shape(t as usize))
+    }
+
+    /// Shape of the first output (the class logits of an inspection model).
     pub fn output_shape(&self) -> Shape {
-        self.layers.last().map_or(self.desc.input.shape, |l| l.output)
+        self.output_shape_of(0)
+    }
+
+    /// Which output tensor `t` is, if it is one.
+    pub fn output_index(&self, t: usize) -> Option<usize> {
+        self.outputs().iter().position(|&o| o as usize == t)
     }
 
     /// Bias and requantization of channel `c` of layer `index` (validated at load).
@@ -398,7 +595,15 @@ fn check_weighted(layer: &Layer<'_>, channels: usize, weights: usize, input: Qua
     Ok(())
 }
 
-fn check_layer(layer: &Layer<'_>, input: Shape, in_quant: QuantParams) -> Result<LayerInfo, LayerProblem> {
+fn check_layer(layer: &Layer<'_>, inputs: &[(Shape, QuantParams)]) -> Result<LayerInfo, LayerProblem> {
+    let Some(&(input, in_quant)) = inputs.first() else {
+        return Err(LayerProblem::Arity {
+            op: layer.op.name(),
+            expected: layer.op.arity(),
+            found: 0,
+        });
+    };
+    let second = inputs.get(1).copied();
     if !positive(layer.output.scale) {
         return Err(LayerProblem::Scale { what: "output scale" });
     }
@@ -493,7 +698,7 @@ fn check_layer(layer: &Layer<'_>, input: Shape, in_quant: QuantParams) -> Result
         } => {
             no_weights(layer)?;
             if layer.output != in_quant {
-                return Err(LayerProblem::PoolQuant);
+                return Err(LayerProblem::KeepQuant { op: layer.op.name() });
             }
             let (oh, ow, window) = window_output(input, kernel_h, kernel_w, stride, padding)?;
             let output = Shape::new(oh, ow, input.channels);
@@ -555,6 +760,72 @@ fn check_layer(layer: &Layer<'_>, input: Shape, in_quant: QuantParams) -> Result
                 input,
             )
         }
+        Op::Add => {
+            no_weights(layer)?;
+            let Some((shape2, quant2)) = second else {
+                return Err(LayerProblem::Arity {
+                    op: "Add",
+                    expected: 2,
+                    found: 1,
+                });
+            };
+            if shape2 != input {
+                return Err(LayerProblem::ShapeMismatch {
+                    op: "Add",
+                    first: input,
+                    second: shape2,
+                });
+            }
+            let quant = AddQuant::prepare(
+                (in_quant.scale, izp),
+                (quant2.scale, quant2.zero_point as i32),
+                (layer.output.scale, ozp),
+                clamp,
+            )
+            .map_err(LayerProblem::AddQuant)?;
+            (Kernel::Add { quant, shape: input }, input)
+        }
+        Op::Concat => {
+            no_weights(layer)?;
+            let Some((shape2, quant2)) = second else {
+                return Err(LayerProblem::Arity {
+                    op: "Concat",
+                    expected: 2,
+                    found: 1,
+                });
+            };
+            if layer.activation != Activation::None {
+                return Err(LayerProblem::NoActivation { op: "Concat" });
+            }
+            let p = ConcatParams {
+                first: input,
+                second: shape2,
+            };
+            if input.height != shape2.height || input.width != shape2.width {
+                return Err(LayerProblem::ShapeMismatch {
+                    op: "Concat",
+                    first: input,
+                    second: shape2,
+                });
+            }
+            p.check()?;
+            let q = |q: QuantParams| (q.scale, q.zero_point as i32);
+            if !ConcatParams::check_quant(q(in_quant), q(quant2), q(layer.output)) {
+                return Err(LayerProblem::ConcatQuant);
+            }
+            (Kernel::Concat(p), p.output())
+        }
+        Op::Upsample2 => {
+            no_weights(layer)?;
+            if layer.activation != Activation::None {
+                return Err(LayerProblem::NoActivation { op: "Upsample2" });
+            }
+            if layer.output != in_quant {
+                return Err(LayerProblem::KeepQuant { op: "Upsample2" });
+            }
+            let output = upsample2_output(input).ok_or(LayerProblem::TooLarge)?;
+            (Kernel::Upsample2 { input }, output)
+        }
     };
     if output.is_empty() {
         return Err(LayerProblem::Window {
@@ -568,6 +839,8 @@ fn check_layer(layer: &Layer<'_>, input: Shape, in_quant: QuantParams) -> Result
     }
     Ok(LayerInfo {
         kernel,
+        inputs: [0; MAX_INPUTS],
+        input_count: inputs.len() as u8,
         input,
         output,
         input_quant: in_quant,

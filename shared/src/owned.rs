@@ -14,6 +14,8 @@ use crate::quant::Activation;
 #[derive(Clone, Debug)]
 pub struct OwnedLayer {
     pub op: Op,
+    /// Tensors read (0 the input, `i + 1` the output of layer `i`).
+    pub inputs: Vec<u8>,
     pub activation: Activation,
     pub output: QuantParams,
     pub weights: Vec<u8>,
@@ -28,6 +30,8 @@ pub struct OwnedModel {
     pub input: InputSpec,
     pub classes: Vec<String>,
     pub layers: Vec<OwnedLayer>,
+    /// Output tensors, the class logits first.
+    pub outputs: Vec<u8>,
 }
 
 impl OwnedModel {
@@ -41,6 +45,7 @@ impl OwnedModel {
                 .iter()
                 .map(|l| Layer {
                     op: l.op,
+                    inputs: l.inputs.iter().copied().collect(),
                     activation: l.activation,
                     output: l.output,
                     weights: &l.weights,
@@ -48,6 +53,7 @@ impl OwnedModel {
                     bias: &l.bias,
                 })
                 .collect(),
+            outputs: self.outputs.iter().copied().collect(),
             arena_bytes: 0,
         }
     }

@@ -102,6 +102,13 @@ impl<'a> Rows<'a> {
         &self.data[start..start + self.row_len]
     }
 
+    /// Row `y`, or `None` if the ring's buffer cannot hold it (never for a ring built by
+    /// [`Rows::new`]; this form keeps a panic path out of callers that cannot prove it).
+    pub fn row_checked(&self, y: usize) -> Option<&'a [i8]> {
+        let start = (y % self.capacity) * self.row_len;
+        self.data.get(start..start + self.row_len)
+    }
+
     pub fn row_len(&self) -> usize {
         self.row_len
     }

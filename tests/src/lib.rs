@@ -4,6 +4,7 @@
 //! station under QEMU.
 
 pub mod emulator;
+pub mod graph;
 
 use tqc_shared::blob;
 use tqc_shared::engine::Engine;
@@ -79,6 +80,25 @@ pub enum Spec {
         act: Activation,
     },
     Softmax,
+}
+
+/// Random int8 weights of `channels` filters of `k_len` terms, their per-channel scales
+/// and int32 biases (little-endian bytes, as a blob stores them). Scales keep a product
+/// of `k_len` terms the size of one input.
+pub fn random_weights(rng: &mut Rng, channels: usize, k_len: usize) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    let weights: Vec<u8> = (0..channels * k_len)
+        .map(|_| rng.range(-127, 127) as i8 as u8)
+        .collect();
+    let mut weight_scales = Vec::new();
+    let mut bias = Vec::new();
+    for _ in 0..channels {
+        // Products of k_len terms: scale weights by 1/√k so outputs stay O(inputs).
+        let s_w = (0.5 + rng.unit()) / (127.0 * (k_len as f64).sqrt()) * 8.0;
+        weight_scales.extend_from_slice(&(s_w as f32).to_le_bytes());
+        let b = rng.range(-2000, 2000) as i32;
+        bias.extend_from_slice(&b.to_le_bytes());
+    }
+    (weights, weight_scales, bias)
 }
 
 /// Builds a model with seeded random weights. Scales keep activations in a useful range
@@ -202,19 +222,9 @@ pub fn random_model(name: &str, input: Shape, specs: &[Spec], seed: u64) -> Resu
             },
             _ => act_out(&mut rng, &mut zp),
         };
-        let weights: Vec<u8> = (0..channels * k_len)
-            .map(|_| rng.range(-127, 127) as i8 as u8)
-            .collect();
-        let mut weight_scales = Vec::new();
-        let mut bias = Vec::new();
-        for _ in 0..channels {
-            // Products of k_len terms: scale weights by 1/√k so outputs stay O(inputs).
-            let s_w = (0.5 + rng.unit()) / (127.0 * (k_len as f64).sqrt()) * 8.0;
-            weight_scales.extend_from_slice(&(s_w as f32).to_le_bytes());
-            let b = rng.range(-2000, 2000) as i32;
-            bias.extend_from_slice(&b.to_le_bytes());
-        }
+        let (weights, weight_scales, bias) = random_weights(&mut rng, channels, k_len);
         layers.push(OwnedLayer {
+            inputs: vec![layers.len() as u8],
             op,
             activation,
             output,
@@ -231,6 +241,7 @@ pub fn random_model(name: &str, input: Shape, specs: &[Spec], seed: u64) -> Resu
                 features: None,
             },
             classes: vec![],
+            outputs: vec![layers.len() as u8],
             layers: layers.clone(),
         };
         let desc = partial.desc();
@@ -246,6 +257,7 @@ pub fn random_model(name: &str, input: Shape, specs: &[Spec], seed: u64) -> Resu
             features: None,
         },
         classes: vec![],
+        outputs: vec![layers.len() as u8],
         layers,
     })
 }
@@ -310,19 +322,21 @@ pub fn reference_network(height: u16, width: u16, seed: u64) -> OwnedModel {
     m
 }
 
-/// Runs a blob on the host (portable backend, streaming) and returns the output map.
+/// Runs a blob on the host (portable backend, streaming) and returns its outputs, one
+/// after the other in the model's order.
 pub fn run_host(blob_bytes: &[u8], input: &[i8]) -> Result<Vec<i8>, String> {
     let model = blob::decode(blob_bytes).map_err(|e| e.to_string())?;
     // u64 storage gives the engine its 8-byte alignment.
     let mut arena = vec![0u64; model.desc.arena_bytes as usize / 8 + 1];
     let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut arena);
     let mut engine = Engine::new(&model, bytes, Mode::Streaming).map_err(|e| e.to_string())?;
-    let out_shape = model.output_shape();
-    let mut out = vec![0i8; out_shape.len()];
-    let row_len = out_shape.row_len();
+    let layout = tqc_shared::vectors::OutputLayout::of(&model);
+    let mut out = vec![0i8; layout.total()];
     engine
-        .run_streaming_with::<Portable>(input, &mut |y, row| {
-            out[y * row_len..(y + 1) * row_len].copy_from_slice(row)
+        .run_streaming_with::<Portable>(input, &mut |k, y, row| {
+            if let Some(dst) = layout.row(k, y).and_then(|r| out.get_mut(r)) {
+                dst.copy_from_slice(row)
+            }
         })
         .map_err(|e| e.to_string())?;
     Ok(out)
@@ -330,7 +344,7 @@ pub fn run_host(blob_bytes: &[u8], input: &[i8]) -> Result<Vec<i8>, String> {
 
 /// The kernel test cases: every kernel on shapes that exercise its tails (odd channel
 /// counts, odd widths, K not a multiple of 4), padding and strides, extreme zero points,
-/// and the reference network at reduced size.
+/// the reference networks at reduced size and random graphs.
 pub fn kernel_cases(seed: u64) -> Vec<(String, Vec<u8>, Vec<i8>)> {
     use Activation::*;
     use Padding::*;
@@ -437,6 +451,40 @@ pub fn kernel_cases(seed: u64) -> Vec<(String, Vec<u8>, Vec<i8>)> {
         small.to_blob().expect("valid reference"),
         x,
     ));
+    // The graph ops alone (each join reads tensors of different quantization where the
+    // op allows it), then whole graphs.
+    let mut graph_case = |name: &str, g: graph::GraphBuilder, outputs: &[usize], rng: &mut Rng| {
+        let model = g.build(name, outputs, rng.next_u64()).expect("valid graph case");
+        let x = rng.bytes(model.input.shape.len());
+        cases.push((name.into(), model.to_blob().expect("valid graph case"), x));
+    };
+    let mut g = graph::GraphBuilder::new(Shape::new(7, 9, 5));
+    let t = g.conv(0, 1, 1, Valid, 5, None).expect("fits");
+    let t = g.add(t, 0, Relu);
+    graph_case("add_relu", g, &[t], &mut rng);
+    let mut g = graph::GraphBuilder::new(Shape::new(6, 7, 3));
+    let t = g.conv(0, 3, 1, Same, 5, Relu).expect("fits");
+    let t = g.concat(t, 0);
+    graph_case("concat", g, &[t], &mut rng);
+    let mut g = graph::GraphBuilder::new(Shape::new(5, 7, 6));
+    let t = g.upsample(0);
+    graph_case("upsample2", g, &[t], &mut rng);
+    let s = rng.next_u64();
+    let small = graph::encoder_decoder(24, 32, s);
+    let x = rng.bytes(small.input.shape.len());
+    cases.push((
+        "encoder_decoder_24x32".into(),
+        small.to_blob().expect("valid encoder–decoder"),
+        x,
+    ));
+    let mut graphs = 0;
+    while graphs < 8 {
+        if let Some(m) = graph::random_graph(rng.next_u64(), 14) {
+            let x = rng.bytes(m.input.shape.len());
+            cases.push((format!("random_graph{graphs}"), m.to_blob().expect("valid graph"), x));
+            graphs += 1;
+        }
+    }
     cases
 }
 

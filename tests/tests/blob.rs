@@ -1,6 +1,7 @@
 //! Blob round trip, exhaustive corruption and truncation, and typed errors for invalid
 //! fields.
 
+use tests::graph::GraphBuilder;
 use tests::{Rng, Spec, random_model, reference_network, run_host};
 use tqc_shared::blob::{self, BlobError, HEADER_LEN, decode, header_for};
 use tqc_shared::engine::Engine;
@@ -50,7 +51,9 @@ fn exercise(bytes: &[u8]) {
         let mut storage = vec![0u64; model.desc.arena_bytes as usize / 8 + 1];
         let mut engine = Engine::new(&model, bytemuck::cast_slice_mut(&mut storage), Mode::Streaming).unwrap();
         let input = vec![3i8; model.input_shape().len()];
-        engine.run_streaming_with::<Portable>(&input, &mut |_, _| {}).unwrap();
+        engine
+            .run_streaming_with::<Portable>(&input, &mut |_, _, _| {})
+            .unwrap();
         assert!(engine.is_complete());
     }
 }
@@ -109,7 +112,12 @@ fn every_truncation_is_rejected() {
 /// validation must still stop it or the model must run safely.
 #[test]
 fn resealed_corruptions_never_panic() {
-    let good = small_blob();
+    resealed_corruptions_of(&small_blob());
+    // A graph: a skip, Add, Concat, Upsample, two outputs.
+    resealed_corruptions_of(&graph().to_blob().unwrap());
+}
+
+fn resealed_corruptions_of(good: &[u8]) {
     let payload = &good[HEADER_LEN..];
     let (mut rejected, mut accepted) = (0, 0);
     for i in 0..payload.len() {
@@ -226,7 +234,7 @@ fn invalid_fields_name_what_is_wrong() {
     expect_layer_problem(
         |m| m.layers[1].output.zero_point = m.layers[1].output.zero_point.wrapping_add(1),
         1,
-        LayerProblem::PoolQuant,
+        LayerProblem::KeepQuant { op: "MaxPool" },
     );
     expect_layer_problem(
         |m| {
@@ -285,6 +293,140 @@ fn invalid_fields_name_what_is_wrong() {
     let mut bad = good.clone();
     bad[4] = 1;
     assert_eq!(decode(&bad).unwrap_err(), BlobError::Version { found: 1 });
+    // A chain blob of version 3 (before graphs): the message names both versions.
+    bad[4] = 3;
+    let err = decode(&bad).unwrap_err();
+    assert_eq!(err, BlobError::Version { found: 3 });
+    assert_eq!(err.to_string(), "format version 3, this build reads version 4");
+}
+
+/// A small graph for the graph validation tests: input 8×8×2; t1 = conv; t2 = conv
+/// stride 2; t3 = upsample(t2); t4 = concat(t3, t1); t5 = add(t1, t1); outputs t4, t5.
+fn graph() -> tests::OwnedModel {
+    let mut g = GraphBuilder::new(Shape::new(8, 8, 2));
+    let t1 = g.conv(0, 3, 1, Padding::Same, 4, Activation::Relu).unwrap();
+    let t2 = g.conv(t1, 3, 2, Padding::Same, 4, Activation::Relu).unwrap();
+    let t3 = g.upsample(t2);
+    let t4 = g.concat(t3, t1);
+    let t5 = g.add(t1, t1, Activation::None);
+    g.build("g", &[t4, t5], 7).unwrap()
+}
+
+fn graph_error(mutate: impl FnOnce(&mut tests::OwnedModel)) -> ModelError {
+    let mut m = graph();
+    mutate(&mut m);
+    blob::seal(&mut m.desc()).unwrap_err()
+}
+
+#[test]
+fn invalid_graphs_are_refused_by_name() {
+    let good = graph();
+    let bytes = good.to_blob().unwrap();
+    let model = decode(&bytes).unwrap();
+    assert_eq!(model.outputs(), [4, 5]);
+    let layer = |index, problem| ModelError::Layer { index, problem };
+    // A tensor read before it is written, and a layer reading its own output (a cycle).
+    assert_eq!(
+        graph_error(|m| m.layers[1].inputs = vec![3]),
+        layer(1, LayerProblem::ReadsUnwritten { tensor: 3, output: 2 })
+    );
+    assert_eq!(
+        graph_error(|m| m.layers[0].inputs = vec![1]),
+        layer(0, LayerProblem::ReadsUnwritten { tensor: 1, output: 1 })
+    );
+    // Two-input ops with one input, one-input ops with two.
+    assert_eq!(
+        graph_error(|m| m.layers[3].inputs = vec![3]),
+        layer(
+            3,
+            LayerProblem::Arity {
+                op: "Concat",
+                expected: 2,
+                found: 1
+            }
+        )
+    );
+    assert_eq!(
+        graph_error(|m| m.layers[0].inputs = vec![0, 0]),
+        layer(
+            0,
+            LayerProblem::Arity {
+                op: "Conv2d",
+                expected: 1,
+                found: 2
+            }
+        )
+    );
+    // Shape mismatches at an Add and a Concat.
+    assert_eq!(
+        graph_error(|m| m.layers[4].inputs = vec![1, 2]),
+        layer(
+            4,
+            LayerProblem::ShapeMismatch {
+                op: "Add",
+                first: Shape::new(8, 8, 4),
+                second: Shape::new(4, 4, 4)
+            }
+        )
+    );
+    assert_eq!(
+        graph_error(|m| m.layers[3].inputs = vec![2, 1]),
+        layer(
+            3,
+            LayerProblem::ShapeMismatch {
+                op: "Concat",
+                first: Shape::new(4, 4, 4),
+                second: Shape::new(8, 8, 4)
+            }
+        )
+    );
+    // Concat inputs of another quantization (TFLite's int8 concatenation copies bytes).
+    assert_eq!(
+        graph_error(|m| m.layers[0].output.zero_point = m.layers[0].output.zero_point.wrapping_add(1)),
+        layer(3, LayerProblem::ConcatQuant)
+    );
+    assert_eq!(
+        graph_error(|m| m.layers[2].output.scale *= 2.0),
+        layer(2, LayerProblem::KeepQuant { op: "Upsample2" })
+    );
+    assert_eq!(
+        graph_error(|m| m.layers[3].activation = Activation::Relu),
+        layer(3, LayerProblem::NoActivation { op: "Concat" })
+    );
+    // An Add whose output scale is too small for its inputs.
+    assert!(matches!(
+        graph_error(|m| m.layers[4].output.scale = 1e-9),
+        ModelError::Layer {
+            index: 4,
+            problem: LayerProblem::AddQuant(_)
+        }
+    ));
+    // Outputs: none, out of range, twice, and a tensor nobody reads.
+    assert_eq!(graph_error(|m| m.outputs.clear()), ModelError::NoOutputs);
+    assert_eq!(
+        graph_error(|m| m.outputs = vec![4, 9]),
+        ModelError::OutputTensor {
+            index: 1,
+            tensor: 9,
+            tensors: 6
+        }
+    );
+    assert_eq!(
+        graph_error(|m| m.outputs = vec![4, 5, 4]),
+        ModelError::DuplicateOutput { tensor: 4 }
+    );
+    assert_eq!(
+        graph_error(|m| m.outputs = vec![4]),
+        ModelError::UnusedTensor { tensor: 5 }
+    );
+    // Class names count the first output's channels.
+    assert_eq!(
+        graph_error(|m| m.classes = vec!["a".into(), "b".into()]),
+        ModelError::ClassCount {
+            classes: 2,
+            channels: 8
+        }
+    );
 }
 
 #[test]

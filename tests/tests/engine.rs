@@ -10,26 +10,33 @@ use tqc_shared::planner::{Mode, plan};
 use tqc_shared::quant::Activation;
 use tqc_shared::tensor::{Padding, Shape};
 
-fn run(model: &Model<'_>, mode: Mode, input: &[i8]) -> Vec<i8> {
+/// Runs `model` in `mode` and returns its outputs, checking every row of every output is
+/// delivered exactly once.
+fn run_all(model: &Model<'_>, mode: Mode, input: &[i8]) -> Vec<Vec<i8>> {
     let need = plan(model, mode).total;
     let mut storage = vec![0u64; need / 8 + 1];
     let mut engine = Engine::new(model, bytemuck::cast_slice_mut(&mut storage), mode).unwrap();
-    let out = model.output_shape();
-    let mut got = vec![0i8; out.len()];
-    let mut seen = vec![false; out.height as usize];
-    let row_len = out.row_len();
-    let mut sink = |y: usize, row: &[i8]| {
-        assert!(!seen[y], "row {y} delivered twice");
-        seen[y] = true;
-        got[y * row_len..(y + 1) * row_len].copy_from_slice(row);
+    let shapes: Vec<_> = (0..model.outputs().len()).map(|k| model.output_shape_of(k)).collect();
+    let mut got: Vec<Vec<i8>> = shapes.iter().map(|s| vec![0i8; s.len()]).collect();
+    let mut seen: Vec<Vec<bool>> = shapes.iter().map(|s| vec![false; s.height as usize]).collect();
+    let mut sink = |k: usize, y: usize, row: &[i8]| {
+        assert!(!seen[k][y], "output {k} row {y} delivered twice");
+        seen[k][y] = true;
+        let n = shapes[k].row_len();
+        got[k][y * n..(y + 1) * n].copy_from_slice(row);
     };
     match mode {
-        Mode::Streaming => engine.run_streaming_with::<Portable>(input, &mut sink).unwrap(),
+        Mode::Streaming | Mode::ResidentInput => engine.run_streaming_with::<Portable>(input, &mut sink).unwrap(),
         Mode::WholeMap => engine.run_whole_map::<Portable>(input, &mut sink).unwrap(),
     }
-    assert!(seen.iter().all(|&s| s), "every output row delivered");
+    assert!(seen.iter().flatten().all(|&s| s), "every output row delivered");
     assert!(engine.is_complete());
     got
+}
+
+/// The first output of a single-output model.
+fn run(model: &Model<'_>, mode: Mode, input: &[i8]) -> Vec<i8> {
+    run_all(model, mode, input).swap_remove(0)
 }
 
 #[test]
@@ -112,6 +119,90 @@ fn random_stacks_really_ran() {
     );
 }
 
+static GRAPHS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(400))]
+
+    /// Random graphs (skips of every length, Add, Concat, Upsample, strides, several
+    /// outputs): streaming, streaming over a resident input and whole-map execution give
+    /// the same bytes for every output.
+    #[test]
+    fn random_graphs_stream_like_whole_map(seed in any::<u64>()) {
+        let owned = tests::graph::random_graph(seed, 14);
+        prop_assume!(owned.is_some());
+        let owned = owned.unwrap();
+        GRAPHS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let blob_bytes = owned.to_blob().unwrap();
+        let model = blob::decode(&blob_bytes).unwrap();
+        let input = Rng(seed ^ 3).bytes(model.input_shape().len());
+        let whole = run_all(&model, Mode::WholeMap, &input);
+        prop_assert_eq!(&run_all(&model, Mode::Streaming, &input), &whole);
+        prop_assert_eq!(&run_all(&model, Mode::ResidentInput, &input), &whole);
+    }
+}
+
+#[test]
+fn random_graphs_really_ran_and_joined() {
+    random_graphs_stream_like_whole_map();
+    assert!(
+        GRAPHS.load(std::sync::atomic::Ordering::Relaxed) >= 300,
+        "proptest cases that built a graph"
+    );
+    // The generator does make what the test is about: joins, upsampling, several outputs.
+    let (mut joins, mut ups, mut multi, mut skips) = (0, 0, 0, 0);
+    for seed in 0..200 {
+        let Some(m) = tests::graph::random_graph(seed, 14) else {
+            continue;
+        };
+        let desc = m.desc();
+        let model = Model::new(desc).unwrap();
+        joins += model.layers.iter().filter(|l| l.input_count == 2).count();
+        ups += model.layers.iter().filter(|l| l.kind() == "upsample").count();
+        multi += usize::from(model.outputs().len() > 1);
+        // A skip: a layer reading a tensor other than the one just before it.
+        skips += model
+            .layers
+            .iter()
+            .enumerate()
+            .filter(|(i, l)| l.inputs().iter().any(|&t| t as usize != *i))
+            .count();
+    }
+    eprintln!("{joins} joins, {ups} upsamplings, {multi} multi-output, {skips} skips");
+    assert!(
+        joins > 100 && ups > 50 && multi > 30 && skips > 200,
+        "{joins} joins, {ups} upsamplings, {multi} multi-output, {skips} skips"
+    );
+}
+
+#[test]
+fn encoder_decoder_streams_like_whole_map_with_short_delay_lines() {
+    let owned = tests::graph::encoder_decoder(120, 160, 5);
+    let blob_bytes = owned.to_blob().unwrap();
+    let model = blob::decode(&blob_bytes).unwrap();
+    let input = Rng(8).bytes(model.input_shape().len());
+    let whole = run_all(&model, Mode::WholeMap, &input);
+    assert_eq!(whole.len(), 2);
+    assert_eq!(whole[0].len(), 120 * 160 * 3);
+    assert_eq!(whole[1].len(), 120 * 160);
+    assert_eq!(run_all(&model, Mode::Streaming, &input), whole);
+    assert_eq!(run_all(&model, Mode::ResidentInput, &input), whole);
+    // Every ring is far shorter than its map (the point of streaming), and the resident
+    // input saves the input's delay line.
+    let s = plan(&model, Mode::Streaming);
+    let r = plan(&model, Mode::ResidentInput);
+    for t in 1..model.tensor_count() {
+        let h = model.tensor_shape(t).height as usize;
+        assert!(
+            s.ring_rows[t] * 2 <= h.max(8),
+            "tensor {t}: {} of {h} rows",
+            s.ring_rows[t]
+        );
+    }
+    assert!(r.total < s.total, "resident {} vs streaming {}", r.total, s.total);
+    assert_eq!(r.tensors[0].len, 0);
+}
+
 #[test]
 fn engine_refuses_bad_arena_and_rows() {
     let owned = reference_network(12, 16, 3);
@@ -133,7 +224,7 @@ fn engine_refuses_bad_arena_and_rows() {
     );
     let mut engine = Engine::new(&model, &mut bytes[..need], Mode::Streaming).unwrap();
     let row = vec![0i8; 16 * 8];
-    let mut sink = |_: usize, _: &[i8]| {};
+    let mut sink = |_: usize, _: usize, _: &[i8]| {};
     assert_eq!(
         engine.push_row::<Portable>(&row[1..], &mut sink),
         Err(EngineError::InputRow {
@@ -157,11 +248,11 @@ fn engine_refuses_bad_arena_and_rows() {
     let input = Rng(5).bytes(12 * 128);
     let mut first = vec![];
     engine
-        .run_streaming_with::<Portable>(&input, &mut |_, r| first.extend_from_slice(r))
+        .run_streaming_with::<Portable>(&input, &mut |_, _, r| first.extend_from_slice(r))
         .unwrap();
     let mut second = vec![];
     engine
-        .run_streaming_with::<Portable>(&input, &mut |_, r| second.extend_from_slice(r))
+        .run_streaming_with::<Portable>(&input, &mut |_, _, r| second.extend_from_slice(r))
         .unwrap();
     assert_eq!(first, second);
 }

@@ -9,23 +9,27 @@ use tqc_shared::planner::{ALIGN, Mode, Plan, Region, plan};
 use tqc_shared::quant::Activation;
 use tqc_shared::tensor::{Padding, Shape};
 
-/// Every buffer of a plan with its lifetime in layer steps, as documented in planner.rs.
+/// Every buffer of a plan with its lifetime in steps, as documented in planner.rs (step
+/// 0 takes the input, layer `i` runs at step `i + 1`).
 fn buffers(model: &Model<'_>, p: &Plan) -> Vec<(&'static str, Region, usize, usize)> {
     let n = model.layers.len();
+    let whole = p.mode == Mode::WholeMap;
     let mut v = Vec::new();
-    for i in 0..n {
-        let (first, last) = match p.mode {
-            Mode::Streaming => (0, n),
-            Mode::WholeMap => (i.saturating_sub(1), i),
+    for t in 0..model.tensor_count() {
+        let readers = (0..n).filter(|&i| model.layers[i].inputs().contains(&(t as u8)));
+        let (first, last) = if whole {
+            (t, readers.map(|i| i + 1).max().unwrap_or(t).max(t))
+        } else {
+            (0, n)
         };
-        v.push(("tensor", p.tensors[i], first, last));
-        v.push(("table", p.tables[i], 0, n));
-        let (f, l) = if p.mode == Mode::Streaming { (0, n) } else { (i, i) };
-        v.push(("accumulator", p.accumulators[i], f, l));
-        v.push(("scratch", p.scratch[i], i, i));
+        v.push(("tensor", p.tensors[t], first, last));
     }
-    let (f, l) = if p.mode == Mode::Streaming { (0, n) } else { (n - 1, n) };
-    v.push(("output", p.output, f, l));
+    for i in 0..n {
+        v.push(("table", p.tables[i], 0, n));
+        let (f, l) = if whole { (i + 1, i + 1) } else { (0, n) };
+        v.push(("accumulator", p.accumulators[i], f, l));
+        v.push(("scratch", p.scratch[i], i + 1, i + 1));
+    }
     v
 }
 
@@ -48,15 +52,27 @@ fn check(model: &Model<'_>, mode: Mode) -> Result<usize, TestCaseError> {
             prop_assert!(!overlap, "{na} {ra:?} and {nb} {rb:?} are alive together and overlap");
         }
     }
-    // Ring sizes: the rows each layer's window needs.
-    for (i, layer) in model.layers.iter().enumerate() {
-        let rows = if mode == Mode::Streaming {
-            layer.window_rows()
+    // Ring sizes: in a chain, each ring holds the rows of its reader's window (the last
+    // rows of a map can arrive together, one more); a whole map all of them.
+    for t in 0..model.tensor_count() {
+        let shape = model.tensor_shape(t);
+        let rows = p.ring_rows[t];
+        if mode == Mode::Streaming {
+            let window = model
+                .layers
+                .iter()
+                .filter(|l| l.inputs().contains(&(t as u8)))
+                .map(|l| l.window_rows().min(l.input.height as usize))
+                .max()
+                .unwrap_or(1);
+            prop_assert!(
+                rows >= 1 && rows <= window + 1,
+                "tensor {t}: {rows} rows for a window of {window}"
+            );
         } else {
-            layer.input.height as usize
-        };
-        prop_assert_eq!(p.ring_rows[i], rows);
-        prop_assert!(p.tensors[i].len >= rows * layer.input.row_len());
+            prop_assert_eq!(rows, shape.height as usize);
+        }
+        prop_assert!(p.tensors[t].len >= rows * shape.row_len());
     }
     Ok(p.total)
 }

@@ -422,7 +422,10 @@ fn run<C: Camera, K: Clock, L: Lamp, I: Indicator, W: Watchdog>(
     let mut classes_written = 0usize;
     let inferred = Stopwatch { clock: &mut hw.clock }.time(&mut report.stage_cycles[Stage::Inference as usize], || {
         let mut engine = Engine::new(model, arena, Mode::Streaming)?;
-        engine.run_streaming(features, &mut |y, row| {
+        engine.run_streaming(features, &mut |k, y, row| {
+            if k != 0 {
+                return;
+            }
             for (x, logits) in row.chunks_exact(depth).enumerate() {
                 if let Some(c) = classes.get_mut(y * width + x) {
                     *c = argmax(logits).unwrap_or(0) as u8;

@@ -278,7 +278,10 @@ fn reference_classes(setup: &Setup, cfg: &StationConfig) -> Vec<u8> {
     let mut classes = vec![0u8; PX];
     let depth = model.output_shape().channels as usize;
     engine
-        .run_streaming(&features, &mut |y, row| {
+        .run_streaming(&features, &mut |k, y, row| {
+            if k != 0 {
+                return;
+            }
             for (x, l) in row.chunks_exact(depth).enumerate() {
                 classes[y * W + x] = argmax(l).unwrap() as u8;
             }

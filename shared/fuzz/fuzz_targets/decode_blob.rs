@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
         };
         let mut engine = Engine::new(&model, bytes, Mode::Streaming).expect("a decoded model fits its own arena");
         let input = vec![1i8; model.input_shape().len()];
-        engine.run_streaming(&input, &mut |_, _| {}).expect("a decoded model runs");
+        engine.run_streaming(&input, &mut |_, _, _| {}).expect("a decoded model runs");
         assert!(engine.is_complete());
     }
 });

@@ -66,8 +66,10 @@ pub fn run_features(blob_bytes: &[u8], features: &[i8]) -> Result<(Vec<i8>, Vec<
     let shape = model.output_shape();
     let (row_len, depth) = (shape.row_len(), shape.channels as usize);
     let mut logits = vec![0i8; shape.len()];
-    engine.run_streaming_with::<Portable>(features, &mut |y, row| {
-        logits[y * row_len..(y + 1) * row_len].copy_from_slice(row)
+    engine.run_streaming_with::<Portable>(features, &mut |k, y, row| {
+        if k == 0 {
+            logits[y * row_len..(y + 1) * row_len].copy_from_slice(row)
+        }
     })?;
     let classes = logits
         .chunks_exact(depth)

@@ -45,7 +45,7 @@ fn run<M: Mac>(backend: &str, model: &Model<'_>, arena: &mut [u8], row: &mut [i8
             state ^= state << 17;
             *v = (state >> 56) as i8;
         }
-        if let Err(e) = engine.push_row::<M>(row, &mut |_, r| outputs += r.len()) {
+        if let Err(e) = engine.push_row::<M>(row, &mut |_, _, r| outputs += r.len()) {
             println!("bench: {}", e);
             return false;
         }

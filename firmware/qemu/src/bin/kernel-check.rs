@@ -1,7 +1,8 @@
 //! On-target kernel check: replays the host's kernel test vectors
 //! (`kernel-vectors.bin` in QEMU's working directory, written by `cargo xtask test`) on
-//! the emulated core, through the DSP path and the portable path, and exits with failure
-//! if either differs from the host's output by a single LSB.
+//! the emulated core, through the DSP path and the portable path (and the DSP path over a
+//! resident input), and exits with failure if any differs from the host's output — every
+//! output of a graph, one after the other — by a single LSB.
 #![no_std]
 #![no_main]
 
@@ -14,7 +15,7 @@ use tqc_shared::blob;
 use tqc_shared::engine::{Arena, Engine};
 use tqc_shared::kernels::mac::{Dsp, Mac, Portable};
 use tqc_shared::planner::Mode;
-use tqc_shared::vectors::Case;
+use tqc_shared::vectors::{Case, OutputLayout};
 
 const RECORD_BYTES: usize = 96 * 1024;
 const OUTPUT_BYTES: usize = 32 * 1024;
@@ -24,12 +25,17 @@ static mut ARENA: Arena<{ 64 * 1024 }> = Arena::new();
 
 /// Runs `case` with backend `M`; `Ok(None)` when the output matches, else the first
 /// differing byte.
-fn check<M: Mac>(case: &Case<'_>, arena: &mut [u8], out: &mut [i8]) -> Result<Option<(usize, i8, i8)>, &'static str> {
+fn check<M: Mac>(
+    case: &Case<'_>,
+    mode: Mode,
+    arena: &mut [u8],
+    out: &mut [i8],
+) -> Result<Option<(usize, i8, i8)>, &'static str> {
     let model = blob::decode(case.blob).map_err(|e| {
         println!("  {}: {}", case.name, e);
         "blob rejected"
     })?;
-    let mut engine = Engine::new(&model, arena, Mode::Streaming).map_err(|e| {
+    let mut engine = Engine::new(&model, arena, mode).map_err(|e| {
         println!("  {}: {}", case.name, e);
         "engine refused the model"
     })?;
@@ -38,15 +44,21 @@ fn check<M: Mac>(case: &Case<'_>, arena: &mut [u8], out: &mut [i8]) -> Result<Op
     if expected.len() > out.len() {
         return Err("output larger than the check buffer");
     }
-    let row_len = model.output_shape().row_len();
+    let layout = OutputLayout::of(&model);
+    if layout.total() != expected.len() {
+        return Err("expected output has the wrong length");
+    }
     let out = &mut out[..expected.len()];
     out.fill(0);
     let mut overflow = false;
     engine
-        .run_streaming_with::<M>(input, &mut |y, row| match out.get_mut(y * row_len..(y + 1) * row_len) {
-            Some(dst) => dst.copy_from_slice(row),
-            None => overflow = true,
-        })
+        .run_streaming_with::<M>(
+            input,
+            &mut |k, y, row| match layout.row(k, y).and_then(|r| out.get_mut(r)) {
+                Some(dst) if dst.len() == row.len() => dst.copy_from_slice(row),
+                _ => overflow = true,
+            },
+        )
         .map_err(|e| {
             println!("  {}: {}", case.name, e);
             "engine error"
@@ -98,9 +110,18 @@ fn main() -> ! {
             println!("kernel-check: undecodable case at byte {}", at);
             exit(false)
         };
+        // Both MAC paths streaming row by row, and the DSP path over a resident input
+        // (how the station runs a model on its feature image).
         for (backend, result) in [
-            ("dsp", check::<Dsp>(&case, arena.bytes(), output)),
-            ("portable", check::<Portable>(&case, arena.bytes(), output)),
+            ("dsp", check::<Dsp>(&case, Mode::Streaming, arena.bytes(), output)),
+            (
+                "portable",
+                check::<Portable>(&case, Mode::Streaming, arena.bytes(), output),
+            ),
+            (
+                "dsp, resident input",
+                check::<Dsp>(&case, Mode::ResidentInput, arena.bytes(), output),
+            ),
         ] {
             match result {
                 Ok(None) => passed += 1,

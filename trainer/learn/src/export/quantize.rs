@@ -289,10 +289,11 @@ impl QuantNet {
     }
 
     fn owned_model(&self, name: &str, height: usize, width: usize, features: Option<FeatureSpec>) -> OwnedModel {
-        let layers = self
+        let layers: Vec<OwnedLayer> = self
             .layers
             .iter()
-            .map(|l| {
+            .enumerate()
+            .map(|(index, l)| {
                 let (k, i) = (l.kernel, l.in_channels);
                 let mut ohwi = Vec::with_capacity(l.weight.len());
                 for o in 0..l.out_channels {
@@ -305,6 +306,8 @@ impl QuantNet {
                     }
                 }
                 OwnedLayer {
+                    // A chain: layer i reads the tensor layer i − 1 wrote.
+                    inputs: vec![index as u8],
                     op: Op::Conv2d {
                         kernel_h: k as u8,
                         kernel_w: k as u8,
@@ -332,6 +335,7 @@ impl QuantNet {
                 features,
             },
             classes: CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
+            outputs: vec![layers.len() as u8],
             layers,
         }
     }
