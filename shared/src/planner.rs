@@ -93,9 +93,10 @@ pub enum Step {
 }
 
 /// The streaming schedule: in passes over the layers in blob order (a topological
-/// order), every layer whose next output row has all its input rows computes that one
-/// row; passes repeat until no layer can move. One row per layer and pass sends rows
-/// down the graph in waves, depth first, which keeps rings short.
+/// order), every layer whose next output row is wanted (see [`Schedule::demanded`]) and
+/// has all its input rows computes that one row; passes repeat until no layer can move.
+/// One row per layer and pass sends rows down the graph in waves, depth first, which
+/// keeps rings short.
 #[derive(Clone, Debug)]
 pub struct Schedule {
     produced: [usize; MAX_TENSORS],
@@ -187,7 +188,7 @@ impl Schedule {
             }
             return (accumulated == info.input.height as usize && done == 0).then_some(Step::Row { layer: i, row: 0 });
         }
-        if done >= info.output.height as usize {
+        if done >= info.output.height as usize || !self.demanded(model, i + 1) {
             return None;
         }
         let need = info.last_input_row(done);
@@ -195,6 +196,29 @@ impl Schedule {
             .iter()
             .all(|&t| need < self.produced(t as usize))
             .then_some(Step::Row { layer: i, row: done })
+    }
+
+    /// Whether the next row of tensor `t` is wanted now: by the caller (an output), or by
+    /// a reader that cannot go on without it. Computing rows only on demand keeps a
+    /// fast producer from running ahead of a slow reader (a ×2 upsampling reads half a
+    /// row per row it writes), so a ring holds only its reader's window and any lag that
+    /// the graph itself imposes.
+    fn demanded(&self, model: &Model<'_>, t: usize) -> bool {
+        if model.output_index(t).is_some() {
+            return true;
+        }
+        let produced = self.produced(t);
+        model.layers.iter().enumerate().any(|(i, info)| {
+            if !info.inputs().iter().any(|&x| x as usize == t) {
+                return false;
+            }
+            if let Kernel::FullyConnected(_) = info.kernel {
+                let accumulated = self.accumulated.get(i).copied().unwrap_or(0);
+                return accumulated >= produced && accumulated < info.input.height as usize;
+            }
+            let done = self.produced(i + 1);
+            done < info.output.height as usize && info.last_input_row(done) >= produced
+        })
     }
 
     /// The oldest row of tensor `t` that a reader (or, for an output, the caller) will

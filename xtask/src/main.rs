@@ -367,17 +367,22 @@ fn test(stages: &[Stage]) -> Result<()> {
 fn bench(board: Board) -> Result<()> {
     let images = build_firmware()?;
     let dir = work_dir("bench")?;
-    let model = tests::reference_network(120, 160, 2026);
-    let blob = model.to_blob().context("encoding the reference network")?;
-    std::fs::write(dir.join("bench-model.tqm"), &blob).context("writing bench-model.tqm")?;
+    let networks = [
+        ("the reference chain", tests::reference_network(120, 160, 2026)),
+        ("the reference encoder–decoder", tests::graph::encoder_decoder(120, 160, 2026)),
+    ];
+    for (k, (what, model)) in networks.iter().enumerate() {
+        let blob = model.to_blob().with_context(|| format!("encoding {what}"))?;
+        std::fs::write(dir.join(format!("bench-{k}.tqm")), &blob).with_context(|| format!("writing bench-{k}.tqm"))?;
+    }
     let (machine, cpu) = board.machine();
-    println!("reference network on QEMU {machine} ({cpu}), -icount shift=0: 1 SysTick tick = 40 instructions");
+    println!("reference networks on QEMU {machine} ({cpu}), -icount shift=0: 1 SysTick tick = 40 instructions");
     run_qemu(
         board,
         images.get("bench")?,
         &dir,
         true,
-        Duration::from_secs(1200),
+        Duration::from_secs(1800),
         "benchmark",
     )
 }

@@ -59,11 +59,23 @@ pub fn report(bytes: &[u8]) -> Result<String, BlobError> {
             classes.join(", ")
         }
     );
+    let outputs: Vec<String> = model
+        .outputs()
+        .iter()
+        .map(|&t| {
+            let o = model.tensor_shape(t as usize);
+            format!("tensor {t} ({}x{}x{})", o.height, o.width, o.channels)
+        })
+        .collect();
+    let _ = writeln!(s, "outputs   {}", outputs.join(", "));
+    // Tensor 0 is the input; layer n writes tensor n + 1.
     let _ = writeln!(
         s,
-        "\n{:>5}  {:<10} {:>14} {:>10} {:>12}  {:>11} {:>5}  float range",
-        "layer", "kind", "output", "params", "MACs", "out scale", "zero"
+        "\n{:>5}  {:<10} {:>7} {:>14} {:>6} {:>10} {:>12}  {:>11} {:>5}  float range",
+        "layer", "kind", "reads", "output", "rows", "params", "MACs", "out scale", "zero"
     );
+    // Rows of each output the streaming device holds at once (window and delay line).
+    let streaming = plan(&model, Mode::Streaming);
     let (mut params, mut macs) = (0usize, 0u64);
     for (n, (layer, info)) in d.layers.iter().zip(&model.layers).enumerate() {
         let p = layer.weights.len() + layer.bias.len() / 4;
@@ -74,12 +86,15 @@ pub fn report(bytes: &[u8]) -> Result<String, BlobError> {
         // The float interval the 256 output codes span: what the calibration kept.
         let lo = (-128 - i32::from(q.zero_point)) as f32 * q.scale;
         let hi = (127 - i32::from(q.zero_point)) as f32 * q.scale;
+        let reads: Vec<String> = info.inputs().iter().map(|t| t.to_string()).collect();
         let _ = writeln!(
             s,
-            "{:>5}  {:<10} {:>14} {:>10} {:>12}  {:>11.3e} {:>5}  [{:.3}, {:.3}]",
+            "{:>5}  {:<10} {:>7} {:>14} {:>6} {:>10} {:>12}  {:>11.3e} {:>5}  [{:.3}, {:.3}]",
             n,
             info.kind(),
+            reads.join(","),
             format!("{}x{}x{}", o.height, o.width, o.channels),
+            streaming.ring_rows[n + 1],
             p,
             info.macs(),
             q.scale,
@@ -88,11 +103,16 @@ pub fn report(bytes: &[u8]) -> Result<String, BlobError> {
             hi
         );
     }
-    let _ = writeln!(s, "{:>5}  {:<10} {:>14} {:>10} {:>12}", "total", "", "", params, macs);
     let _ = writeln!(
         s,
-        "\narena     {} bytes streaming (the device), {} bytes whole-map",
+        "{:>5}  {:<10} {:>7} {:>14} {:>6} {:>10} {:>12}",
+        "total", "", "", "", "", params, macs
+    );
+    let _ = writeln!(
+        s,
+        "\narena     {} bytes streaming (the device), {} with the input resident, {} whole-map",
         d.arena_bytes,
+        plan(&model, Mode::ResidentInput).total,
         plan(&model, Mode::WholeMap).total
     );
     Ok(s)
@@ -133,6 +153,11 @@ mod tests {
         let hi = (127 - i32::from(q.zero_point)) as f32 * q.scale;
         assert!(r.contains(&format!("{:.3e}", q.scale)), "{r}");
         assert!(r.contains(&format!("{hi:.3}]")), "{r}");
+        // A graph: what each layer reads, and every output.
+        let graph = ::tests::graph::encoder_decoder(24, 32, 1).to_blob().unwrap();
+        let r = report(&graph).unwrap();
+        assert!(r.contains("outputs   tensor 16 (24x32x3), tensor 17 (24x32x1)"), "{r}");
+        assert!(r.contains("concat        13,0"), "{r}");
         let mut bad = blob.clone();
         bad[20] ^= 1;
         assert!(matches!(report(&bad), Err(BlobError::Crc { .. })));
