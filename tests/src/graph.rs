@@ -167,6 +167,18 @@ impl GraphBuilder {
     /// a quantization (a pooling or upsampling layer's input and output, a concatenation's
     /// inputs and output) get one drawn per group; a softmax output is fixed at 1/256, −128.
     pub fn build(&self, name: &str, outputs: &[usize], seed: u64) -> Result<OwnedModel, ModelError> {
+        self.build_for(name, outputs, seed, None)
+    }
+
+    /// [`GraphBuilder::build`] for a given input (its quantization kept, e.g. an
+    /// inspection model's feature schedule and scale).
+    pub fn build_for(
+        &self,
+        name: &str,
+        outputs: &[usize],
+        seed: u64,
+        input: Option<InputSpec>,
+    ) -> Result<OwnedModel, ModelError> {
         let mut rng = Rng(seed);
         let n = self.shapes.len();
         let mut group: Vec<usize> = (0..n).collect();
@@ -196,6 +208,10 @@ impl GraphBuilder {
             }
         };
         let mut drawn: Vec<Option<QuantParams>> = vec![None; n];
+        if let Some(i) = &input {
+            let r = root(&mut group, 0);
+            drawn[r] = Some(i.quant);
+        }
         for (i, node) in self.nodes.iter().enumerate() {
             if matches!(node.op, Op::Softmax { .. }) {
                 let r = root(&mut group, i + 1);
@@ -250,11 +266,11 @@ impl GraphBuilder {
             .collect();
         let model = OwnedModel {
             name: name.into(),
-            input: InputSpec {
+            input: input.unwrap_or(InputSpec {
                 shape: self.shapes[0],
                 quant: quant[0],
                 features: None,
-            },
+            }),
             classes: vec![],
             layers,
             outputs: outputs.iter().map(|&t| t as u8).collect(),
@@ -369,9 +385,19 @@ pub fn random_graph(seed: u64, max_layers: usize) -> Option<OwnedModel> {
 /// input itself, which the device holds whole — to two outputs at full resolution:
 /// 3 class logits and 1 depth channel.
 pub fn encoder_decoder(height: u16, width: u16, seed: u64) -> OwnedModel {
+    encoder_decoder_for(Shape::new(height, width, 8), None, seed)
+}
+
+/// The reference encoder–decoder on an inspection model's input (its shape, feature
+/// schedule and quantization), for the station.
+pub fn inspection_encoder_decoder(input: InputSpec, seed: u64) -> OwnedModel {
+    encoder_decoder_for(input.shape, Some(input), seed)
+}
+
+fn encoder_decoder_for(shape: Shape, input: Option<InputSpec>, seed: u64) -> OwnedModel {
     use Activation::{None as Linear, Relu};
     use Padding::Same;
-    let mut g = GraphBuilder::new(Shape::new(height, width, 8));
+    let mut g = GraphBuilder::new(shape);
     let fail = "the reference encoder–decoder fits any input divisible by 8";
     let d1 = g.conv(0, 3, 2, Same, 16, Relu).expect(fail);
     let d2 = g.conv(d1, 3, 2, Same, 24, Relu).expect(fail);
@@ -390,7 +416,9 @@ pub fn encoder_decoder(height: u16, width: u16, seed: u64) -> OwnedModel {
     let h = g.conv(c0, 1, 1, Same, 8, Relu).expect(fail);
     let classes = g.conv(h, 1, 1, Same, 3, Linear).expect(fail);
     let depth = g.conv(h, 1, 1, Same, 1, Linear).expect(fail);
-    let mut m = g.build("encoder-decoder", &[classes, depth], seed).expect(fail);
+    let mut m = g
+        .build_for("encoder-decoder", &[classes, depth], seed, input)
+        .expect(fail);
     m.classes = vec!["sound".into(), "subsurface".into(), "surface".into()];
     m
 }

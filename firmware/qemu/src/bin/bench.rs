@@ -181,21 +181,38 @@ fn main() -> ! {
         };
         let len = file.len().unwrap_or(0);
         if len > BLOB_BYTES || file.read_exact(&mut blob_buf[..len]).is_err() {
-            println!("bench: cannot read the {} byte model {}", len, name.to_str().unwrap_or("?"));
+            println!(
+                "bench: cannot read the {} byte model {}",
+                len,
+                name.to_str().unwrap_or("?")
+            );
             exit(false)
         }
         let model = match blob::decode(&blob_buf[..len]) {
             Ok(m) => m,
             Err(e) => {
-                println!("bench: {} is not a valid model blob: {}", name.to_str().unwrap_or("?"), e);
+                println!(
+                    "bench: {} is not a valid model blob: {}",
+                    name.to_str().unwrap_or("?"),
+                    e
+                );
                 exit(false)
             }
         };
         let Some(input) = input.get(..model.input_shape().len()) else {
-            println!("bench: {} takes a larger input than {} bytes", name.to_str().unwrap_or("?"), INPUT_BYTES);
+            println!(
+                "bench: {} takes a larger input than {} bytes",
+                name.to_str().unwrap_or("?"),
+                INPUT_BYTES
+            );
             exit(false)
         };
-        println!("\nmodel {}: {} layers, outputs {}", model.desc.name, model.layers.len(), model.outputs().len());
+        println!(
+            "\nmodel {}: {} layers, outputs {}",
+            model.desc.name,
+            model.layers.len(),
+            model.outputs().len()
+        );
         let ok = run::<Dsp>("dsp", Mode::Streaming, &model, arena.bytes(), input)
             && run::<Portable>("portable", Mode::Streaming, &model, arena.bytes(), input)
             && run::<Dsp>("dsp, input resident", Mode::ResidentInput, &model, arena.bytes(), input);
