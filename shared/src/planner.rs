@@ -188,14 +188,13 @@ impl Schedule {
             }
             return (accumulated == info.input.height as usize && done == 0).then_some(Step::Row { layer: i, row: 0 });
         }
-        if done >= info.output.height as usize || !self.demanded(model, i + 1) {
+        if done >= info.output.height as usize {
             return None;
         }
+        // Inputs first: the cheaper test, and the one that fails most often.
         let need = info.last_input_row(done);
-        info.inputs()
-            .iter()
-            .all(|&t| need < self.produced(t as usize))
-            .then_some(Step::Row { layer: i, row: done })
+        let inputs_ready = info.inputs().iter().all(|&t| need < self.produced(t as usize));
+        (inputs_ready && self.demanded(model, i + 1)).then_some(Step::Row { layer: i, row: done })
     }
 
     /// Whether the next row of tensor `t` is wanted now: by the caller (an output), or by

@@ -379,6 +379,19 @@ pub struct StationRun {
     pub wall: Duration,
 }
 
+impl StationRun {
+    /// The stack's high-water mark the board logs at the end of a run: (bytes used,
+    /// bytes of the stack region).
+    pub fn stack(&self) -> Option<(usize, usize)> {
+        self.log.iter().find_map(|line| {
+            let rest = line.split("stack: ").nth(1)?;
+            let (used, rest) = rest.split_once(" of ")?;
+            let size = rest.split_whitespace().next()?;
+            Some((used.parse().ok()?, size.parse().ok()?))
+        })
+    }
+}
+
 /// What to run.
 pub struct StationJob<'a> {
     pub board: Board,

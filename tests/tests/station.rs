@@ -131,19 +131,7 @@ fn the_reference_plate_fails_on_the_emulated_board_with_the_host_twins_class_map
     // The lamp lit for the programmed 30 s of the recording.
     assert!(run.leds.changes.contains(&("LAMP", true)) && run.leds.changes.contains(&("LAMP", false)));
 
-    let blob = std::fs::read(shipped_model()).unwrap();
-    let seq = Sequence::open(dir, &ReadOptions::default()).unwrap();
-    let host = tqc_eval::infer::infer(&blob, &seq, &VerdictConfig::DEFAULT, &AcquisitionLimits::DEFAULT).unwrap();
-    let device = run.classes.as_deref().expect("the board wrote its class map");
-    assert_eq!(device.len(), host.classes.len());
-    let differ = device.iter().zip(&host.classes).filter(|(a, b)| a != b).count();
-    assert_eq!(differ, 0, "class maps differ on {differ} pixels");
-    assert_eq!(run.report.region_count, host.findings.region_count);
-    assert_eq!(
-        &run.report.regions[..],
-        &host.findings.regions[..run.report.regions.len()]
-    );
-    assert_eq!(run.report.acquisition, host.acquisition);
+    assert_host_twin(&run, &std::fs::read(shipped_model()).unwrap(), dir);
     // Every stage was timed; the log tells each.
     assert!(
         run.report.stage_cycles.iter().all(|&c| c > 0),
@@ -155,6 +143,54 @@ fn the_reference_plate_fails_on_the_emulated_board_with_the_host_twins_class_map
         "{}",
         run.log.join("\n")
     );
+    assert_stack_margin(&run);
+}
+
+/// The stack stayed within three quarters of its region (an overflow would be a bus
+/// fault; this keeps a margin for the real board's interrupts).
+fn assert_stack_margin(run: &StationRun) {
+    let (used, size) = run.stack().unwrap_or_else(|| panic!("no stack line in\n{}", run.log.join("\n")));
+    assert!(used > 0 && used <= size * 3 / 4, "stack: {used} of {size} B used");
+}
+
+/// The host twin on the same recording and blob: the device's class map, region for
+/// region.
+fn assert_host_twin(run: &StationRun, blob: &[u8], dir: &Path) {
+    let seq = Sequence::open(dir, &ReadOptions::default()).unwrap();
+    let host = tqc_eval::infer::infer(blob, &seq, &VerdictConfig::DEFAULT, &AcquisitionLimits::DEFAULT).unwrap();
+    let device = run.classes.as_deref().expect("the board wrote its class map");
+    assert_eq!(device.len(), host.classes.len());
+    let differ = device.iter().zip(&host.classes).filter(|(a, b)| a != b).count();
+    assert_eq!(differ, 0, "class maps differ on {differ} pixels");
+    assert_eq!(run.report.region_count, host.findings.region_count);
+    assert_eq!(
+        &run.report.regions[..],
+        &host.findings.regions[..run.report.regions.len()]
+    );
+    assert_eq!(run.report.acquisition, host.acquisition);
+}
+
+/// The reference encoder–decoder (seeded weights, the shipped model's features): its
+/// skips and delay lines run in the work region the features free, the feature image
+/// read in place, and the class map is the host twin's.
+#[test]
+fn an_encoder_decoder_runs_on_the_emulated_station_with_the_host_twins_class_map() {
+    let shipped = std::fs::read(shipped_model()).unwrap();
+    let input = tqc_shared::blob::decode(&shipped).unwrap().desc.input.clone();
+    let blob = tests::graph::inspection_encoder_decoder(input, 7).to_blob().unwrap();
+    let path = work().join("encoder-decoder.tqm");
+    std::fs::create_dir_all(work()).unwrap();
+    std::fs::write(&path, &blob).unwrap();
+    let dir = reference_plate();
+    let run = station(dir, Some(&path), "encoder-decoder");
+    assert_eq!(run.report.fault, None, "{:#?}\n{}", run.report, run.log.join("\n"));
+    assert!(
+        run.log.iter().any(|l| l.contains("model ok: 17 layers")),
+        "{}",
+        run.log.join("\n")
+    );
+    assert_host_twin(&run, &blob, dir);
+    assert_stack_margin(&run);
 }
 
 #[test]

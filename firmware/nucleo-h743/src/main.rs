@@ -34,14 +34,15 @@ use panic_probe as _;
 use static_cell::ConstStaticCell;
 use tqc_drivers::lepton::{self, Lepton};
 use tqc_drivers::station::{Lamp, Leds, Trigger};
-use tqc_station::{Buffers, Camera, CameraError, Clock, Hardware, Station, StationConfig, Watchdog};
+use tqc_station::{Buffers, work_bytes, Camera, CameraError, Clock, Hardware, Station, StationConfig, Watchdog};
 
 const PIXELS: usize = lepton::WIDTH * lepton::HEIGHT;
 const FEATURE_BYTES: usize = PIXELS * 8;
-const ARENA: usize = 32 * 1024;
+/// The frame, the running sums, then the engine's arena, then the verdict's stack.
+const WORK: usize = work_bytes(PIXELS);
 const CPU_HZ: u32 = 480_000_000;
 
-static BUFFERS: ConstStaticCell<Buffers<PIXELS, FEATURE_BYTES, ARENA>> = ConstStaticCell::new(Buffers::new());
+static BUFFERS: ConstStaticCell<Buffers<PIXELS, FEATURE_BYTES, WORK>> = ConstStaticCell::new(Buffers::new());
 static MODEL: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../onnx_models/thermonet.tqm"));
 
 /// The DWT cycle counter, extended to 64 bits (it wraps every 8.9 s; the station reads

@@ -6,6 +6,7 @@
 pub mod board;
 pub mod clock;
 pub mod host;
+pub mod stack;
 
 pub use cortex_m_semihosting::hprintln as println;
 
@@ -24,9 +25,36 @@ pub fn exit(success: bool) -> ! {
     }
 }
 
+/// The panic message, cut to fit, for one semihosting call.
+struct PanicText {
+    buf: [u8; 256],
+    len: usize,
+}
+
+impl core::fmt::Write for PanicText {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        // One byte stays free for the terminating NUL.
+        for &b in s.as_bytes() {
+            if self.len + 1 >= self.buf.len() {
+                break;
+            }
+            self.buf[self.len] = b;
+            self.len += 1;
+        }
+        Ok(())
+    }
+}
+
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
-    // stderr: stdout may carry the defmt stream.
-    cortex_m_semihosting::heprintln!("PANIC: {}", info);
+    // To QEMU's debug console (stderr), not stdout, which carries the defmt stream. One
+    // SYS_WRITE0 call and nothing that retries: a panic must end the run, whatever the
+    // host does with the text.
+    let mut text = PanicText { buf: [0; 256], len: 0 };
+    let _ = core::fmt::write(&mut text, format_args!("PANIC: {info}\n"));
+    // SAFETY: `text.buf` is NUL-terminated (its last byte is never written).
+    unsafe {
+        cortex_m_semihosting::syscall!(WRITE0, text.buf.as_ptr());
+    }
     exit(false)
 }

@@ -18,7 +18,7 @@ pub mod station;
 
 pub use config::StationConfig;
 pub use hw::{Camera, CameraError, Clock, Hardware, Indicator, Lamp, LampFault, Watchdog};
-pub use memory::{Buffers, Memory};
+pub use memory::{Buffers, Memory, work_bytes};
 pub use station::{ModelFault, Station};
 pub use tqc_drivers::station::Indication;
 pub use tqc_shared::inspection::{Fault, Report};

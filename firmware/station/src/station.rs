@@ -27,7 +27,7 @@ use tqc_shared::verdict::{Verdict, inspect};
 use crate::config::StationConfig;
 use crate::fmt::{Disp, error, info, warning};
 use crate::hw::{Camera, CameraError, Clock, Hardware, Indicator, Lamp, LampFault, Watchdog};
-use crate::memory::Memory;
+use crate::memory::{Acquiring, Memory};
 
 /// Why the model cannot run on this station (found at boot; the station then answers
 /// every part with RETEST).
@@ -72,8 +72,9 @@ pub struct Station<'a, C, K, L, I, W> {
     parts: u32,
 }
 
-/// Checks everything about `blob` that could stop an inspection half-way.
-fn validate<'a>(blob_bytes: &'a [u8], mem: &mut Memory<'_>) -> Result<Model<'a>, ModelFault> {
+/// Checks everything about `blob` that could stop an inspection half-way; the model and
+/// the arena bytes it takes of the work region.
+fn validate<'a>(blob_bytes: &'a [u8], mem: &mut Memory<'_>) -> Result<(Model<'a>, usize), ModelFault> {
     let model = blob::decode(blob_bytes).map_err(ModelFault::Blob)?;
     let spec = model.desc.input.features.as_ref().ok_or(ModelFault::NotInspection)?;
     let input = model.input_shape();
@@ -94,8 +95,12 @@ fn validate<'a>(blob_bytes: &'a [u8], mem: &mut Memory<'_>) -> Result<Model<'a>,
             available: mem.features.len(),
         });
     }
-    Engine::new(&model, mem.arena, Mode::Streaming).map_err(ModelFault::Arena)?;
-    Ok(model)
+    // The feature image is resident: the first layers read it in place, the arena holds
+    // only the rings and delay lines after it.
+    let arena = Engine::new(&model, mem.arena(), Mode::ResidentInput)
+        .map_err(ModelFault::Arena)?
+        .arena_used();
+    Ok((model, arena))
 }
 
 impl<'a, C, K, L, I, W> Station<'a, C, K, L, I, W>
@@ -112,12 +117,13 @@ where
         let _ = hw.lamp.off();
         let model = validate(blob_bytes, &mut mem);
         let model_crc = match &model {
-            Ok(m) => {
+            Ok((m, arena)) => {
                 info!(
-                    "model ok: {} layers, arena {} B, {} feature channels",
+                    "model ok: {} layers, {} feature channels, arena {} of the {} B work region",
                     m.layers.len(),
-                    m.desc.arena_bytes,
-                    m.input_shape().channels
+                    m.input_shape().channels,
+                    arena,
+                    mem.work_len()
                 );
                 hw.leds.show(Indication::Off);
                 blob_bytes
@@ -134,7 +140,7 @@ where
         Station {
             hw,
             mem,
-            model,
+            model: model.map(|(m, _)| m),
             model_crc,
             cfg,
             parts: 0,
@@ -391,22 +397,18 @@ fn run<C: Camera, K: Clock, L: Lamp, I: Indicator, W: Watchdog>(
     let last_sample = spec.window(channels - 1).1;
     let deadline_ms = last_sample + cfg.record_margin_ms as i64;
 
-    let Memory {
-        frame,
-        cold,
-        window,
-        reference,
-        features,
-        classes,
-        arena,
-    } = mem;
+    let (work, reference, features, classes) = mem.parts();
     let features = features.get_mut(..pixels * channels).ok_or(Fault::Model)?;
-    let mut fx = FeatureExtractor::new(spec, model.desc.input.quant, width, cold, window, reference, features)
-        .map_err(feature_fault)?;
-    // The counters go into the report whether the acquisition ends well or not.
-    let acquired = acquire(hw, &mut fx, frame, cfg, deadline_ms, report);
-    report.acquisition = Acquisition::of(&fx, pixels);
-    acquired?;
+    {
+        // The work region holds the frame and the running sums until the features are done.
+        let Acquiring { frame, cold, window } = Memory::acquiring(work, pixels).ok_or(Fault::Model)?;
+        let mut fx = FeatureExtractor::new(spec, model.desc.input.quant, width, cold, window, reference, features)
+            .map_err(feature_fault)?;
+        // The counters go into the report whether the acquisition ends well or not.
+        let acquired = acquire(hw, &mut fx, frame, cfg, deadline_ms, report);
+        report.acquisition = Acquisition::of(&fx, pixels);
+        acquired?;
+    }
     let acquisition = report.acquisition;
     cfg.limits.check(&acquisition)?;
     info!(
@@ -421,7 +423,8 @@ fn run<C: Camera, K: Clock, L: Lamp, I: Indicator, W: Watchdog>(
     let feeds = &mut report.counters.watchdog_feeds;
     let mut classes_written = 0usize;
     let inferred = Stopwatch { clock: &mut hw.clock }.time(&mut report.stage_cycles[Stage::Inference as usize], || {
-        let mut engine = Engine::new(model, arena, Mode::Streaming)?;
+        // Then the whole work region is the arena.
+        let mut engine = Engine::new(model, &mut *work, Mode::ResidentInput)?;
         engine.run_streaming(features, &mut |k, y, row| {
             if k != 0 {
                 return;
@@ -445,8 +448,8 @@ fn run<C: Camera, K: Clock, L: Lamp, I: Indicator, W: Watchdog>(
         return Err(Fault::Inference);
     }
 
-    // Verdict: the window sums are done with; they lend the region search its stack.
-    let stack: &mut [u32] = bytemuck::cast_slice_mut(&mut window[..]);
+    // Verdict: the arena is done with; it lends the region search its stack.
+    let stack = Memory::stack(work, pixels).ok_or(Fault::Model)?;
     let findings = Stopwatch { clock: &mut hw.clock }.time(&mut report.stage_cycles[Stage::Verdict as usize], || {
         inspect::<{ tqc_shared::inspection::REPORT_REGIONS }>(classes, width, height, stack, &cfg.verdict)
     });

@@ -7,7 +7,11 @@ use std::convert::Infallible;
 use std::rc::Rc;
 
 use tqc_drivers::station::Lamp as LampRelay;
-use tqc_shared::engine::Engine;
+use tqc_shared::engine::{Engine, EngineError};
+use tqc_shared::model::{Op, QuantParams};
+use tqc_shared::owned::{OwnedLayer, OwnedModel};
+use tqc_shared::quant::Activation;
+use tqc_shared::tensor::Padding;
 use tqc_shared::features::FeatureExtractor;
 use tqc_shared::inspection::Fault;
 use tqc_shared::kernels::argmax;
@@ -15,13 +19,14 @@ use tqc_shared::planner::Mode;
 use tqc_shared::verdict::Verdict;
 use tqc_station::{
     Buffers, Camera, CameraError, Clock, Hardware, Indication, Indicator, Station, StationConfig, Watchdog,
+    work_bytes,
 };
 
 const BLOB: &[u8] = include_bytes!("../../../onnx_models/thermonet.tqm");
 const W: usize = 160;
 const H: usize = 120;
 const PX: usize = W * H;
-type Mem = Buffers<PX, { PX * 8 }, 32768>;
+type Mem = Buffers<PX, { PX * 8 }, { work_bytes(PX) }>;
 
 fn buffers() -> Box<Mem> {
     // SAFETY: every field is an integer array, for which all zeros is a valid value;
@@ -538,18 +543,56 @@ fn bare_hardware() -> Hardware<SynthCamera, SynthClock, LampRelay<LampPin>, LedL
     }
 }
 
+/// A model for the shipped model's features whose second layer is 15 rows tall: its
+/// input's ring (15 rows of 160 × 128) is larger than the work region.
+fn tall_kernel_model() -> Vec<u8> {
+    let shipped = tqc_shared::blob::decode(BLOB).unwrap();
+    let layer = |op, inputs: Vec<u8>, channels: usize, k_len: usize| OwnedLayer {
+        op,
+        inputs,
+        activation: Activation::Relu,
+        output: QuantParams {
+            scale: 0.05,
+            zero_point: -128,
+        },
+        weights: vec![1; channels * k_len],
+        weight_scales: (0..channels).flat_map(|_| 0.01f32.to_le_bytes()).collect(),
+        bias: (0..channels).flat_map(|_| 0i32.to_le_bytes()).collect(),
+    };
+    let conv = |kernel_h, out_channels| Op::Conv2d {
+        kernel_h,
+        kernel_w: 1,
+        stride: 1,
+        padding: Padding::Same,
+        out_channels,
+    };
+    let model = OwnedModel {
+        name: "tall".into(),
+        input: shipped.desc.input.clone(),
+        classes: shipped.desc.classes.iter().map(|c| c.to_string()).collect(),
+        layers: vec![layer(conv(1, 128), vec![0], 128, 8), layer(conv(15, 3), vec![1], 3, 15 * 128)],
+        outputs: vec![2],
+    };
+    model.to_blob().unwrap()
+}
+
 #[test]
-fn a_model_for_another_frame_size_or_a_small_arena_is_refused_at_boot() {
-    // The engine's arena: 8 KiB is less than the shipped model's.
-    let mut small: Box<Buffers<PX, { PX * 8 }, 8192>> = unsafe { Box::new_zeroed().assume_init() };
-    let st = Station::new(bare_hardware(), small.memory(), BLOB, StationConfig::DEFAULT);
-    assert!(
-        matches!(st.model_fault(), Some(tqc_station::ModelFault::Arena(_))),
-        "{:?}",
-        st.model_fault()
-    );
+fn a_model_for_another_frame_size_or_an_arena_beyond_the_work_region_is_refused_at_boot() {
+    let tall = tall_kernel_model();
+    let mut mem = buffers();
+    let mut st = Station::new(bare_hardware(), mem.memory(), &tall, StationConfig::DEFAULT);
+    match st.model_fault() {
+        Some(tqc_station::ModelFault::Arena(EngineError::ArenaTooSmall { needed, available })) => {
+            assert_eq!(*available, work_bytes(PX));
+            assert!(*needed > 15 * W * 128, "{needed}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Such a station never inspects: every part is RETEST.
+    let report = st.inspect();
+    assert_eq!((report.verdict, report.fault), (Verdict::Retest, Some(Fault::Model)));
     // A camera of 80×60 pixels.
-    let mut other: Box<Buffers<4800, { 4800 * 8 }, 32768>> = unsafe { Box::new_zeroed().assume_init() };
+    let mut other: Box<Buffers<4800, { 4800 * 8 }, { work_bytes(4800) }>> = unsafe { Box::new_zeroed().assume_init() };
     let st = Station::new(bare_hardware(), other.memory(), BLOB, StationConfig::DEFAULT);
     assert_eq!(
         st.model_fault(),
@@ -560,7 +603,7 @@ fn a_model_for_another_frame_size_or_a_small_arena_is_refused_at_boot() {
         })
     );
     // Four feature channels of memory for an eight-channel model.
-    let mut narrow: Box<Buffers<PX, { PX * 4 }, 32768>> = unsafe { Box::new_zeroed().assume_init() };
+    let mut narrow: Box<Buffers<PX, { PX * 4 }, { work_bytes(PX) }>> = unsafe { Box::new_zeroed().assume_init() };
     let st = Station::new(bare_hardware(), narrow.memory(), BLOB, StationConfig::DEFAULT);
     assert!(matches!(
         st.model_fault(),

@@ -111,9 +111,14 @@ fn widen_filter<M: Mac>(p: &ConvParams, filter: &[i8], wq: &mut [i16]) {
     }
 }
 
+/// Channel pairs whose dot products one backend call computes.
+const BLOCK: usize = 16;
+
 /// Multiplies every filter row with the widened column(s) of pixel `ox` (and `ox + 1`
 /// when `pair`) and stores the requantized outputs. Iterators over exact chunks keep
-/// bounds checks out of the channel loop.
+/// bounds checks out of the channel loop; `accs` is the caller's, so it is not cleared
+/// for every pixel (the backend writes each entry it hands back).
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn multiply<M: Mac, P: PerChannel + ?Sized>(
     p: &ConvParams,
@@ -123,6 +128,7 @@ fn multiply<M: Mac, P: PerChannel + ?Sized>(
     pair: bool,
     ox: usize,
     out: &mut [i8],
+    accs: &mut [[i32; 4]; BLOCK],
 ) {
     let k = p.column_len();
     let cout = p.output.channels as usize;
@@ -134,8 +140,6 @@ fn multiply<M: Mac, P: PerChannel + ?Sized>(
         let (out0, out1) = out[ox * cout..(ox + 2) * cout].split_at_mut(cout);
         // Dot products for a block of channel pairs in one backend call, then their
         // requantization: the DSP backend keeps the whole block in one loop.
-        const BLOCK: usize = 16;
-        let mut accs = [[0i32; 4]; BLOCK];
         let mut oc = 0;
         for ((wb, o0b), o1b) in wq_pairs
             .chunks(BLOCK * 2 * k)
@@ -213,6 +217,7 @@ pub fn conv_row<M: Mac, P: PerChannel + ?Sized>(
     let k = p.column_len();
     let offset = -p.input_zero_point;
     let width = p.output.width as usize;
+    let mut accs = [[0i32; 4]; BLOCK];
     let mut ox = 0;
     if p.is_pointwise() {
         let row = input.row(oy);
@@ -223,12 +228,12 @@ pub fn conv_row<M: Mac, P: PerChannel + ?Sized>(
                 offset,
                 cols,
             );
-            multiply::<M, P>(p, wq, quant, cols, true, ox, out);
+            multiply::<M, P>(p, wq, quant, cols, true, ox, out, &mut accs);
             ox += 2;
         }
         if ox < width {
             M::widen(&row[ox * k..(ox + 1) * k], offset, cols);
-            multiply::<M, P>(p, wq, quant, cols, false, ox, out);
+            multiply::<M, P>(p, wq, quant, cols, false, ox, out, &mut accs);
         }
         return Ok(());
     }
@@ -262,13 +267,13 @@ pub fn conv_row<M: Mac, P: PerChannel + ?Sized>(
             gather(p, input, oy, ox + 1, g1);
             M::widen_pair(g0, g1, offset, cols);
         }
-        multiply::<M, P>(p, wq, quant, cols, true, ox, out);
+        multiply::<M, P>(p, wq, quant, cols, true, ox, out, &mut accs);
         ox += 2;
     }
     if ox < width {
         gather(p, input, oy, ox, g0);
         M::widen(g0, offset, cols);
-        multiply::<M, P>(p, wq, quant, cols, false, ox, out);
+        multiply::<M, P>(p, wq, quant, cols, false, ox, out, &mut accs);
     }
     Ok(())
 }

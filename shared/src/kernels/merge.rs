@@ -185,16 +185,89 @@ pub fn concat_row(p: &ConcatParams, a: &Rows<'_>, b: &Rows<'_>, y: usize, out: &
     expect_len("second Concat input row", p.second.row_len(), b.row_len())?;
     expect_len("Concat output row", p.output().row_len(), out.len())?;
     let (ca, cb) = (p.first.channels as usize, p.second.channels as usize);
-    let pixels = out
-        .chunks_exact_mut(ca + cb)
-        .zip(a.row(y).chunks_exact(ca))
-        .zip(b.row(y).chunks_exact(cb));
+    let (x, z) = (a.row(y), b.row(y));
+    // Word-aligned rows of whole words per pixel (what the planner lays out for
+    // channel counts that are multiples of 4) move by words, unrolled per pixel.
+    if let (Ok(o), Ok(xw), Ok(zw)) = (words_mut(out), words(x), words(z))
+        && ca % 4 == 0
+        && cb % 4 == 0
+        && concat_words(ca / 4, cb / 4, o, xw, zw)
+    {
+        return Ok(());
+    }
+    let pixels = out.chunks_exact_mut(ca + cb).zip(x.chunks_exact(ca)).zip(z.chunks_exact(cb));
     for ((o, x), z) in pixels {
         let (head, tail) = o.split_at_mut(ca);
         head.copy_from_slice(x);
         tail.copy_from_slice(z);
     }
     Ok(())
+}
+
+fn words(x: &[i8]) -> Result<&[u32], bytemuck::PodCastError> {
+    bytemuck::try_cast_slice(x)
+}
+
+fn words_mut(x: &mut [i8]) -> Result<&mut [u32], bytemuck::PodCastError> {
+    bytemuck::try_cast_slice_mut(x)
+}
+
+/// Per-pixel copies of a few words are cheaper inline than as `memcpy` calls: channel
+/// counts of 4 to 32 per input get a loop over fixed-size arrays. False for any other
+/// count (the caller copies bytes).
+fn concat_words(a: usize, b: usize, out: &mut [u32], x: &[u32], z: &[u32]) -> bool {
+    if !(1..=8).contains(&a) || !(1..=8).contains(&b) {
+        return false;
+    }
+    place_words(a, a + b, 0, out, x) && place_words(b, a + b, a, out, z)
+}
+
+/// Writes pixel `p` of `x` (`n` words each) at `out[p · stride + at ..][.. n]`.
+fn place_words(n: usize, stride: usize, at: usize, out: &mut [u32], x: &[u32]) -> bool {
+    fn run<const N: usize>(stride: usize, at: usize, out: &mut [u32], x: &[u32]) {
+        let (x, _) = x.as_chunks::<N>();
+        for (o, x) in out.chunks_exact_mut(stride).zip(x) {
+            if let Some(Ok(o)) = o.get_mut(at..at + N).map(<&mut [u32; N]>::try_from) {
+                *o = *x;
+            }
+        }
+    }
+    match n {
+        1 => run::<1>(stride, at, out, x),
+        2 => run::<2>(stride, at, out, x),
+        3 => run::<3>(stride, at, out, x),
+        4 => run::<4>(stride, at, out, x),
+        5 => run::<5>(stride, at, out, x),
+        6 => run::<6>(stride, at, out, x),
+        7 => run::<7>(stride, at, out, x),
+        8 => run::<8>(stride, at, out, x),
+        _ => return false,
+    }
+    true
+}
+
+/// As [`concat_words`], for ×2 upsampling: every input pixel of `c` words twice.
+fn upsample_words(c: usize, out: &mut [u32], x: &[u32]) -> bool {
+    fn run<const C: usize>(out: &mut [u32], x: &[u32]) {
+        let (x, _) = x.as_chunks::<C>();
+        let (out, _) = out.as_chunks_mut::<C>();
+        for (o, x) in out.chunks_exact_mut(2).zip(x) {
+            o[0] = *x;
+            o[1] = *x;
+        }
+    }
+    match c {
+        1 => run::<1>(out, x),
+        2 => run::<2>(out, x),
+        3 => run::<3>(out, x),
+        4 => run::<4>(out, x),
+        5 => run::<5>(out, x),
+        6 => run::<6>(out, x),
+        7 => run::<7>(out, x),
+        8 => run::<8>(out, x),
+        _ => return false,
+    }
+    true
 }
 
 /// Output shape of a ×2 nearest-neighbour upsampling of `input`, if it fits in `u16`.
@@ -217,7 +290,14 @@ pub fn upsample2_row(input: Shape, rows: &Rows<'_>, y: usize, out: &mut [i8]) ->
     expect_len("Upsample input row", input.row_len(), rows.row_len())?;
     expect_len("Upsample output row", output.row_len(), out.len())?;
     let c = input.channels as usize;
-    for (o, x) in out.chunks_exact_mut(2 * c).zip(rows.row(y / 2).chunks_exact(c)) {
+    let x = rows.row(y / 2);
+    if let (Ok(o), Ok(xw)) = (words_mut(out), words(x))
+        && c % 4 == 0
+        && upsample_words(c / 4, o, xw)
+    {
+        return Ok(());
+    }
+    for (o, x) in out.chunks_exact_mut(2 * c).zip(x.chunks_exact(c)) {
         let (left, right) = o.split_at_mut(c);
         left.copy_from_slice(x);
         right.copy_from_slice(x);
@@ -290,17 +370,26 @@ mod tests {
 
         #[test]
         fn rows_of_add_concat_and_upsample_are_their_definitions(
-            h in 1u16..6, w in 1u16..7, ca in 1u16..5, cb in 1u16..5,
+            h in 1u16..6, w in 1u16..7,
+            // Multiples of 4 up to 32 take the word copies, others and misaligned rows
+            // (`shift`) the byte copies.
+            ca in prop_oneof![1u16..5, (1u16..10).prop_map(|n| 4 * n)],
+            cb in prop_oneof![1u16..5, (1u16..10).prop_map(|n| 4 * n)],
+            shift in 0usize..2,
             seed in any::<u64>(),
         ) {
             let mut state = seed | 1;
             let mut next = || { state ^= state << 13; state ^= state >> 7; state ^= state << 17; state as i8 };
             let sa = Shape::new(h, w, ca);
             let sb = Shape::new(h, w, cb);
-            let a: Vec<i8> = (0..sa.len()).map(|_| next()).collect();
+            // u32 storage: word-aligned, then shifted by `shift` bytes.
+            let mut a_store = vec![0u32; sa.len() / 4 + 1];
+            let a: &mut [i8] = &mut bytemuck::cast_slice_mut::<u32, i8>(&mut a_store)[shift..shift + sa.len()];
+            a.iter_mut().for_each(|v| *v = next());
+            let a: &[i8] = a;
             let b: Vec<i8> = (0..sb.len()).map(|_| next()).collect();
             let b_same: Vec<i8> = (0..sa.len()).map(|_| next()).collect();
-            let ra = Rows::whole(&a, sa).unwrap();
+            let ra = Rows::whole(a, sa).unwrap();
             let rb = Rows::whole(&b, sb).unwrap();
             let rs = Rows::whole(&b_same, sa).unwrap();
             let p = ConcatParams { first: sa, second: sb };

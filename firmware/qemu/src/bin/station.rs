@@ -22,20 +22,21 @@ use tqc_qemu::board::{self, CmsdkWatchdog, LED_BUSY, LED_FAIL, LED_LAMP, LED_PAS
 use tqc_qemu::host::HostFile;
 use tqc_qemu::{clock, exit};
 use tqc_shared::inspection::{Fault, REPORT_MAX_BYTES, Report};
-use tqc_station::{Buffers, Hardware, Indication, Indicator, Station, StationConfig};
+use tqc_station::{Buffers, work_bytes, Hardware, Indication, Indicator, Station, StationConfig};
 
 const WIDTH: usize = 160;
 const HEIGHT: usize = 120;
 const PIXELS: usize = WIDTH * HEIGHT;
 /// Eight feature channels (the shipped model's).
 const FEATURE_BYTES: usize = PIXELS * 8;
-const ARENA: usize = 32 * 1024;
+/// The frame, the running sums, then the engine's arena, then the verdict's stack.
+const WORK: usize = work_bytes(PIXELS);
 /// Largest model blob the board takes from the host.
 const MODEL_MAX: usize = 64 * 1024;
 /// Longest the board goes without progress.
 const WATCHDOG_MS: u32 = 2_000;
 
-static BUFFERS: ConstStaticCell<Buffers<PIXELS, FEATURE_BYTES, ARENA>> = ConstStaticCell::new(Buffers::new());
+static BUFFERS: ConstStaticCell<Buffers<PIXELS, FEATURE_BYTES, WORK>> = ConstStaticCell::new(Buffers::new());
 static MODEL_BUFFER: ConstStaticCell<[u8; MODEL_MAX]> = ConstStaticCell::new([0; MODEL_MAX]);
 static TIMELINE: Timeline = Timeline::new();
 static SHIPPED_MODEL: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../onnx_models/thermonet.tqm"));
@@ -124,6 +125,8 @@ fn finish(report: &Report, classes: Option<&[u8]>) -> ! {
         "LEDs {=u32:#07b} (bit 0 PASS, 1 FAIL, 2 RETEST, 3 BUSY, 4 LAMP)",
         board::leds()
     );
+    let (used, size) = tqc_qemu::stack::high_water();
+    defmt::info!("stack: {=usize} of {=usize} B used", used, size);
     exit(written && classes_written)
 }
 
