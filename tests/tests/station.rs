@@ -149,7 +149,9 @@ fn the_reference_plate_fails_on_the_emulated_board_with_the_host_twins_class_map
 /// The stack stayed within three quarters of its region (an overflow would be a bus
 /// fault; this keeps a margin for the real board's interrupts).
 fn assert_stack_margin(run: &StationRun) {
-    let (used, size) = run.stack().unwrap_or_else(|| panic!("no stack line in\n{}", run.log.join("\n")));
+    let (used, size) = run
+        .stack()
+        .unwrap_or_else(|| panic!("no stack line in\n{}", run.log.join("\n")));
     assert!(used > 0 && used <= size * 3 / 4, "stack: {used} of {size} B used");
 }
 

@@ -34,7 +34,7 @@ use panic_probe as _;
 use static_cell::ConstStaticCell;
 use tqc_drivers::lepton::{self, Lepton};
 use tqc_drivers::station::{Lamp, Leds, Trigger};
-use tqc_station::{Buffers, work_bytes, Camera, CameraError, Clock, Hardware, Station, StationConfig, Watchdog};
+use tqc_station::{Buffers, Camera, CameraError, Clock, Hardware, Station, StationConfig, Watchdog, work_bytes};
 
 const PIXELS: usize = lepton::WIDTH * lepton::HEIGHT;
 const FEATURE_BYTES: usize = PIXELS * 8;

@@ -43,7 +43,12 @@ impl<const PIXELS: usize, const FEATURE_BYTES: usize, const WORK: usize> Buffers
     /// All zeros: a `static` of this lands in `.bss` (use a const initializer, e.g.
     /// `static_cell::ConstStaticCell`, so the value is never built on the stack).
     pub const fn new() -> Self {
-        const { assert!(WORK >= work_bytes(PIXELS), "the work region is smaller than work_bytes(PIXELS)") };
+        const {
+            assert!(
+                WORK >= work_bytes(PIXELS),
+                "the work region is smaller than work_bytes(PIXELS)"
+            )
+        };
         Buffers {
             work: Arena::new(),
             reference: [0; PIXELS],

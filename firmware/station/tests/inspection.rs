@@ -8,18 +8,17 @@ use std::rc::Rc;
 
 use tqc_drivers::station::Lamp as LampRelay;
 use tqc_shared::engine::{Engine, EngineError};
-use tqc_shared::model::{Op, QuantParams};
-use tqc_shared::owned::{OwnedLayer, OwnedModel};
-use tqc_shared::quant::Activation;
-use tqc_shared::tensor::Padding;
 use tqc_shared::features::FeatureExtractor;
 use tqc_shared::inspection::Fault;
 use tqc_shared::kernels::argmax;
+use tqc_shared::model::{Op, QuantParams};
+use tqc_shared::owned::{OwnedLayer, OwnedModel};
 use tqc_shared::planner::Mode;
+use tqc_shared::quant::Activation;
+use tqc_shared::tensor::Padding;
 use tqc_shared::verdict::Verdict;
 use tqc_station::{
-    Buffers, Camera, CameraError, Clock, Hardware, Indication, Indicator, Station, StationConfig, Watchdog,
-    work_bytes,
+    Buffers, Camera, CameraError, Clock, Hardware, Indication, Indicator, Station, StationConfig, Watchdog, work_bytes,
 };
 
 const BLOB: &[u8] = include_bytes!("../../../onnx_models/thermonet.tqm");
@@ -570,7 +569,10 @@ fn tall_kernel_model() -> Vec<u8> {
         name: "tall".into(),
         input: shipped.desc.input.clone(),
         classes: shipped.desc.classes.iter().map(|c| c.to_string()).collect(),
-        layers: vec![layer(conv(1, 128), vec![0], 128, 8), layer(conv(15, 3), vec![1], 3, 15 * 128)],
+        layers: vec![
+            layer(conv(1, 128), vec![0], 128, 8),
+            layer(conv(15, 3), vec![1], 3, 15 * 128),
+        ],
         outputs: vec![2],
     };
     model.to_blob().unwrap()

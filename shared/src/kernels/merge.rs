@@ -189,13 +189,16 @@ pub fn concat_row(p: &ConcatParams, a: &Rows<'_>, b: &Rows<'_>, y: usize, out: &
     // Word-aligned rows of whole words per pixel (what the planner lays out for
     // channel counts that are multiples of 4) move by words, unrolled per pixel.
     if let (Ok(o), Ok(xw), Ok(zw)) = (words_mut(out), words(x), words(z))
-        && ca % 4 == 0
-        && cb % 4 == 0
+        && ca.is_multiple_of(4)
+        && cb.is_multiple_of(4)
         && concat_words(ca / 4, cb / 4, o, xw, zw)
     {
         return Ok(());
     }
-    let pixels = out.chunks_exact_mut(ca + cb).zip(x.chunks_exact(ca)).zip(z.chunks_exact(cb));
+    let pixels = out
+        .chunks_exact_mut(ca + cb)
+        .zip(x.chunks_exact(ca))
+        .zip(z.chunks_exact(cb));
     for ((o, x), z) in pixels {
         let (head, tail) = o.split_at_mut(ca);
         head.copy_from_slice(x);
@@ -292,7 +295,7 @@ pub fn upsample2_row(input: Shape, rows: &Rows<'_>, y: usize, out: &mut [i8]) ->
     let c = input.channels as usize;
     let x = rows.row(y / 2);
     if let (Ok(o), Ok(xw)) = (words_mut(out), words(x))
-        && c % 4 == 0
+        && c.is_multiple_of(4)
         && upsample_words(c / 4, o, xw)
     {
         return Ok(());

@@ -22,7 +22,7 @@ use tqc_qemu::board::{self, CmsdkWatchdog, LED_BUSY, LED_FAIL, LED_LAMP, LED_PAS
 use tqc_qemu::host::HostFile;
 use tqc_qemu::{clock, exit};
 use tqc_shared::inspection::{Fault, REPORT_MAX_BYTES, Report};
-use tqc_station::{Buffers, work_bytes, Hardware, Indication, Indicator, Station, StationConfig};
+use tqc_station::{Buffers, Hardware, Indication, Indicator, Station, StationConfig, work_bytes};
 
 const WIDTH: usize = 160;
 const HEIGHT: usize = 120;
