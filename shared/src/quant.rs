@@ -189,13 +189,22 @@ impl Prepared {
         short: false,
     };
 
-    /// Packs into table words: `[multiplier, left, right | short << 8]`.
+    /// Packs into table words: `[multiplier, left, right | short << 8]`; for the short
+    /// form (whose left shift is 0) the middle word holds the rounding nudge
+    /// `2^(right − 1)` instead, so [`multiply_short`] needs no shift to make it.
     pub fn to_words(self) -> [i32; 3] {
-        [
-            self.multiplier,
-            self.left as i32,
-            (self.right | (self.short as u32) << 8) as i32,
-        ]
+        let middle = if self.short {
+            (1i32 << self.right) >> 1
+        } else {
+            self.left as i32
+        };
+        [self.multiplier, middle, (self.right | (self.short as u32) << 8) as i32]
+    }
+
+    /// The short form's operands `(multiplier, nudge, right)`, if this factor takes it.
+    pub fn short_form(self) -> Option<(i32, i32, u32)> {
+        self.short
+            .then(|| (self.multiplier, (1i32 << self.right) >> 1, self.right))
     }
 
     /// Unpacks table words written by [`Prepared::to_words`]. Total: shifts are masked to
@@ -203,11 +212,12 @@ impl Prepared {
     /// can only compute a wrong value, and the engine writes its tables itself).
     #[inline(always)]
     pub fn from_words(words: [i32; 3]) -> Self {
+        let short = words[2] as u32 & 0x100 != 0;
         Prepared {
             multiplier: words[0].max(0),
-            left: words[1] as u32 & 31,
+            left: if short { 0 } else { words[1] as u32 & 31 },
             right: words[2] as u32 & 31,
-            short: words[2] as u32 & 0x100 != 0,
+            short,
         }
     }
 
@@ -276,14 +286,23 @@ fn mul_high_rounded(a: i32, b: i32) -> i32 {
 #[inline(always)]
 pub fn multiply_prepared(x: i32, p: Prepared) -> i32 {
     if p.short {
-        // |x| < 2^30, so 2x cannot overflow.
-        let high = mul_high_rounded(x.wrapping_mul(2), p.multiplier);
-        let nudge = (1i32 << p.right) >> 1;
-        return (high + nudge - ((high as u32) >> 31) as i32) >> p.right;
+        return multiply_short(x, p.multiplier, (1i32 << p.right) >> 1, p.right);
     }
     let x = x.wrapping_shl(p.left);
     let high = ((x as i64 * p.multiplier as i64 + (1i64 << 30)) >> 31) as i32;
     rounding_divide_by_pot(high, p.right as i32)
+}
+
+/// The short form of [`multiply_prepared`] on its operands (see
+/// [`Prepared::short_form`]): for |x| < 2^30 and `right ≥ 1`, with `nudge = 2^(right − 1)`.
+/// Shifts are masked, so any operands compute a value, never a panic.
+#[inline(always)]
+pub fn multiply_short(x: i32, multiplier: i32, nudge: i32, right: u32) -> i32 {
+    // |x| < 2^30, so 2x cannot overflow.
+    let high = mul_high_rounded(x.wrapping_mul(2), multiplier);
+    high.wrapping_add(nudge)
+        .wrapping_sub(((high as u32) >> 31) as i32)
+        .wrapping_shr(right)
 }
 
 /// Requantize an int32 accumulator to int8 with a prepared factor: scale, add the output

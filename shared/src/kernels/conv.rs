@@ -7,8 +7,8 @@
 //! input pixel itself.
 
 use super::mac::Mac;
-use super::{KernelError, PerChannel, expect_at_least, expect_len};
-use crate::quant::{Clamp, Prepared, requantize_prepared};
+use super::{General, KernelError, PerChannel, Requantizer, Short, expect_at_least, expect_len};
+use crate::quant::Clamp;
 use crate::tensor::{Rows, Shape};
 
 /// Geometry and quantization of a convolution (filter OHWI).
@@ -120,7 +120,7 @@ const BLOCK: usize = 16;
 /// for every pixel (the backend writes each entry it hands back).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-fn multiply<M: Mac, P: PerChannel + ?Sized>(
+fn multiply<M: Mac, P: PerChannel + ?Sized, R: Requantizer<P>>(
     p: &ConvParams,
     wq: &[i16],
     quant: &P,
@@ -133,7 +133,8 @@ fn multiply<M: Mac, P: PerChannel + ?Sized>(
     let k = p.column_len();
     let cout = p.output.channels as usize;
     let (zp, clamp) = (p.output_zero_point, p.clamp);
-    let rq = |acc: i32, q: (i32, Prepared)| requantize_prepared(acc.wrapping_add(q.0), q.1, zp, clamp);
+    let rq = |acc: i32, q: R::Entry| R::apply(acc, q, zp, clamp);
+    let ch = |c: usize| R::entry(quant, c);
     let pairs = cout / 2;
     let (wq_pairs, wq_last) = wq.split_at(pairs * 2 * k);
     if pair {
@@ -153,7 +154,7 @@ fn multiply<M: Mac, P: PerChannel + ?Sized>(
                 .zip(o0b.chunks_exact_mut(2))
                 .zip(o1b.chunks_exact_mut(2))
             {
-                let (q0, q1) = (quant.get(oc), quant.get(oc + 1));
+                let (q0, q1) = (ch(oc), ch(oc + 1));
                 o0[0] = rq(a[0], q0);
                 o1[0] = rq(a[1], q0);
                 o0[1] = rq(a[2], q1);
@@ -162,7 +163,7 @@ fn multiply<M: Mac, P: PerChannel + ?Sized>(
             }
         }
         if cout % 2 == 1 {
-            let q = quant.get(cout - 1);
+            let q = ch(cout - 1);
             let a = M::dot_sp(&wq_last[..k], cols, k);
             out0[cout - 1] = rq(a[0], q);
             out1[cout - 1] = rq(a[1], q);
@@ -171,14 +172,14 @@ fn multiply<M: Mac, P: PerChannel + ?Sized>(
         let out0 = &mut out[ox * cout..(ox + 1) * cout];
         let mut oc = 0;
         for (w, o0) in wq_pairs.chunks_exact(2 * k).zip(out0.chunks_exact_mut(2)) {
-            let (q0, q1) = (quant.get(oc), quant.get(oc + 1));
+            let (q0, q1) = (ch(oc), ch(oc + 1));
             let a = M::dot_ps(w, cols, k);
             o0[0] = rq(a[0], q0);
             o0[1] = rq(a[1], q1);
             oc += 2;
         }
         if cout % 2 == 1 {
-            out0[cout - 1] = rq(M::dot_ss(&wq_last[..k], cols, k), quant.get(cout - 1));
+            out0[cout - 1] = rq(M::dot_ss(&wq_last[..k], cols, k), ch(cout - 1));
         }
     }
 }
@@ -188,6 +189,25 @@ fn multiply<M: Mac, P: PerChannel + ?Sized>(
 /// hold at least [`ConvParams::scratch_len`] elements (word-aligned for the DSP path).
 #[allow(clippy::too_many_arguments)]
 pub fn conv_row<M: Mac, P: PerChannel + ?Sized>(
+    p: &ConvParams,
+    filter: &[i8],
+    quant: &P,
+    input: &Rows<'_>,
+    oy: usize,
+    out: &mut [i8],
+    gather_buf: &mut [i8],
+    columns: &mut [i16],
+    weights: &mut [i16],
+) -> Result<(), KernelError> {
+    if quant.all_short() {
+        conv_row_with::<M, P, Short>(p, filter, quant, input, oy, out, gather_buf, columns, weights)
+    } else {
+        conv_row_with::<M, P, General>(p, filter, quant, input, oy, out, gather_buf, columns, weights)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn conv_row_with<M: Mac, P: PerChannel + ?Sized, R: Requantizer<P>>(
     p: &ConvParams,
     filter: &[i8],
     quant: &P,
@@ -228,12 +248,12 @@ pub fn conv_row<M: Mac, P: PerChannel + ?Sized>(
                 offset,
                 cols,
             );
-            multiply::<M, P>(p, wq, quant, cols, true, ox, out, &mut accs);
+            multiply::<M, P, R>(p, wq, quant, cols, true, ox, out, &mut accs);
             ox += 2;
         }
         if ox < width {
             M::widen(&row[ox * k..(ox + 1) * k], offset, cols);
-            multiply::<M, P>(p, wq, quant, cols, false, ox, out, &mut accs);
+            multiply::<M, P, R>(p, wq, quant, cols, false, ox, out, &mut accs);
         }
         return Ok(());
     }
@@ -267,13 +287,13 @@ pub fn conv_row<M: Mac, P: PerChannel + ?Sized>(
             gather(p, input, oy, ox + 1, g1);
             M::widen_pair(g0, g1, offset, cols);
         }
-        multiply::<M, P>(p, wq, quant, cols, true, ox, out, &mut accs);
+        multiply::<M, P, R>(p, wq, quant, cols, true, ox, out, &mut accs);
         ox += 2;
     }
     if ox < width {
         gather(p, input, oy, ox, g0);
         M::widen(g0, offset, cols);
-        multiply::<M, P>(p, wq, quant, cols, false, ox, out, &mut accs);
+        multiply::<M, P, R>(p, wq, quant, cols, false, ox, out, &mut accs);
     }
     Ok(())
 }

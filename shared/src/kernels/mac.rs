@@ -320,6 +320,8 @@ mod dsp {
             }
         }
 
+        // Inlined: a call costs as much as the work for the few channels of a head layer.
+        #[inline(always)]
         fn widen_pair(a: &[i8], b: &[i8], offset: i32, dst: &mut [i16]) {
             let k = a.len().min(b.len()).min(dst.len() / 2);
             let groups = k / 4;
@@ -338,6 +340,7 @@ mod dsp {
             }
         }
 
+        #[inline(always)]
         fn widen_pair_segment(a: &[i8], b: &[i8], offset: i32, dst: &mut [i16], at: usize, k: usize) {
             let n = a.len().min(b.len());
             let groups = n / 4;
@@ -401,6 +404,7 @@ mod dsp {
             [a00, a01, a10, a11]
         }
 
+        #[inline(always)]
         fn dot_pp_many(w: &[i16], c: &[i16], k: usize, out: &mut [[i32; 4]]) {
             let pairs = out.len().min(w.len() / (2 * k).max(1));
             let groups = k / 4;
@@ -418,6 +422,8 @@ mod dsp {
             unsafe { smlad_pairs(w.as_ptr(), c.as_ptr(), groups / 2, &mut out[..pairs]) };
         }
 
+        // Inlined: a call costs as much as the work for the few channels of a head layer.
+        #[inline(always)]
         fn dot_sp(w: &[i16], c: &[i16], k: usize) -> [i32; 2] {
             let k = k.min(w.len()).min(c.len() / 2);
             let groups = k / 4;

@@ -14,7 +14,7 @@ pub mod merge;
 pub mod pool;
 pub mod softmax;
 
-use crate::quant::{Prepared, Requant};
+use crate::quant::{Clamp, Prepared, Requant, multiply_short, requantize_prepared};
 use crate::tensor::Shape;
 
 /// Bias and requantization of one output channel.
@@ -32,6 +32,18 @@ pub trait PerChannel {
     /// `c < self.channels()`. An invalid factor acts as zero (output = zero point), never
     /// a panic; validated models have none.
     fn get(&self, c: usize) -> (i32, Prepared);
+    /// True when every channel takes the short requantization form: a kernel may then
+    /// use [`PerChannel::get_short`] throughout, with no per-output branch.
+    fn all_short(&self) -> bool {
+        false
+    }
+    /// Bias and short-form operands `(multiplier, nudge, right)` of channel `c` (see
+    /// [`crate::quant::multiply_short`]); meaningful only when [`PerChannel::all_short`].
+    fn get_short(&self, c: usize) -> (i32, i32, i32, u32) {
+        let (bias, p) = self.get(c);
+        let (m, nudge, right) = p.short_form().unwrap_or((0, 0, 0));
+        (bias, m, nudge, right)
+    }
 }
 
 impl PerChannel for [ChannelQuant] {
@@ -45,7 +57,48 @@ impl PerChannel for [ChannelQuant] {
     }
 }
 
-/// Words per channel in a [`ChannelTable`]: bias, multiplier, left shift, right shift.
+/// How a kernel requantizes its outputs, chosen once per row: [`General`] handles any
+/// factor; [`Short`] is for tables whose every channel takes the short form, which keeps
+/// the per-output code short (no branch between forms, the nudge read from the table).
+pub trait Requantizer<P: PerChannel + ?Sized> {
+    type Entry: Copy;
+    fn entry(quant: &P, c: usize) -> Self::Entry;
+    fn apply(acc: i32, e: Self::Entry, output_zero_point: i32, clamp: Clamp) -> i8;
+}
+
+/// Any factor, either form.
+pub struct General;
+
+/// Every channel in the short form ([`PerChannel::all_short`]).
+pub struct Short;
+
+impl<P: PerChannel + ?Sized> Requantizer<P> for General {
+    type Entry = (i32, Prepared);
+    #[inline(always)]
+    fn entry(quant: &P, c: usize) -> Self::Entry {
+        quant.get(c)
+    }
+    #[inline(always)]
+    fn apply(acc: i32, e: Self::Entry, zp: i32, clamp: Clamp) -> i8 {
+        requantize_prepared(acc.wrapping_add(e.0), e.1, zp, clamp)
+    }
+}
+
+impl<P: PerChannel + ?Sized> Requantizer<P> for Short {
+    type Entry = (i32, i32, i32, u32);
+    #[inline(always)]
+    fn entry(quant: &P, c: usize) -> Self::Entry {
+        quant.get_short(c)
+    }
+    #[inline(always)]
+    fn apply(acc: i32, (bias, m, nudge, right): Self::Entry, zp: i32, clamp: Clamp) -> i8 {
+        let v = multiply_short(acc.wrapping_add(bias), m, nudge, right).saturating_add(zp);
+        v.max(clamp.min as i32).min(clamp.max as i32) as i8
+    }
+}
+
+/// Words per channel in a [`ChannelTable`]: bias, multiplier, left shift (the rounding
+/// nudge for the short form), right shift with the short-form flag.
 pub const TABLE_WORDS: usize = 4;
 
 /// The engine's per-channel table in the arena, [`TABLE_WORDS`] i32 per channel.
@@ -67,6 +120,15 @@ impl PerChannel for ChannelTable<'_> {
     fn get(&self, c: usize) -> (i32, Prepared) {
         let [bias, m, l, r] = self.0[c];
         (bias, Prepared::from_words([m, l, r]))
+    }
+    fn all_short(&self) -> bool {
+        self.0.iter().all(|e| e[3] as u32 & 0x100 != 0)
+    }
+    #[inline(always)]
+    fn get_short(&self, c: usize) -> (i32, i32, i32, u32) {
+        // Written by `entry` for a short-form factor: [bias, multiplier, nudge, right | 0x100].
+        let [bias, m, nudge, r] = self.0[c];
+        (bias, m, nudge, r as u32 & 31)
     }
 }
 
