@@ -3,8 +3,8 @@
 //! pixel, which the compiler vectorises on the host and keeps in registers on Cortex-M.
 
 use super::mac::Mac;
-use super::{KernelError, PerChannel, expect_at_least, expect_len};
-use crate::quant::{Clamp, requantize_prepared};
+use super::{General, KernelError, PerChannel, Requantizer, Short, expect_at_least, expect_len};
+use crate::quant::Clamp;
 use crate::tensor::{Rows, Shape};
 
 /// Geometry and quantization of a depthwise convolution; `output.channels == input.channels`.
@@ -84,6 +84,7 @@ pub fn depthwise_row<M: Mac, P: PerChannel + ?Sized>(
     let window = input.window(y0, kh as usize, h as usize);
     let rows = &window[..kh as usize];
     let acc = &mut acc[..c];
+    let short = quant.all_short();
     for ox in 0..p.output.width as usize {
         let x0 = (ox * p.stride as usize) as isize - p.pad_left as isize;
         let (kx_lo, kx_hi) = ((-x0).max(0) as usize, (w - x0).min(kw) as usize);
@@ -99,12 +100,27 @@ pub fn depthwise_row<M: Mac, P: PerChannel + ?Sized>(
             }
         }
         let o = &mut out[ox * c..(ox + 1) * c];
-        for (ch, (dst, &a)) in o.iter_mut().zip(acc.iter()).enumerate() {
-            let q = quant.get(ch);
-            *dst = requantize_prepared(a.wrapping_add(q.0), q.1, ozp, clamp);
+        if short {
+            requantize_pixel::<P, Short>(quant, acc, o, ozp, clamp);
+        } else {
+            requantize_pixel::<P, General>(quant, acc, o, ozp, clamp);
         }
     }
     Ok(())
+}
+
+/// The pixel's accumulators into its outputs.
+#[inline(always)]
+fn requantize_pixel<P: PerChannel + ?Sized, R: Requantizer<P>>(
+    quant: &P,
+    acc: &[i32],
+    out: &mut [i8],
+    zp: i32,
+    clamp: Clamp,
+) {
+    for (ch, (dst, &a)) in out.iter_mut().zip(acc).enumerate() {
+        *dst = R::apply(a, R::entry(quant, ch), zp, clamp);
+    }
 }
 
 /// Whole-map depthwise convolution.
