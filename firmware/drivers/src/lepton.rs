@@ -5,9 +5,11 @@
 //! number T), a 2-byte CRC, 160 bytes of payload (80 big-endian 16-bit pixels, half a row).
 //! 60 packets make a segment (30 rows), four segments a frame. Packets whose ID reads
 //! `xFxx` are discard packets (the camera has nothing to send yet). A segment numbered 0
-//! is invalid and dropped. The CRC is CRC-16/CCITT (polynomial 0x1021, initial 0) over the
+//! is invalid (the camera repeating a frame) and read past. A frame is the four segments
+//! of one camera frame, in order. The CRC is CRC-16/CCITT (polynomial 0x1021, initial 0) over the
 //! whole packet with the ID's top nibble and the CRC field zeroed. When packet numbers
-//! stop following each other (or a CRC fails) the reader has lost sync: it idles with
+//! stop following each other (or a CRC fails) — except at a packet 0, which can only
+//! start a segment — the reader has lost sync: it idles with
 //! chip select deasserted for 185 ms (no SPI transaction) and starts over, as the
 //! interface description prescribes.
 //!
@@ -24,6 +26,7 @@ pub const HEIGHT: usize = 120;
 pub const PACKET_BYTES: usize = 164;
 pub const PACKETS_PER_SEGMENT: usize = 60;
 pub const SEGMENTS: usize = 4;
+const ROWS_PER_SEGMENT: usize = HEIGHT / SEGMENTS;
 /// Chip-select idle time that resynchronizes VoSPI.
 pub const RESYNC_MS: u32 = 185;
 
@@ -129,16 +132,26 @@ where
 
     /// Reads one complete frame (row-major, raw 16-bit pixels: centikelvin in TLinear
     /// mode) into `frame`.
+    ///
+    /// A frame is assembled only from segments 1, 2, 3 and 4 read in that order, one
+    /// after the other, as the camera sends one frame: a frame is never made of segments
+    /// of two camera frames (reading that starts at segment 3 would otherwise complete
+    /// with the next frame's segments 1 and 2, a frame torn across 115 ms). A segment
+    /// out of step, a resync or a new segment 1 throws the segments held away
+    /// (`lost_segments`). An invalid segment (number 0: a repeat of the previous frame)
+    /// is read past in step, not resynced. A packet 0 where another number was due
+    /// starts the segment again without idling: it can only begin a segment.
     pub fn read_frame(&mut self, frame: &mut [u16]) -> Result<FrameStats, Error<SPI::Error, I2C::Error>> {
         if frame.len() != WIDTH * HEIGHT {
             return Err(Error::FrameBuffer(frame.len()));
         }
         let mut stats = FrameStats::default();
-        let mut seen = [false; SEGMENTS + 1];
-        let mut expected: usize = 0;
-        // Segment whose rows the current packets are written to, until packet 20 tells.
-        let mut segment = 1usize;
-        let rows_per_segment = PACKETS_PER_SEGMENT / 2;
+        // The segment the frame needs next (1–4): packets 0–19 are written to its rows
+        // until packet 20 names the segment they belong to.
+        let mut next = 1usize;
+        let mut expected = 0usize;
+        // False while the rest of a segment that is not kept is read past.
+        let mut keep = true;
         while stats.packets < self.packet_budget {
             self.spi.read(&mut self.packet).map_err(Error::Spi)?;
             stats.packets += 1;
@@ -147,58 +160,64 @@ where
                 stats.discards += 1;
                 continue;
             }
-            let crc = u16::from_be_bytes([self.packet[2], self.packet[3]]);
-            if crc != packet_crc(&self.packet) {
-                stats.crc_errors += 1;
-                self.resync(&mut stats);
-                expected = 0;
-                continue;
-            }
+            let crc_ok = u16::from_be_bytes([self.packet[2], self.packet[3]]) == packet_crc(&self.packet);
             let number = (id & 0x0FFF) as usize;
-            if number != expected {
+            if !crc_ok || (number != expected && number != 0) {
+                if !crc_ok {
+                    stats.crc_errors += 1;
+                }
+                // Out of sync: idle, then the camera starts over; what was held is stale.
                 self.resync(&mut stats);
-                expected = 0;
+                stats.lost_segments += (next - 1) as u32;
+                (next, expected, keep) = (1, 0, true);
                 continue;
             }
             if number == 0 {
-                // Until packet 20 names it, assume the first segment still missing.
-                segment = (1..=SEGMENTS).find(|&s| !seen[s]).unwrap_or(1);
+                // A segment (re)starts: one cut short is dropped, the frame kept.
+                (expected, keep) = (0, true);
             }
             if number == 20 {
-                let t = ((id >> 12) & 0x7) as usize;
-                if t == 0 || t > SEGMENTS {
-                    stats.invalid_segments += 1;
-                    expected = 0;
-                    continue;
-                }
-                if t != segment {
-                    // Move the ten rows already written to where segment t lives.
-                    let (from, to) = (
-                        (segment - 1) * rows_per_segment * WIDTH,
-                        (t - 1) * rows_per_segment * WIDTH,
-                    );
-                    frame.copy_within(from..from + 10 * WIDTH, to);
-                    segment = t;
-                }
-                if seen[t] {
-                    // The camera started a new frame: what we had is lost.
-                    stats.lost_segments += seen.iter().filter(|&&s| s).count() as u32;
-                    seen = [false; SEGMENTS + 1];
+                match ((id >> 12) & 0x7) as usize {
+                    t if t == next => {}
+                    1 => {
+                        // The camera began a new frame: what was held is lost; the rows
+                        // written so far move to segment 1's place.
+                        stats.lost_segments += (next - 1) as u32;
+                        let from = (next - 1) * ROWS_PER_SEGMENT * WIDTH;
+                        frame.copy_within(from..from + 10 * WIDTH, 0);
+                        next = 1;
+                    }
+                    2..=SEGMENTS => {
+                        // Out of step (a segment missed, or reading began mid-frame):
+                        // neither what was held nor this segment can make a frame.
+                        stats.lost_segments += next as u32;
+                        (next, keep) = (1, false);
+                    }
+                    _ => {
+                        stats.invalid_segments += 1;
+                        keep = false;
+                    }
                 }
             }
-            let row = (segment - 1) * rows_per_segment + number / 2;
-            let col = (number % 2) * (WIDTH / 2);
-            let dst = &mut frame[row * WIDTH + col..row * WIDTH + col + WIDTH / 2];
-            for (d, px) in dst.iter_mut().zip(self.packet[4..].chunks_exact(2)) {
-                *d = u16::from_be_bytes([px[0], px[1]]);
+            if keep {
+                let row = (next - 1) * ROWS_PER_SEGMENT + number / 2;
+                let col = (number % 2) * (WIDTH / 2);
+                let at = row * WIDTH + col;
+                if let Some(dst) = frame.get_mut(at..at + WIDTH / 2) {
+                    for (d, px) in dst.iter_mut().zip(self.packet[4..].chunks_exact(2)) {
+                        *d = u16::from_be_bytes([px[0], px[1]]);
+                    }
+                }
             }
             expected += 1;
             if expected == PACKETS_PER_SEGMENT {
-                seen[segment] = true;
-                expected = 0;
-                if seen[1..].iter().all(|&s| s) {
-                    return Ok(stats);
+                if keep {
+                    if next == SEGMENTS {
+                        return Ok(stats);
+                    }
+                    next += 1;
                 }
+                (expected, keep) = (0, true);
             }
         }
         Err(Error::NoFrame {

@@ -119,15 +119,22 @@ fn out_of_sequence_packet_resyncs() {
 }
 
 #[test]
-fn out_of_order_segments_land_in_place() {
+fn reading_that_begins_mid_frame_waits_for_segment_one_and_never_tears_a_frame() {
+    // Segments 3 and 4 of frame 4, then frame 5: a frame of 5's segments 1–2 and 4's
+    // segments 3–4 would mix two camera frames 115 ms apart.
     let mut packets = Vec::new();
-    for s in [3, 4, 1, 2] {
+    for s in [3, 4] {
         packets.extend(segment(s, 4));
+    }
+    for s in 1..=4 {
+        packets.extend(segment(s, 5));
     }
     let mut cam = Lepton::new(spi(&packets), I2cMock::new(&[]), CheckedDelay::new(&[]));
     let mut frame = vec![0u16; WIDTH * HEIGHT];
-    cam.read_frame(&mut frame).unwrap();
-    check_frame(&frame, 4);
+    let stats = cam.read_frame(&mut frame).unwrap();
+    check_frame(&frame, 5);
+    assert_eq!(stats.lost_segments, 2);
+    assert_eq!(stats.packets, 6 * 60);
     finish(cam);
 }
 
@@ -137,7 +144,8 @@ fn a_lost_segment_restarts_the_frame_and_invalid_segments_are_dropped() {
     packets.extend(segment(1, 5));
     packets.extend(segment(2, 5));
     // Segment 3 of that frame never comes: the camera is already on the next frame.
-    packets.extend(segment(0, 6)[..21].to_vec()); // an invalid segment (T = 0)
+    // An invalid segment (T = 0) cut short: its packet 0 after packet 20 restarts in step.
+    packets.extend(segment(0, 6)[..21].to_vec());
     for s in 1..=4 {
         packets.extend(segment(s, 6));
     }
