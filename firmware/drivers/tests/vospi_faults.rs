@@ -65,7 +65,11 @@ struct Stream {
 
 fn packet(f: usize, segment: usize, number: usize, t: usize) -> [u8; PACKET_BYTES] {
     let mut p = [0u8; PACKET_BYTES];
-    let id = if number == 20 { (t as u16) << 12 | 20 } else { number as u16 };
+    let id = if number == 20 {
+        (t as u16) << 12 | 20
+    } else {
+        number as u16
+    };
     p[0..2].copy_from_slice(&id.to_be_bytes());
     let row = (segment - 1) * 30 + number / 2;
     for i in 0..80 {

@@ -34,7 +34,7 @@ use panic_probe as _;
 use static_cell::ConstStaticCell;
 use tqc_drivers::lepton::{self, Lepton};
 use tqc_drivers::station::{Lamp, Leds, Trigger};
-use tqc_station::{Buffers, Camera, CameraError, Clock, Hardware, Station, StationConfig, Watchdog, work_bytes};
+use tqc_station::{Buffers, Clock, Hardware, LeptonCamera, Station, StationConfig, Watchdog, work_bytes};
 
 const PIXELS: usize = lepton::WIDTH * lepton::HEIGHT;
 const FEATURE_BYTES: usize = PIXELS * 8;
@@ -63,25 +63,6 @@ impl Clock for CycleClock {
     }
     fn now_ms(&mut self) -> i64 {
         (self.cycles() / (CPU_HZ / 1000) as u64) as i64
-    }
-}
-
-/// The Lepton as the station's camera: a frame that cannot be assembled within the
-/// driver's packet budget is lost; a bus error means the camera is gone.
-struct LeptonCamera<S, I, D>(Lepton<S, I, D>);
-
-impl<S, I, D> Camera for LeptonCamera<S, I, D>
-where
-    S: embedded_hal::spi::SpiDevice,
-    I: embedded_hal::i2c::I2c,
-    D: embedded_hal::delay::DelayNs,
-{
-    fn capture(&mut self, frame: &mut [u16]) -> Result<(), CameraError> {
-        match self.0.read_frame(frame) {
-            Ok(_) => Ok(()),
-            Err(lepton::Error::NoFrame { .. }) => Err(CameraError::Lost),
-            Err(_) => Err(CameraError::Failed),
-        }
     }
 }
 

@@ -3,6 +3,7 @@
 //! emulation (a recorded sequence read through semihosting).
 
 use embedded_hal::digital::OutputPin;
+use tqc_drivers::lepton::{self, Lepton};
 use tqc_drivers::station::{Indication, Lamp as LampRelay, LampError, Leds};
 
 /// Why a frame did not come.
@@ -23,6 +24,33 @@ pub trait Camera {
     /// Waits for the next frame and writes it into `frame`; the time it was taken is read
     /// from the [`Clock`] right after.
     fn capture(&mut self, frame: &mut [u16]) -> Result<(), CameraError>;
+}
+
+/// The Lepton as the station's camera: a frame that cannot be assembled within the
+/// driver's packet budget is lost; a bus error, a wrong buffer or a CCI failure means the
+/// camera is gone.
+pub struct LeptonCamera<S, I, D>(pub Lepton<S, I, D>);
+
+impl<S, I, D> LeptonCamera<S, I, D> {
+    /// Gives the driver back.
+    pub fn destroy(self) -> Lepton<S, I, D> {
+        self.0
+    }
+}
+
+impl<S, I, D> Camera for LeptonCamera<S, I, D>
+where
+    S: embedded_hal::spi::SpiDevice,
+    I: embedded_hal::i2c::I2c,
+    D: embedded_hal::delay::DelayNs,
+{
+    fn capture(&mut self, frame: &mut [u16]) -> Result<(), CameraError> {
+        match self.0.read_frame(frame) {
+            Ok(_) => Ok(()),
+            Err(lepton::Error::NoFrame { .. }) => Err(CameraError::Lost),
+            Err(_) => Err(CameraError::Failed),
+        }
+    }
 }
 
 /// The station's monotonic clock.

@@ -17,7 +17,7 @@ pub mod memory;
 pub mod station;
 
 pub use config::StationConfig;
-pub use hw::{Camera, CameraError, Clock, Hardware, Indicator, Lamp, LampFault, Watchdog};
+pub use hw::{Camera, CameraError, Clock, Hardware, Indicator, Lamp, LampFault, LeptonCamera, Watchdog};
 pub use memory::{Buffers, Memory, work_bytes};
 pub use station::{ModelFault, Station};
 pub use tqc_drivers::station::Indication;

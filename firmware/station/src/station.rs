@@ -255,7 +255,9 @@ fn lamp_fault(e: LampFault) -> Fault {
 }
 
 /// Gets the next good frame: `Some(time)`, or `None` when a recorded sequence ended.
-/// Lost frames count against the budget; a hole in time is a fault.
+/// Lost frames count against the budget; a hole in time is a fault. `tick` runs at every
+/// return of the camera, a frame or not (the lamp's interlock and its programmed time are
+/// enforced there, so lost frames cannot keep it on).
 fn next_frame<C: Camera, K: Clock>(
     camera: &mut C,
     clock: &mut K,
@@ -263,30 +265,40 @@ fn next_frame<C: Camera, K: Clock>(
     last_ms: &mut Option<i64>,
     cfg: &StationConfig,
     report: &mut Report,
+    tick: &mut impl FnMut(i64) -> Result<(), Fault>,
 ) -> Result<Option<i64>, Fault> {
     loop {
         let start = clock.cycles();
         let got = camera.capture(frame);
         report.stage_cycles[Stage::Camera as usize] += clock.cycles().wrapping_sub(start);
         let now = clock.now_ms();
+        // The camera's counters first, so the report has them whatever ends the part.
+        let gap = match (got, *last_ms) {
+            (Ok(()), Some(prev)) => Some((prev, (now - prev).clamp(0, u32::MAX as i64) as u32)),
+            _ => None,
+        };
+        if let Some((_, gap)) = gap {
+            report.counters.longest_gap_ms = report.counters.longest_gap_ms.max(gap);
+        }
+        if got == Err(CameraError::Lost) {
+            report.counters.camera_errors = report.counters.camera_errors.saturating_add(1);
+        }
+        tick(now)?;
         match got {
             Ok(()) => {
-                if let Some(prev) = *last_ms {
-                    let gap = (now - prev).clamp(0, u32::MAX as i64) as u32;
-                    report.counters.longest_gap_ms = report.counters.longest_gap_ms.max(gap);
-                    if gap > cfg.max_frame_gap_ms {
-                        return Err(Fault::FramesMissing {
-                            after_ms: prev.clamp(i32::MIN as i64, i32::MAX as i64) as i32,
-                            gap_ms: gap,
-                            limit_ms: cfg.max_frame_gap_ms,
-                        });
-                    }
+                if let Some((prev, gap)) = gap
+                    && gap > cfg.max_frame_gap_ms
+                {
+                    return Err(Fault::FramesMissing {
+                        after_ms: prev.clamp(i32::MIN as i64, i32::MAX as i64) as i32,
+                        gap_ms: gap,
+                        limit_ms: cfg.max_frame_gap_ms,
+                    });
                 }
                 *last_ms = Some(now);
                 return Ok(Some(now));
             }
             Err(CameraError::Lost) => {
-                report.counters.camera_errors = report.counters.camera_errors.saturating_add(1);
                 warning!("frame lost at {} ms ({} so far)", now, report.counters.camera_errors);
                 if report.counters.camera_errors > cfg.camera_error_budget {
                     return Err(Fault::Camera {
@@ -341,7 +353,16 @@ fn acquire<C: Camera, K: Clock, L: Lamp, I: Indicator, W: Watchdog>(
     // order; their exact times are irrelevant (the lamp time is not known yet).
     info!("pre-heat: {} frames", cfg.preheat_frames);
     for k in 0..cfg.preheat_frames {
-        if next_frame(&mut hw.camera, &mut hw.clock, frame, &mut last_ms, cfg, report)?.is_none() {
+        let got = next_frame(
+            &mut hw.camera,
+            &mut hw.clock,
+            frame,
+            &mut last_ms,
+            cfg,
+            report,
+            &mut |_| Ok(()),
+        )?;
+        if got.is_none() {
             return Err(Fault::RecordingShort { sample: 0 });
         }
         let t = -((cfg.preheat_frames - k) as i64);
@@ -354,16 +375,32 @@ fn acquire<C: Camera, K: Clock, L: Lamp, I: Indicator, W: Watchdog>(
     let mut lamp_on = true;
     info!("lamp on at {} ms for {} ms", t_on, cfg.heating_ms);
     let mut heating_checked = false;
-    while let Some(now) = next_frame(&mut hw.camera, &mut hw.clock, frame, &mut last_ms, cfg, report)? {
-        let t = now - t_on;
-        if lamp_on {
-            hw.lamp.service(now).map_err(lamp_fault)?;
-            if t >= cfg.heating_ms as i64 {
-                hw.lamp.off().map_err(lamp_fault)?;
-                lamp_on = false;
-                info!("lamp off at t = {} ms", t);
+    loop {
+        let lamp = &mut hw.lamp;
+        let mut tick = |now: i64| -> Result<(), Fault> {
+            if lamp_on {
+                lamp.service(now).map_err(lamp_fault)?;
+                if now - t_on >= cfg.heating_ms as i64 {
+                    lamp.off().map_err(lamp_fault)?;
+                    lamp_on = false;
+                    info!("lamp off at t = {} ms", now - t_on);
+                }
             }
-        }
+            Ok(())
+        };
+        let Some(now) = next_frame(
+            &mut hw.camera,
+            &mut hw.clock,
+            frame,
+            &mut last_ms,
+            cfg,
+            report,
+            &mut tick,
+        )?
+        else {
+            break;
+        };
+        let t = now - t_on;
         accept_frame(hw, fx, t, frame, report)?;
         if !heating_checked && let Some(rise) = fx.median_rise_ck {
             heating_checked = true;
