@@ -377,6 +377,64 @@ pub struct StationRun {
     pub leds: Leds,
     /// Host time the emulation took.
     pub wall: Duration,
+    /// With camera faults: the recorded time (ms) of every frame the station received.
+    pub delivered_ms: Option<Vec<i32>>,
+    /// With camera faults: what the emulated Lepton link injected.
+    pub injected: Option<Injected>,
+}
+
+/// Faults the emulated Lepton link injected in one run (`injected.u32`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Injected {
+    pub frames: u32,
+    pub discards: u32,
+    pub crc_errors: u32,
+    pub skipped: u32,
+    pub repeated: u32,
+    pub invalid_segments: u32,
+    pub truncated: u32,
+    pub resyncs: u32,
+    pub unreadable: u32,
+}
+
+impl Injected {
+    fn parse(bytes: &[u8]) -> Option<Self> {
+        let v: Vec<u32> = bytes
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let [
+            frames,
+            discards,
+            crc_errors,
+            skipped,
+            repeated,
+            invalid_segments,
+            truncated,
+            resyncs,
+            unreadable,
+        ] = v[..]
+        else {
+            return None;
+        };
+        Some(Injected {
+            frames,
+            discards,
+            crc_errors,
+            skipped,
+            repeated,
+            invalid_segments,
+            truncated,
+            resyncs,
+            unreadable,
+        })
+    }
+
+    /// Faults that reached the link (discards, CRC errors, skipped and repeated packets,
+    /// invalid segments, frames cut short).
+    pub fn faults(&self) -> u32 {
+        self.crc_errors + self.skipped + self.repeated + self.invalid_segments + self.truncated
+    }
 }
 
 impl StationRun {
@@ -406,6 +464,9 @@ pub struct StationJob<'a> {
     pub timeout: Duration,
     /// Fault injection: the emulated camera hangs at this frame (the watchdog must act).
     pub stall_at_frame: Option<u32>,
+    /// Fault injection: (seed, ‰ of frames) — the recording goes through an emulated
+    /// Lepton link and the real VoSPI driver, with faults in that share of the frames.
+    pub camera_faults: Option<(u64, u16)>,
 }
 
 fn link_or_copy(from: &Path, to: &Path) -> Result<(), EmulatorError> {
@@ -502,6 +563,10 @@ pub fn run_station(job: &StationJob<'_>) -> Result<StationRun, EmulatorError> {
         let path = job.workdir.join("stall-at-frame");
         std::fs::write(&path, k.to_string()).map_err(io(&path))?;
     }
+    if let Some((seed, permille)) = job.camera_faults {
+        let path = job.workdir.join("camera-faults");
+        std::fs::write(&path, format!("{seed} {permille}")).map_err(io(&path))?;
+    }
     let trace = job.workdir.join("qemu-trace.log");
     let run = run_image(
         job.board,
@@ -535,12 +600,29 @@ pub fn run_station(job: &StationJob<'_>) -> Result<StationRun, EmulatorError> {
     } else {
         None
     };
+    let (delivered_ms, injected) = if job.camera_faults.is_some() {
+        let path = job.workdir.join("delivered.i32");
+        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        let delivered = bytes
+            .chunks_exact(4)
+            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect();
+        let path = job.workdir.join("injected.u32");
+        let bytes = std::fs::read(&path).map_err(io(&path))?;
+        let injected = Injected::parse(&bytes)
+            .ok_or_else(|| EmulatorError::Report(format!("{}: not nine counters", path.display())))?;
+        (Some(delivered), Some(injected))
+    } else {
+        (None, None)
+    };
     Ok(StationRun {
         report,
         classes,
         log,
         leds: parse_leds(&trace_text),
         wall,
+        delivered_ms,
+        injected,
     })
 }
 

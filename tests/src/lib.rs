@@ -4,6 +4,7 @@
 //! station under QEMU.
 
 pub mod emulator;
+pub mod faults;
 pub mod graph;
 
 use tqc_shared::blob;

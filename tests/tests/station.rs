@@ -68,6 +68,7 @@ fn station(sequence: &Path, model: Option<&Path>, name: &str) -> StationRun {
         workdir: &work().join("runs").join(name),
         timeout: Duration::from_secs(900),
         stall_at_frame: None,
+        camera_faults: None,
     })
     .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
@@ -297,6 +298,7 @@ fn a_hung_camera_is_caught_by_the_watchdog() {
         workdir: &work().join("runs").join("stalled-camera"),
         timeout: Duration::from_secs(900),
         stall_at_frame: Some(30),
+        camera_faults: None,
     });
     match result {
         Err(emulator::EmulatorError::Board { log, .. }) => {
@@ -333,7 +335,45 @@ fn the_station_image_is_found_where_cargo_target_dir_puts_it() {
         workdir: &work().join("runs").join("outside-target-dir"),
         timeout: Duration::from_secs(900),
         stall_at_frame: None,
+        camera_faults: None,
     })
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(run.report.verdict, Verdict::Pass);
+}
+
+/// The recording through the emulated Lepton link with seeded faults (discard packets,
+/// CRC errors, skipped and repeated packets, invalid segments, frames cut short) to the
+/// real VoSPI driver on the board: each run agrees with the host twin on exactly the
+/// frames the station received, and the seeds give both decisions and RETESTs.
+/// `cargo xtask faults` runs the same check over many seeds.
+#[test]
+fn camera_faults_on_the_lepton_link_never_give_a_decision_the_frames_received_do_not_support() {
+    let elf = firmware();
+    let dir = reference_plate();
+    let seq = Sequence::open(dir, &ReadOptions::default()).unwrap();
+    let blob = std::fs::read(shipped_model()).unwrap();
+    let mut outcomes = Vec::new();
+    for (seed, permille) in [(1u64, 50u16), (2, 400)] {
+        let run = emulator::run_station(&StationJob {
+            board: Board::An500,
+            elf: &elf,
+            sequence: dir,
+            model: None,
+            workdir: &work().join("runs").join(format!("camera-faults-{seed}")),
+            timeout: Duration::from_secs(900),
+            stall_at_frame: None,
+            camera_faults: Some((seed, permille)),
+        })
+        .unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        let injected = run.injected.expect("the board reports what it injected");
+        assert!(injected.faults() > 0, "seed {seed}: nothing injected: {injected:?}");
+        let outcome = tests::faults::check(&run, &seq, &blob)
+            .unwrap_or_else(|why| panic!("seed {seed} ({permille} ‰): {why}\n{}", run.log.join("\n")));
+        outcomes.push(outcome);
+    }
+    assert!(
+        outcomes.iter().any(|o| matches!(o, tests::faults::Outcome::Decided(_)))
+            && outcomes.iter().any(|o| matches!(o, tests::faults::Outcome::Retest(_))),
+        "{outcomes:?}"
+    );
 }

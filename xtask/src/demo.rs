@@ -135,6 +135,7 @@ pub fn demo(args: DemoArgs) -> Result<DemoOutcome> {
                 workdir: &out.join("device"),
                 timeout: Duration::from_secs(1800),
                 stall_at_frame: None,
+                camera_faults: None,
             });
             bar.finish_and_clear();
             let run = run?;

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tests::emulator;
 
 mod demo;
+mod faults;
 mod flash;
 mod stages;
 
@@ -65,6 +66,23 @@ enum Task {
     /// Runs the emulated station (QEMU, `-icount shift=0`) on a recorded or simulated
     /// sequence with the real firmware: prints the verdict, the LEDs, the defects found,
     /// instructions per stage (and what they take at 480 MHz) and the fault counters.
+    /// Camera fault campaign on the emulated board: each seed sends the recording through
+    /// an emulated Lepton link with faults (discard packets, CRC errors, skipped and
+    /// repeated packets, invalid segments, frames cut short) in 20–400 ‰ of the frames,
+    /// to the real VoSPI driver and state machine, and checks the run against the host
+    /// twin on exactly the frames the station received. Exits non-zero if any run fails
+    /// its check. `cargo xtask demo` leaves a recording in target/demo/recording.
+    Faults {
+        /// Recording folder: sequence.npy and times.npy.
+        #[arg(long, default_value = "target/demo/recording")]
+        sequence: PathBuf,
+        /// Number of seeds.
+        #[arg(long, default_value_t = 20)]
+        seeds: u64,
+        /// First seed.
+        #[arg(long, default_value_t = 1)]
+        first_seed: u64,
+    },
     Qemu {
         /// Recording folder: sequence.npy and times.npy (the trainer's layout).
         #[arg(long)]
@@ -515,6 +533,7 @@ fn qemu_station(sequence: &Path, model: Option<&Path>, board: Board, show_log: b
         workdir: &workdir,
         timeout: Duration::from_secs(1800),
         stall_at_frame: None,
+        camera_faults: None,
     })?;
     if show_log {
         for line in &run.log {
@@ -738,6 +757,11 @@ fn main() -> ExitCode {
             trainer,
         })
         .map(|_| ()),
+        Task::Faults {
+            sequence,
+            seeds,
+            first_seed,
+        } => preflight().and_then(|_| faults::campaign(&sequence, seeds, first_seed)),
         Task::Qemu {
             sequence,
             model,

@@ -9,20 +9,32 @@
 //!
 //! Fault injection (emulation only): a file `stall-at-frame` holding a decimal frame
 //! number makes the camera hang at that frame, as a wedged SPI transfer would; the
-//! watchdog must then end the run (NMI, error log, failing exit).
+//! watchdog must then end the run (NMI, error log, failing exit). A file `camera-faults`
+//! holding `SEED PERMILLE` sends the recording through an emulated Lepton link to the
+//! real VoSPI driver, with faults in that share of the frames (discard packets, CRC
+//! errors, skipped and repeated packets, invalid segments, frames cut short); the board
+//! then writes the recorded time (ms, i32 LE) of every frame the station received to
+//! `delivered.i32`, and the faults injected to `injected.u32` (nine u32 LE: frames,
+//! discards, CRC errors, skipped, repeated, invalid segments, truncated, resyncs,
+//! unreadable).
 #![no_std]
 #![no_main]
+
+use core::cell::RefCell;
 
 use cortex_m_rt::{entry, exception};
 use defmt_semihosting as _;
 use static_cell::ConstStaticCell;
+use tqc_drivers::lepton::Lepton;
 use tqc_drivers::station::{Lamp, Leds};
-use tqc_playback::{LampSwitch, Playback, PlaybackClock, Timeline};
+use tqc_playback::{FaultRate, Injected, LampSwitch, Link, LinkDelay, LinkSpi, Playback, PlaybackClock, Timeline};
 use tqc_qemu::board::{self, CmsdkWatchdog, LED_BUSY, LED_FAIL, LED_LAMP, LED_PASS, LED_RETEST, Led};
 use tqc_qemu::host::HostFile;
 use tqc_qemu::{clock, exit};
 use tqc_shared::inspection::{Fault, REPORT_MAX_BYTES, Report};
-use tqc_station::{Buffers, Hardware, Indication, Indicator, Station, StationConfig, work_bytes};
+use tqc_station::{
+    Buffers, CameraError, Hardware, Indication, Indicator, LeptonCamera, Station, StationConfig, work_bytes,
+};
 
 const WIDTH: usize = 160;
 const HEIGHT: usize = 120;
@@ -39,7 +51,74 @@ const WATCHDOG_MS: u32 = 2_000;
 static BUFFERS: ConstStaticCell<Buffers<PIXELS, FEATURE_BYTES, WORK>> = ConstStaticCell::new(Buffers::new());
 static MODEL_BUFFER: ConstStaticCell<[u8; MODEL_MAX]> = ConstStaticCell::new([0; MODEL_MAX]);
 static TIMELINE: Timeline = Timeline::new();
+/// The frame the emulated Lepton link is sending (fault injection only).
+static LINK_FRAME: ConstStaticCell<[u16; PIXELS]> = ConstStaticCell::new([0; PIXELS]);
+static LINK: static_cell::StaticCell<EmulatedLink> = static_cell::StaticCell::new();
 static SHIPPED_MODEL: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../onnx_models/thermonet.tqm"));
+
+type Recorded = Playback<'static, HostFile, HostFile>;
+type EmulatedLink = RefCell<Link<'static, Recorded>>;
+
+/// The Lepton's CCI on the emulated board: not wired (the station only streams).
+struct NoCci;
+
+impl embedded_hal::i2c::ErrorType for NoCci {
+    type Error = embedded_hal::i2c::ErrorKind;
+}
+
+impl embedded_hal::i2c::I2c for NoCci {
+    fn transaction(
+        &mut self,
+        _: u8,
+        _: &mut [embedded_hal::i2c::Operation<'_>],
+    ) -> Result<(), embedded_hal::i2c::ErrorKind> {
+        Err(embedded_hal::i2c::ErrorKind::NoAcknowledge(
+            embedded_hal::i2c::NoAcknowledgeSource::Address,
+        ))
+    }
+}
+
+type LinkedLepton = LeptonCamera<LinkSpi<'static, 'static, Recorded>, NoCci, LinkDelay<'static, 'static, Recorded>>;
+
+/// Where the station's frames come from: the recording itself, or the recording sent
+/// through the emulated Lepton link and the real driver.
+enum Source {
+    Recording(Recorded),
+    Lepton {
+        camera: LinkedLepton,
+        link: &'static EmulatedLink,
+        delivered: Option<HostFile>,
+    },
+}
+
+impl tqc_station::Camera for Source {
+    fn capture(&mut self, frame: &mut [u16]) -> Result<(), CameraError> {
+        match self {
+            Source::Recording(r) => r.capture(frame),
+            Source::Lepton {
+                camera,
+                link,
+                delivered,
+            } => {
+                let got = camera.capture(frame);
+                let link = link.borrow();
+                match got {
+                    Ok(()) => {
+                        let ms = link.frame_ms().unwrap_or(0).clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+                        if let Some(f) = delivered
+                            && f.write_all(&ms.to_le_bytes()).is_err()
+                        {
+                            *delivered = None;
+                        }
+                        Ok(())
+                    }
+                    // The recording's end is the end, not a camera failure.
+                    Err(e) => Err(link.ended.unwrap_or(e)),
+                }
+            }
+        }
+    }
+}
 
 /// The emulated camera, optionally hanging for good at one frame.
 struct Camera<C> {
@@ -61,13 +140,32 @@ impl<C: tqc_station::Camera> tqc_station::Camera for Camera<C> {
     }
 }
 
-/// The frame number in `stall-at-frame`, if that file exists.
-fn stall_at() -> Option<u32> {
-    let mut file = HostFile::open(c"stall-at-frame").ok()?;
-    let mut text = [0u8; 10];
+/// Reads a small host file as text, if it exists.
+fn host_text<'b>(name: &core::ffi::CStr, text: &'b mut [u8]) -> Option<&'b str> {
+    let mut file = HostFile::open(name).ok()?;
     let n = file.len().ok()?.min(text.len());
     file.read_exact(&mut text[..n]).ok()?;
-    core::str::from_utf8(&text[..n]).ok()?.trim().parse().ok()
+    core::str::from_utf8(&text[..n]).ok().map(str::trim)
+}
+
+/// `SEED PERMILLE` from `camera-faults`, if that file exists.
+fn camera_faults() -> Option<FaultRate> {
+    let mut text = [0u8; 48];
+    let text = host_text(c"camera-faults", &mut text)?;
+    let mut words = text.split_whitespace();
+    let seed = words.next()?.parse().ok()?;
+    let permille = words.next()?.parse().ok()?;
+    Some(FaultRate { seed, permille })
+}
+
+fn timeline_ms() -> i64 {
+    TIMELINE.now_ms()
+}
+
+/// The frame number in `stall-at-frame`, if that file exists.
+fn stall_at() -> Option<u32> {
+    let mut text = [0u8; 10];
+    host_text(c"stall-at-frame", &mut text)?.parse().ok()
 }
 
 fn cycles() -> u64 {
@@ -114,7 +212,36 @@ fn write_file(name: &core::ffi::CStr, data: &[u8]) -> bool {
 
 /// Sends the report to the host and ends the emulation (success: the board worked,
 /// whatever the verdict).
-fn finish(report: &Report, classes: Option<&[u8]>) -> ! {
+fn finish(report: &Report, classes: Option<&[u8]>, injected: Option<Injected>) -> ! {
+    if let Some(i) = injected {
+        let counts = [
+            i.frames,
+            i.discards,
+            i.crc_errors,
+            i.skipped,
+            i.repeated,
+            i.invalid_segments,
+            i.truncated,
+            i.resyncs,
+            i.unreadable,
+        ];
+        let mut bytes = [0u8; 36];
+        for (b, c) in bytes.chunks_exact_mut(4).zip(counts) {
+            b.copy_from_slice(&c.to_le_bytes());
+        }
+        defmt::info!(
+            "camera faults injected: {=u32} frames sent, {=u32} discards, {=u32} CRC errors, {=u32} skipped, {=u32} repeated, {=u32} invalid segments, {=u32} cut short, {=u32} resyncs",
+            i.frames,
+            i.discards,
+            i.crc_errors,
+            i.skipped,
+            i.repeated,
+            i.invalid_segments,
+            i.truncated,
+            i.resyncs
+        );
+        write_file(c"injected.u32", &bytes);
+    }
     let mut buf = [0u8; REPORT_MAX_BYTES];
     let written = match report.encode(&mut buf) {
         Ok(bytes) => write_file(c"report.bin", bytes),
@@ -153,7 +280,7 @@ fn main() -> ! {
                 None => defmt::error!("recording: sequence.npy and times.npy must be in QEMU's directory"),
             }
             Indicator::show(&mut leds, Indication::Retest);
-            finish(&Report::retest(Fault::Camera { errors: 0, budget: 0 }), None);
+            finish(&Report::retest(Fault::Camera { errors: 0, budget: 0 }), None, None);
         }
     };
     defmt::info!(
@@ -179,9 +306,31 @@ fn main() -> ! {
     let Ok(lamp) = Lamp::new(lamp_pin, cfg.heating_ms + 5_000) else {
         exit(false)
     };
+    let (source, link) = match camera_faults() {
+        None => (Source::Recording(camera), None),
+        Some(rate) => {
+            defmt::info!(
+                "camera: the recording through an emulated Lepton link, faults in {=u16} ‰ of the frames (seed {=u64})",
+                rate.permille,
+                rate.seed
+            );
+            let Some(link) = Link::new(camera, LINK_FRAME.take(), rate, timeline_ms) else {
+                exit(false)
+            };
+            let link: &'static EmulatedLink = LINK.init(RefCell::new(link));
+            let lepton = Lepton::new(LinkSpi(link), NoCci, LinkDelay(link));
+            let delivered = HostFile::create(c"delivered.i32").ok();
+            let source = Source::Lepton {
+                camera: LeptonCamera(lepton),
+                link,
+                delivered,
+            };
+            (source, Some(link))
+        }
+    };
     let hw = Hardware {
         camera: Camera {
-            inner: camera,
+            inner: source,
             frames: 0,
             stall_at: stall_at(),
         },
@@ -196,7 +345,8 @@ fn main() -> ! {
     let mut station = Station::new(hw, BUFFERS.take().memory(), blob, cfg);
     let report = station.inspect();
     let inferred = report.fault.is_none();
-    finish(&report, inferred.then(|| station.classes()));
+    let injected = link.map(|l| l.borrow().injected);
+    finish(&report, inferred.then(|| station.classes()), injected);
 }
 
 /// The watchdog's first expiry: the station stopped making progress.
