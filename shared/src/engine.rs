@@ -67,20 +67,22 @@ fn words<T: bytemuck::Pod>(b: &[u8]) -> Result<&[T], EngineError> {
 /// Splits `arena` into the disjoint `ranges` (empty ranges give empty slices).
 fn split_regions<'s, const N: usize>(arena: &'s mut [u8], ranges: [Range<usize>; N]) -> Option<[&'s mut [u8]; N]> {
     let mut order: [usize; N] = core::array::from_fn(|i| i);
-    order.sort_unstable_by_key(|&i| ranges[i].start);
+    crate::order::sort_by_key(&mut order, |i| ranges.get(i).map_or(0, |r| r.start));
     let mut out: [Option<&'s mut [u8]>; N] = core::array::from_fn(|_| None);
     let mut rest = arena;
     let mut consumed = 0;
     for &i in order.iter() {
-        let r = &ranges[i];
+        let (Some(r), Some(slot)) = (ranges.get(i), out.get_mut(i)) else {
+            return None;
+        };
         if r.is_empty() {
-            out[i] = Some(&mut []);
+            *slot = Some(&mut []);
             continue;
         }
         let skip = r.start.checked_sub(consumed)?;
         let (_, tail) = core::mem::take(&mut rest).split_at_mut_checked(skip)?;
         let (mine, tail) = tail.split_at_mut_checked(r.len())?;
-        out[i] = Some(mine);
+        *slot = Some(mine);
         rest = tail;
         consumed = r.end;
     }
@@ -123,7 +125,7 @@ impl<'m, 'a> Engine<'m, 'a> {
             layer_ticks: [0; MAX_LAYERS],
         };
         for (i, info) in model.layers.iter().enumerate() {
-            let region = engine.plan.tables[i];
+            let region = engine.plan.table(i);
             let table: &mut [[i32; TABLE_WORDS]] = words_mut(engine.arena.get_mut(region.range()).ok_or(OUTSIDE)?)?;
             for c in 0..info.weighted_channels() {
                 let q = model.channel_quant(i, c).ok_or(OUTSIDE)?;
@@ -190,7 +192,11 @@ impl<'m, 'a> Engine<'m, 'a> {
             });
         }
         let slot = self.slot(0, y)?;
-        bytemuck::cast_slice_mut::<u8, i8>(self.arena.get_mut(slot).ok_or(OUTSIDE)?).copy_from_slice(row);
+        // The row's length was checked against the input's above.
+        let dst = bytemuck::cast_slice_mut::<u8, i8>(self.arena.get_mut(slot).ok_or(OUTSIDE)?);
+        for (d, &s) in dst.iter_mut().zip(row) {
+            *d = s;
+        }
         self.schedule.input_row();
         self.deliver(0, y, &[], sink)?;
         self.drain::<M>(&[], sink)
@@ -214,7 +220,7 @@ impl<'m, 'a> Engine<'m, 'a> {
         self.reset();
         match self.plan.mode {
             Mode::Streaming => {
-                for row in input.chunks_exact(shape.row_len()) {
+                for row in input.chunks_exact(shape.row_len().max(1)) {
                     self.push_row::<M>(row, sink)?;
                 }
                 Ok(())
@@ -245,7 +251,7 @@ impl<'m, 'a> Engine<'m, 'a> {
             });
         }
         self.reset();
-        let region = self.plan.tensors[0];
+        let region = self.plan.tensor(0);
         let dst = self
             .arena
             .get_mut(region.offset..region.offset + input.len())
@@ -290,7 +296,7 @@ impl<'m, 'a> Engine<'m, 'a> {
         let Some(k) = self.model.output_index(t) else {
             return Ok(());
         };
-        let bytes = self.arena.get(self.plan.tensors[t].range()).ok_or(OUTSIDE)?;
+        let bytes = self.arena.get(self.plan.tensor(t).range()).ok_or(OUTSIDE)?;
         let row = tensor_view(&self.plan, self.model, t, bytes, resident)?
             .row_checked(y)
             .ok_or(OUTSIDE)?;
@@ -330,7 +336,7 @@ impl<'m, 'a> Engine<'m, 'a> {
         let row_len = info.input.row_len();
         let in_place = self.is_resident(src);
         let input = if in_place { 0..0 } else { self.slot(src, y)? };
-        let (acc_region, scratch_region) = (self.plan.accumulators[i].range(), self.plan.scratch[i].range());
+        let (acc_region, scratch_region) = (self.plan.accumulator(i).range(), self.plan.scratch_of(i).range());
         let [x, acc, scratch] = split_regions(self.arena, [input, acc_region, scratch_region]).ok_or(OUTSIDE)?;
         let x: &[i8] = if in_place {
             resident.get(y * row_len..(y + 1) * row_len).ok_or(OUTSIDE)?
@@ -366,7 +372,7 @@ impl<'m, 'a> Engine<'m, 'a> {
             if self.is_resident(t) {
                 0..0
             } else {
-                self.plan.tensors[t].range()
+                self.plan.tensor(t).range()
             }
         };
         let r0 = range(t0);
@@ -382,9 +388,9 @@ impl<'m, 'a> Engine<'m, 'a> {
                 r0,
                 r1,
                 dest,
-                plan.scratch[i].range(),
-                plan.tables[i].range(),
-                plan.accumulators[i].range(),
+                plan.scratch_of(i).range(),
+                plan.table(i).range(),
+                plan.accumulator(i).range(),
             ],
         )
         .ok_or(OUTSIDE)?;

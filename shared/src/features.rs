@@ -107,7 +107,8 @@ impl FeatureSpec {
 
     /// Window `[start, end]` of sample `k` in ms.
     pub fn window(&self, k: usize) -> (i64, i64) {
-        let t = self.times_ms[k] as i64;
+        // Past the schedule: the last window (callers stop at the last sample).
+        let t = self.times_ms.get(k).or(self.times_ms.last()).map_or(0, |&t| t as i64);
         let half = t * self.window_permille as i64 / 1000;
         (t - half, t + half)
     }
@@ -263,9 +264,13 @@ impl<'a> FeatureExtractor<'a> {
         self.features
     }
 
-    fn quantize(&self, ratio_q12: i32) -> i8 {
-        let v = crate::quant::multiply_prepared(ratio_q12, self.requant).saturating_add(self.zero_point);
-        v.clamp(-128, 127) as i8
+    /// A Q12 ratio (as its deviation from 1) to the input's int8.
+    fn quantizer(&self) -> impl Fn(i32) -> i8 + use<> {
+        let (requant, zero_point) = (self.requant, self.zero_point);
+        move |ratio_q12| {
+            let v = crate::quant::multiply_prepared(ratio_q12, requant).saturating_add(zero_point);
+            v.clamp(-128, 127) as i8
+        }
     }
 
     /// Closes the current sample window into its feature channel.
@@ -273,6 +278,7 @@ impl<'a> FeatureExtractor<'a> {
         let k = self.sample;
         let n = self.in_window.max(1) as i64;
         let channels = self.spec.channels();
+        let quantize = self.quantizer();
         if k == 0 {
             for (r, &s) in self.reference.iter_mut().zip(self.window.iter()) {
                 let mean = (s as i64 + n / 2).div_euclid(n);
@@ -281,26 +287,34 @@ impl<'a> FeatureExtractor<'a> {
             let median = median_u16(self.reference) as i64;
             self.median_rise_ck = Some(median as u16);
             if self.spec.amplitude_window_px == 0 {
-                for p in 0..self.pixels {
-                    let ratio = ((self.reference[p] as i64) << RATIO_BITS) / median.max(1);
-                    self.features[p * channels] = self.quantize(deviation(ratio));
+                for (f, &r) in self
+                    .features
+                    .chunks_exact_mut(channels.max(1))
+                    .zip(self.reference.iter())
+                {
+                    let ratio = ((r as i64) << RATIO_BITS) / median.max(1);
+                    if let Some(f) = f.first_mut() {
+                        *f = quantize(deviation(ratio));
+                    }
                 }
             } else {
                 self.local_amplitude();
             }
         } else {
             // The window sums are done with: the buffer takes the ratios.
-            for p in 0..self.pixels {
-                let mean = (self.window[p] as i64 + n / 2).div_euclid(n);
-                let ratio = (mean << RATIO_BITS) / self.reference[p] as i64;
-                self.window[p] = ratio.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+            for (w, &r) in self.window.iter_mut().zip(self.reference.iter()) {
+                let mean = (*w as i64 + n / 2).div_euclid(n);
+                let ratio = (mean << RATIO_BITS) / (r as i64).max(1);
+                *w = ratio.clamp(i32::MIN as i64, i32::MAX as i64) as i32;
             }
             // Relative to the plate's own median: material, thickness and time since the
             // heating shift every pixel's cooling alike; a defect shifts its own.
             let median = (median_i32(self.window) as i64).max(1);
-            for p in 0..self.pixels {
-                let relative = ((self.window[p] as i64) << RATIO_BITS) / median;
-                self.features[p * channels + k] = self.quantize(deviation(relative));
+            for (f, &w) in self.features.chunks_exact_mut(channels.max(1)).zip(self.window.iter()) {
+                let relative = ((w as i64) << RATIO_BITS) / median;
+                if let Some(f) = f.get_mut(k) {
+                    *f = quantize(deviation(relative));
+                }
             }
         }
         self.window.fill(0);
@@ -315,36 +329,42 @@ impl<'a> FeatureExtractor<'a> {
     /// clipped at the image border. Separable box sums: rows into `window` (free between
     /// samples), then a running sum down each column, so it needs no memory of its own.
     fn local_amplitude(&mut self) {
-        let (w, h) = (self.width, self.pixels / self.width);
+        let w = self.width.max(1);
+        let h = self.pixels / w;
         let r = (self.spec.amplitude_window_px / 2) as usize;
         let channels = self.spec.channels();
-        for y in 0..h {
-            let row = &self.reference[y * w..(y + 1) * w];
-            let sums = &mut self.window[y * w..(y + 1) * w];
-            let mut s: i32 = row[..(r + 1).min(w)].iter().map(|&v| v as i32).sum();
-            for x in 0..w {
-                sums[x] = s;
-                if x + r + 1 < w {
-                    s += row[x + r + 1] as i32;
+        let quantize = self.quantizer();
+        // Row sums over [x − r, x + r], clipped.
+        for (row, sums) in self.reference.chunks_exact(w).zip(self.window.chunks_exact_mut(w)) {
+            let mut s: i32 = row.iter().take(r + 1).map(|&v| v as i32).sum();
+            for (x, sum) in sums.iter_mut().enumerate() {
+                *sum = s;
+                if let Some(&v) = row.get(x + r + 1) {
+                    s += v as i32;
                 }
-                if x >= r {
-                    s -= row[x - r] as i32;
+                if let Some(&v) = x.checked_sub(r).and_then(|i| row.get(i)) {
+                    s -= v as i32;
                 }
             }
         }
+        // Then down each column: the box sum of the rows [y − r, y + r], clipped.
+        let column = |x: usize, y: usize| self.window.get(y * w + x).map_or(0, |&v| v as i64);
         for x in 0..w {
             let cols = ((x + r + 1).min(w) - x.saturating_sub(r)) as i64;
-            let mut s: i64 = (0..(r + 1).min(h)).map(|y| self.window[y * w + x] as i64).sum();
+            let mut s: i64 = (0..(r + 1).min(h)).map(|y| column(x, y)).sum();
             for y in 0..h {
                 let rows = ((y + r + 1).min(h) - y.saturating_sub(r)) as i64;
                 let p = y * w + x;
-                let ratio = ((self.reference[p] as i64) << RATIO_BITS) * cols * rows / s.max(1);
-                self.features[p * channels] = self.quantize(deviation(ratio));
+                let reference = self.reference.get(p).map_or(0, |&v| v as i64);
+                let ratio = (reference << RATIO_BITS) * cols * rows / s.max(1);
+                if let Some(f) = self.features.get_mut(p * channels) {
+                    *f = quantize(deviation(ratio));
+                }
                 if y + r + 1 < h {
-                    s += self.window[(y + r + 1) * w + x] as i64;
+                    s += column(x, y + r + 1);
                 }
                 if y >= r {
-                    s -= self.window[(y - r) * w + x] as i64;
+                    s -= column(x, y - r);
                 }
             }
         }
@@ -415,10 +435,10 @@ impl<'a> FeatureExtractor<'a> {
             self.close_window();
         }
         if self.phase != Phase::Done {
-            let k = self.sample.min(self.spec.channels() - 1);
+            let k = self.sample.min(self.spec.channels().saturating_sub(1));
             return Err(FeatureError::TooShort {
                 sample: k,
-                t_ms: self.spec.times_ms[k],
+                t_ms: self.spec.times_ms.get(k).copied().unwrap_or(0),
             });
         }
         Ok(())

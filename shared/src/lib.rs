@@ -22,6 +22,7 @@ pub mod features;
 pub mod inspection;
 pub mod kernels;
 pub mod model;
+mod order;
 #[cfg(feature = "std")]
 pub mod owned;
 pub mod planner;

@@ -213,6 +213,8 @@ pub enum LayerProblem {
 /// Why a model description is not runnable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ModelError {
+    #[error("model has more than {MAX_LAYERS} layers")]
+    TooManyLayers,
     #[error("model has no layers")]
     NoLayers,
     #[error("input shape {0:?} has a zero dimension")]
@@ -382,16 +384,20 @@ fn positive(x: f32) -> bool {
     x.is_finite() && x > 0.0
 }
 
+/// Word `i` of a little-endian array whose length validation checked (0 past its end).
+fn word_at(bytes: &[u8], i: usize) -> [u8; 4] {
+    bytes
+        .get(4 * i..4 * i + 4)
+        .and_then(|b| b.try_into().ok())
+        .unwrap_or([0; 4])
+}
+
 fn f32_at(bytes: &[u8], i: usize) -> f32 {
-    let mut b = [0u8; 4];
-    b.copy_from_slice(&bytes[4 * i..4 * i + 4]);
-    f32::from_le_bytes(b)
+    f32::from_le_bytes(word_at(bytes, i))
 }
 
 fn i32_at(bytes: &[u8], i: usize) -> i32 {
-    let mut b = [0u8; 4];
-    b.copy_from_slice(&bytes[4 * i..4 * i + 4]);
-    i32::from_le_bytes(b)
+    i32::from_le_bytes(word_at(bytes, i))
 }
 
 impl<'a> Model<'a> {
@@ -438,14 +444,19 @@ impl<'a> Model<'a> {
                 if t >= output {
                     return Err(fail(LayerProblem::ReadsUnwritten { tensor: t, output }));
                 }
-                read[t] = true;
-                ins[k] = tensors[t];
-                ids[k] = t as u8;
+                let (Some(r), Some(&tensor), Some(i), Some(id)) =
+                    (read.get_mut(t), tensors.get(t), ins.get_mut(k), ids.get_mut(k))
+                else {
+                    return Err(ModelError::TooManyLayers);
+                };
+                *r = true;
+                *i = tensor;
+                *id = t as u8;
             }
             let mut info = check_layer(layer, &ins[..layer.inputs.len()]).map_err(fail)?;
             info.inputs = ids;
             info.input_count = layer.inputs.len() as u8;
-            tensors[output] = (info.output, layer.output);
+            *tensors.get_mut(output).ok_or(ModelError::TooManyLayers)? = (info.output, layer.output);
             // Capacity equals MAX_LAYERS, the same bound as desc.layers.
             let _ = layers.push(info);
         }
@@ -462,15 +473,22 @@ impl<'a> Model<'a> {
                     tensors: count,
                 });
             }
-            if desc.outputs[..index].contains(&t) {
+            if desc.outputs.iter().take(index).any(|&o| o == t) {
                 return Err(ModelError::DuplicateOutput { tensor });
             }
-            read[tensor] = true;
+            if let Some(r) = read.get_mut(tensor) {
+                *r = true;
+            }
         }
-        if let Some(tensor) = read[..count].iter().position(|&r| !r) {
+        if let Some(tensor) = read.iter().take(count).position(|&r| !r) {
             return Err(ModelError::UnusedTensor { tensor });
         }
-        let first = tensors[desc.outputs[0] as usize].0;
+        let first = desc
+            .outputs
+            .first()
+            .and_then(|&t| tensors.get(t as usize))
+            .ok_or(ModelError::NoOutputs)?
+            .0;
         if !desc.classes.is_empty() && desc.classes.len() != first.channels as usize {
             return Err(ModelError::ClassCount {
                 classes: desc.classes.len(),

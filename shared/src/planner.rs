@@ -64,6 +64,23 @@ pub struct Plan {
     pub scratch: [Region; MAX_LAYERS],
 }
 
+/// Regions by index; an index past the plan (never for a validated model) is an empty
+/// region, which the kernels then refuse as too short, with a typed error.
+impl Plan {
+    pub fn tensor(&self, t: usize) -> Region {
+        self.tensors.get(t).copied().unwrap_or_default()
+    }
+    pub fn table(&self, i: usize) -> Region {
+        self.tables.get(i).copied().unwrap_or_default()
+    }
+    pub fn accumulator(&self, i: usize) -> Region {
+        self.accumulators.get(i).copied().unwrap_or_default()
+    }
+    pub fn scratch_of(&self, i: usize) -> Region {
+        self.scratch.get(i).copied().unwrap_or_default()
+    }
+}
+
 /// Scratch of one kernel call, as byte lengths of consecutive, word-aligned parts:
 /// convolutions `[int8 gather, q15 columns, q15 weights]`, depthwise `[i32 accumulators]`,
 /// fully connected `[q15 row]`.
@@ -265,8 +282,10 @@ fn ring_rows(model: &Model<'_>, mode: Mode) -> [usize; MAX_TENSORS] {
         s.input_row();
         rows[0] = rows[0].max(s.held(model, 0));
         while let Some(step) = s.next(model) {
-            if let Step::Row { layer, .. } = step {
-                rows[layer + 1] = rows[layer + 1].max(s.held(model, layer + 1));
+            if let Step::Row { layer, .. } = step
+                && let Some(r) = rows.get_mut(layer + 1)
+            {
+                *r = (*r).max(s.held(model, layer + 1));
             }
         }
     }
@@ -359,8 +378,12 @@ pub fn plan(model: &Model<'_>, mode: Mode) -> Plan {
     }
 
     // Largest first; ties keep request order so the plan is deterministic.
-    let mut order: heapless::Vec<usize, MAX_REQUESTS> = (0..requests.len()).collect();
-    order.sort_unstable_by(|&a, &b| requests[b].len.cmp(&requests[a].len).then(a.cmp(&b)));
+    let mut order: heapless::Vec<usize, MAX_REQUESTS> = heapless::Vec::new();
+    for r in 0..requests.len() {
+        // As many as `requests` holds: the same capacity.
+        let _ = order.push(r);
+    }
+    crate::order::sort_by_key(&mut order, |r| core::cmp::Reverse(requests.get(r).map_or(0, |q| q.len)));
     let mut placed: heapless::Vec<(usize, Region), MAX_REQUESTS> = heapless::Vec::new();
     let mut plan = Plan {
         mode,
@@ -372,14 +395,14 @@ pub fn plan(model: &Model<'_>, mode: Mode) -> Plan {
         scratch: [Region::default(); MAX_LAYERS],
     };
     for &r in order.iter() {
-        let req = requests[r];
+        let Some(&req) = requests.get(r) else { continue };
         let mut offset = 0;
         // Bump past every live conflicting buffer until a gap fits; each pass moves the
         // offset forward, so this ends within `placed.len() + 1` passes.
         loop {
             let mut moved = false;
             for &(o, region) in placed.iter() {
-                let other = requests[o];
+                let Some(other) = requests.get(o) else { continue };
                 let alive_together = req.first <= other.last && other.first <= req.last;
                 let overlap = offset < region.offset + region.len && region.offset < offset + req.len;
                 if alive_together && overlap && req.len > 0 && region.len > 0 {
@@ -394,11 +417,15 @@ pub fn plan(model: &Model<'_>, mode: Mode) -> Plan {
         let region = Region { offset, len: req.len };
         let _ = placed.push((r, region));
         plan.total = plan.total.max(offset + req.len);
-        match req.slot {
-            Slot::Tensor(t) => plan.tensors[t] = region,
-            Slot::Table(i) => plan.tables[i] = region,
-            Slot::Accumulator(i) => plan.accumulators[i] = region,
-            Slot::Scratch(i) => plan.scratch[i] = region,
+        // Slots come from a validated model: always within the plan's arrays.
+        let slot = match req.slot {
+            Slot::Tensor(t) => plan.tensors.get_mut(t),
+            Slot::Table(i) => plan.tables.get_mut(i),
+            Slot::Accumulator(i) => plan.accumulators.get_mut(i),
+            Slot::Scratch(i) => plan.scratch.get_mut(i),
+        };
+        if let Some(slot) = slot {
+            *slot = region;
         }
     }
     plan

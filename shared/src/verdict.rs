@@ -141,7 +141,9 @@ pub fn inspect<const N: usize>(
         if class as usize >= MAX_CLASSES {
             return Err(VerdictError::Class { pixel, class });
         }
-        class_pixels[class as usize] += 1;
+        if let Some(n) = class_pixels.get_mut(class as usize) {
+            *n += 1;
+        }
     }
     let mut findings = Findings {
         regions: heapless::Vec::new(),
@@ -150,7 +152,7 @@ pub fn inspect<const N: usize>(
         verdict: Verdict::Pass,
     };
     for start in 0..px {
-        let class = map[start];
+        let Some(&class) = map.get(start) else { break };
         if class == SOUND || class & SEEN != 0 {
             continue;
         }
@@ -168,7 +170,7 @@ pub fn inspect<const N: usize>(
 }
 
 fn flood(map: &mut [u8], width: usize, height: usize, start: usize, stack: &mut [u32]) -> Region {
-    let class = map[start];
+    let class = map.get(start).copied().unwrap_or(0);
     let mut r = Region {
         class,
         pixels: 0,
@@ -179,12 +181,23 @@ fn flood(map: &mut [u8], width: usize, height: usize, start: usize, stack: &mut 
         sum_x: 0,
         sum_y: 0,
     };
-    map[start] |= SEEN;
-    stack[0] = start as u32;
-    let mut top = 1;
+    let width = width.max(1);
+    // The stack holds a word per pixel (checked by `inspect`) and a pixel enters it at
+    // most once, so pushes always fit.
+    let mut top = 0;
+    let push = |map: &mut [u8], stack: &mut [u32], q: usize, top: &mut usize| {
+        if let (Some(c), Some(slot)) = (map.get_mut(q), stack.get_mut(*top)) {
+            // Marked when pushed, so every pixel enters the stack at most once.
+            *c |= SEEN;
+            *slot = q as u32;
+            *top += 1;
+        }
+    };
+    push(map, stack, start, &mut top);
     while top > 0 {
         top -= 1;
-        let p = stack[top] as usize;
+        let Some(&p) = stack.get(top) else { break };
+        let p = p as usize;
         let (x, y) = (p % width, p / width);
         r.pixels += 1;
         r.min_x = r.min_x.min(x as u16);
@@ -199,11 +212,8 @@ fn flood(map: &mut [u8], width: usize, height: usize, start: usize, stack: &mut 
                 continue;
             }
             let q = ny as usize * width + nx as usize;
-            if map[q] == class {
-                // Marked when pushed, so every pixel enters the stack at most once.
-                map[q] |= SEEN;
-                stack[top] = q as u32;
-                top += 1;
+            if map.get(q) == Some(&class) {
+                push(map, stack, q, &mut top);
             }
         }
     }

@@ -184,7 +184,11 @@ where
                         // written so far move to segment 1's place.
                         stats.lost_segments += (next - 1) as u32;
                         let from = (next - 1) * ROWS_PER_SEGMENT * WIDTH;
-                        frame.copy_within(from..from + 10 * WIDTH, 0);
+                        if let Some((to, rest)) = frame.split_at_mut_checked(from) {
+                            for (d, &s) in to.iter_mut().zip(rest.iter()).take(10 * WIDTH) {
+                                *d = s;
+                            }
+                        }
                         next = 1;
                     }
                     2..=SEGMENTS => {

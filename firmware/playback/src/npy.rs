@@ -57,11 +57,12 @@ impl Dtype {
     }
 
     /// One little-endian value as f64.
+    /// Too few bytes give NaN, which readers refuse as a non-finite value.
     pub fn value(self, b: &[u8]) -> f64 {
         match self {
-            Dtype::F32 => f32::from_le_bytes([b[0], b[1], b[2], b[3]]) as f64,
-            Dtype::F64 => f64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
-            Dtype::U16 => u16::from_le_bytes([b[0], b[1]]) as f64,
+            Dtype::F32 => b.first_chunk().map_or(f64::NAN, |b| f32::from_le_bytes(*b) as f64),
+            Dtype::F64 => b.first_chunk().map_or(f64::NAN, |b| f64::from_le_bytes(*b)),
+            Dtype::U16 => b.first_chunk().map_or(f64::NAN, |b| u16::from_le_bytes(*b) as f64),
         }
     }
 }
@@ -152,23 +153,33 @@ fn value_of<'d>(dict: &'d str, key: &str) -> Result<&'d str, NpyError> {
         if k.len() + 2 > pattern.len() {
             return Err(NpyError::Header);
         }
-        pattern[0] = quote as u8;
-        pattern[1..=k.len()].copy_from_slice(k);
-        pattern[k.len() + 1] = quote as u8;
-        let p = core::str::from_utf8(&pattern[..k.len() + 2]).map_err(|_| NpyError::Header)?;
-        if let Some(i) = dict.find(p) {
-            at = Some(i + p.len());
+        // The quoted key: quote, key, quote (it fits: checked above).
+        for (d, &s) in pattern
+            .iter_mut()
+            .zip(core::iter::once(&(quote as u8)).chain(k).chain([quote as u8].iter()))
+        {
+            *d = s;
+        }
+        let quoted = pattern.get(..k.len() + 2).ok_or(NpyError::Header)?;
+        // A plain byte search: `str::find`'s searcher links panic paths.
+        let bytes = dict.as_bytes();
+        let n = quoted.len();
+        if let Some(i) = (0..=bytes.len().saturating_sub(n)).find(|&i| bytes.get(i..i + n) == Some(quoted)) {
+            at = Some(i + n);
             break;
         }
     }
-    let rest = dict[at.ok_or(NpyError::Header)?..].trim_start();
+    let rest = dict
+        .get(at.ok_or(NpyError::Header)?..)
+        .ok_or(NpyError::Header)?
+        .trim_start();
     let rest = rest.strip_prefix(':').ok_or(NpyError::Header)?.trim_start();
     let mut depth = 0i32;
     for (i, c) in rest.char_indices() {
         match c {
             '(' | '[' => depth += 1,
             ')' | ']' => depth -= 1,
-            ',' | '}' if depth == 0 => return Ok(rest[..i].trim()),
+            ',' | '}' if depth == 0 => return rest.get(..i).map(str::trim).ok_or(NpyError::Header),
             _ => {}
         }
         if depth < 0 {

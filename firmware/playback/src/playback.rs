@@ -215,7 +215,7 @@ impl<'t, F: Source, T: Source> Playback<'t, F, T> {
         let mut finite = true;
         let dtype = self.frame_header.dtype;
         for out in frame.chunks_mut(per_chunk) {
-            let bytes = &mut self.chunk[..out.len() * size];
+            let bytes = self.chunk.get_mut(..out.len() * size).ok_or(NpyError::Header)?;
             self.frames.read_exact(bytes)?;
             for (o, b) in out.iter_mut().zip(bytes.chunks_exact(size)) {
                 *o = match dtype {

@@ -38,8 +38,10 @@ impl core::fmt::Write for PanicText {
             if self.len + 1 >= self.buf.len() {
                 break;
             }
-            self.buf[self.len] = b;
-            self.len += 1;
+            if let Some(slot) = self.buf.get_mut(self.len) {
+                *slot = b;
+                self.len += 1;
+            }
         }
         Ok(())
     }

@@ -466,7 +466,7 @@ fn run<C: Camera, K: Clock, L: Lamp, I: Indicator, W: Watchdog>(
             if k != 0 {
                 return;
             }
-            for (x, logits) in row.chunks_exact(depth).enumerate() {
+            for (x, logits) in row.chunks_exact(depth.max(1)).enumerate() {
                 if let Some(c) = classes.get_mut(y * width + x) {
                     *c = argmax(logits).unwrap_or(0) as u8;
                     classes_written += 1;

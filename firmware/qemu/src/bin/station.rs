@@ -317,7 +317,10 @@ fn main() -> ! {
             let Some(link) = Link::new(camera, LINK_FRAME.take(), rate, timeline_ms) else {
                 exit(false)
             };
-            let link: &'static EmulatedLink = LINK.init(RefCell::new(link));
+            let Some(link) = LINK.try_init(RefCell::new(link)) else {
+                exit(false)
+            };
+            let link: &'static EmulatedLink = link;
             let lepton = Lepton::new(LinkSpi(link), NoCci, LinkDelay(link));
             let delivered = HostFile::create(c"delivered.i32").ok();
             let source = Source::Lepton {
