@@ -320,8 +320,10 @@ impl<'m, 'a> Engine<'m, 'a> {
     fn accumulate_fc<M: Mac>(&mut self, i: usize, y: usize, resident: &[i8]) -> Result<(), EngineError> {
         let start = self.clock.map(|c| c());
         let r = self.accumulate_fc_untimed::<M>(i, y, resident);
-        if let (Some(clock), Some(start)) = (self.clock, start) {
-            self.layer_ticks[i] += clock().wrapping_sub(start);
+        if let (Some(clock), Some(start)) = (self.clock, start)
+            && let Some(t) = self.layer_ticks.get_mut(i)
+        {
+            *t += clock().wrapping_sub(start);
         }
         r
     }
@@ -356,8 +358,10 @@ impl<'m, 'a> Engine<'m, 'a> {
     fn compute_row<M: Mac>(&mut self, i: usize, oy: usize, resident: &[i8]) -> Result<(), EngineError> {
         let start = self.clock.map(|c| c());
         let r = self.compute_row_untimed::<M>(i, oy, resident);
-        if let (Some(clock), Some(start)) = (self.clock, start) {
-            self.layer_ticks[i] += clock().wrapping_sub(start);
+        if let (Some(clock), Some(start)) = (self.clock, start)
+            && let Some(t) = self.layer_ticks.get_mut(i)
+        {
+            *t += clock().wrapping_sub(start);
         }
         r
     }

@@ -96,16 +96,17 @@ impl<'a> Rows<'a> {
         Rows::new(data, shape.row_len(), shape.height as usize)
     }
 
+    /// Row `y`; empty if the ring's buffer cannot hold it (never for a ring built by
+    /// [`Rows::new`], which checks its length; the kernels then refuse the short row).
     #[inline(always)]
     pub fn row(&self, y: usize) -> &'a [i8] {
-        let start = (y % self.capacity) * self.row_len;
-        &self.data[start..start + self.row_len]
+        self.row_checked(y).unwrap_or(&[])
     }
 
-    /// Row `y`, or `None` if the ring's buffer cannot hold it (never for a ring built by
-    /// [`Rows::new`]; this form keeps a panic path out of callers that cannot prove it).
+    /// Row `y`, or `None` if the ring's buffer cannot hold it.
+    #[inline(always)]
     pub fn row_checked(&self, y: usize) -> Option<&'a [i8]> {
-        let start = (y % self.capacity) * self.row_len;
+        let start = (y % self.capacity.max(1)) * self.row_len;
         self.data.get(start..start + self.row_len)
     }
 

@@ -132,7 +132,12 @@ pub fn read_header<S: Source>(src: &mut S) -> Result<NpyHeader, NpyError> {
         .and_then(|s| s.strip_suffix(')'))
         .ok_or(NpyError::Header)?;
     let mut shape = heapless::Vec::new();
-    for part in inner.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+    // Split by bytes: `str::split` with a char pattern links panic paths.
+    for part in inner.as_bytes().split(|&b| b == b',') {
+        let part = core::str::from_utf8(part).map_err(|_| NpyError::Header)?.trim();
+        if part.is_empty() {
+            continue;
+        }
         let n: u64 = part.parse().map_err(|_| NpyError::Header)?;
         shape.push(n).map_err(|_| NpyError::Shape)?;
     }

@@ -323,7 +323,10 @@ impl<C> spi::ErrorType for LinkSpi<'_, '_, C> {
 
 impl<C: Camera> SpiDevice for LinkSpi<'_, '_, C> {
     fn transaction(&mut self, operations: &mut [Operation<'_, u8>]) -> Result<(), LinkError> {
-        let mut link = self.0.borrow_mut();
+        // The driver holds the SPI and the delay apart and never calls one from the other.
+        let Ok(mut link) = self.0.try_borrow_mut() else {
+            return Err(LinkError(CameraError::Failed));
+        };
         for op in operations {
             if let Operation::Read(buf) = op {
                 link.next_packet(buf)?;
@@ -339,8 +342,10 @@ pub struct LinkDelay<'l, 'f, C>(pub &'l RefCell<Link<'f, C>>);
 impl<C: Camera> DelayNs for LinkDelay<'_, '_, C> {
     fn delay_ns(&mut self, _: u32) {}
     fn delay_ms(&mut self, ms: u32) {
-        if ms >= tqc_drivers::lepton::RESYNC_MS {
-            self.0.borrow_mut().resync();
+        if ms >= tqc_drivers::lepton::RESYNC_MS
+            && let Ok(mut link) = self.0.try_borrow_mut()
+        {
+            link.resync();
         }
     }
 }

@@ -6,6 +6,7 @@
 pub mod board;
 pub mod clock;
 pub mod host;
+mod logger;
 pub mod stack;
 
 pub use cortex_m_semihosting::hprintln as println;

@@ -7,7 +7,7 @@
 //! input pixel itself.
 
 use super::mac::Mac;
-use super::{General, KernelError, PerChannel, Requantizer, Short, expect_at_least, expect_len};
+use super::{General, KernelError, PerChannel, Requantizer, Short, expect_at_least, expect_len, sub, sub_mut};
 use crate::quant::Clamp;
 use crate::tensor::{Rows, Shape};
 
@@ -71,8 +71,11 @@ fn gather(p: &ConvParams, input: &Rows<'_>, oy: usize, ox: usize, col: &mut [i8]
     let pad = p.input_zero_point as i8;
     let y0 = (oy * p.stride as usize) as isize - p.pad_top as isize;
     let x0 = (ox * p.stride as usize) as isize - p.pad_left as isize;
-    for ky in 0..p.kernel_h as usize {
-        let seg = &mut col[ky * kw * cin..(ky + 1) * kw * cin];
+    for (ky, seg) in col
+        .chunks_exact_mut((kw * cin).max(1))
+        .take(p.kernel_h as usize)
+        .enumerate()
+    {
         let y = y0 + ky as isize;
         if y < 0 || y >= p.input.height as isize {
             seg.fill(pad);
@@ -81,13 +84,16 @@ fn gather(p: &ConvParams, input: &Rows<'_>, oy: usize, ox: usize, col: &mut [i8]
         let row = input.row(y as usize);
         // Split the kernel row into left padding, the in-bounds run, right padding.
         let first = (-x0).clamp(0, kw as isize) as usize;
-        let last = (p.input.width as isize - x0).clamp(0, kw as isize) as usize;
-        seg[..first * cin].fill(pad);
-        if last > first {
-            let src = (x0 + first as isize) as usize * cin;
-            seg[first * cin..last * cin].copy_from_slice(&row[src..src + (last - first) * cin]);
+        let last = (p.input.width as isize - x0).clamp(0, kw as isize).max(first as isize) as usize;
+        let src = (x0 + first as isize).max(0) as usize * cin;
+        let run = sub(row, src..src + (last - first) * cin);
+        let (left, rest) = seg.split_at_mut_checked(first * cin).unwrap_or((&mut [], &mut []));
+        left.fill(pad);
+        let (inside, right) = rest.split_at_mut_checked(run.len()).unwrap_or((&mut [], &mut []));
+        for (d, &v) in inside.iter_mut().zip(run) {
+            *d = v;
         }
-        seg[last.max(first) * cin..].fill(pad);
+        right.fill(pad);
     }
 }
 
@@ -99,15 +105,15 @@ fn widen_filter<M: Mac>(p: &ConvParams, filter: &[i8], wq: &mut [i16]) {
     let mut oc = 0;
     while oc + 1 < cout {
         M::widen_pair(
-            &filter[oc * k..(oc + 1) * k],
-            &filter[(oc + 1) * k..(oc + 2) * k],
+            sub(filter, oc * k..(oc + 1) * k),
+            sub(filter, (oc + 1) * k..(oc + 2) * k),
             0,
-            &mut wq[oc * k..(oc + 2) * k],
+            sub_mut(wq, oc * k..(oc + 2) * k),
         );
         oc += 2;
     }
     if oc < cout {
-        M::widen(&filter[oc * k..(oc + 1) * k], 0, &mut wq[oc * k..(oc + 1) * k]);
+        M::widen(sub(filter, oc * k..(oc + 1) * k), 0, sub_mut(wq, oc * k..(oc + 1) * k));
     }
 }
 
@@ -136,24 +142,24 @@ fn multiply<M: Mac, P: PerChannel + ?Sized, R: Requantizer<P>>(
     let rq = |acc: i32, q: R::Entry| R::apply(acc, q, zp, clamp);
     let ch = |c: usize| R::entry(quant, c);
     let pairs = cout / 2;
-    let (wq_pairs, wq_last) = wq.split_at(pairs * 2 * k);
+    let (wq_pairs, wq_last) = wq.split_at_checked(pairs * 2 * k).unwrap_or((wq, &[]));
+    let wq_last = sub(wq_last, 0..k);
     if pair {
-        let (out0, out1) = out[ox * cout..(ox + 2) * cout].split_at_mut(cout);
+        let (out0, out1) = sub_mut(out, ox * cout..(ox + 2) * cout)
+            .split_at_mut_checked(cout)
+            .unwrap_or((&mut [], &mut []));
         // Dot products for a block of channel pairs in one backend call, then their
         // requantization: the DSP backend keeps the whole block in one loop.
         let mut oc = 0;
         for ((wb, o0b), o1b) in wq_pairs
-            .chunks(BLOCK * 2 * k)
+            .chunks((BLOCK * 2 * k).max(1))
             .zip(out0.chunks_mut(2 * BLOCK))
             .zip(out1.chunks_mut(2 * BLOCK))
         {
-            let n = wb.len() / (2 * k);
-            M::dot_pp_many(wb, cols, k, &mut accs[..n]);
-            for ((a, o0), o1) in accs[..n]
-                .iter()
-                .zip(o0b.chunks_exact_mut(2))
-                .zip(o1b.chunks_exact_mut(2))
-            {
+            let n = (wb.len() / (2 * k).max(1)).min(BLOCK);
+            let block = sub_mut(accs, 0..n);
+            M::dot_pp_many(wb, cols, k, block);
+            for ((a, o0), o1) in block.iter().zip(o0b.chunks_exact_mut(2)).zip(o1b.chunks_exact_mut(2)) {
                 let (q0, q1) = (ch(oc), ch(oc + 1));
                 o0[0] = rq(a[0], q0);
                 o1[0] = rq(a[1], q0);
@@ -162,24 +168,30 @@ fn multiply<M: Mac, P: PerChannel + ?Sized, R: Requantizer<P>>(
                 oc += 2;
             }
         }
-        if cout % 2 == 1 {
+        if cout % 2 == 1
+            && let (Some(o0), Some(o1)) = (out0.last_mut(), out1.last_mut())
+        {
             let q = ch(cout - 1);
-            let a = M::dot_sp(&wq_last[..k], cols, k);
-            out0[cout - 1] = rq(a[0], q);
-            out1[cout - 1] = rq(a[1], q);
+            let a = M::dot_sp(wq_last, cols, k);
+            *o0 = rq(a[0], q);
+            *o1 = rq(a[1], q);
         }
     } else {
-        let out0 = &mut out[ox * cout..(ox + 1) * cout];
-        let mut oc = 0;
-        for (w, o0) in wq_pairs.chunks_exact(2 * k).zip(out0.chunks_exact_mut(2)) {
+        let out0 = sub_mut(out, ox * cout..(ox + 1) * cout);
+        // By index rather than zipped exact chunks: `Zip` of two chunk iterators divides
+        // by a chunk size it cannot see is non-zero, a panic path in the firmware.
+        let (o_pairs, _) = out0.as_chunks_mut::<2>();
+        for (j, o0) in o_pairs.iter_mut().take(pairs).enumerate() {
+            let oc = 2 * j;
             let (q0, q1) = (ch(oc), ch(oc + 1));
-            let a = M::dot_ps(w, cols, k);
+            let a = M::dot_ps(sub(wq_pairs, oc * k..(oc + 2) * k), cols, k);
             o0[0] = rq(a[0], q0);
             o0[1] = rq(a[1], q1);
-            oc += 2;
         }
-        if cout % 2 == 1 {
-            out0[cout - 1] = rq(M::dot_ss(&wq_last[..k], cols, k), ch(cout - 1));
+        if cout % 2 == 1
+            && let Some(o0) = out0.last_mut()
+        {
+            *o0 = rq(M::dot_ss(wq_last, cols, k), ch(cout - 1));
         }
     }
 }
@@ -231,9 +243,9 @@ fn conv_row_with<M: Mac, P: PerChannel + ?Sized, R: Requantizer<P>>(
     expect_at_least("int8 gather", g_len, gather_buf.len())?;
     expect_at_least("q15 columns", c_len, columns.len())?;
     expect_at_least("q15 weights", w_len, weights.len())?;
-    let wq = &mut weights[..w_len];
+    let wq = sub_mut(weights, 0..w_len);
     widen_filter::<M>(p, filter, wq);
-    let cols = &mut columns[..c_len];
+    let cols = sub_mut(columns, 0..c_len);
     let k = p.column_len();
     let offset = -p.input_zero_point;
     let width = p.output.width as usize;
@@ -243,8 +255,8 @@ fn conv_row_with<M: Mac, P: PerChannel + ?Sized, R: Requantizer<P>>(
         let row = input.row(oy);
         while ox + 1 < width {
             M::widen_pair(
-                &row[ox * k..(ox + 1) * k],
-                &row[(ox + 1) * k..(ox + 2) * k],
+                sub(row, ox * k..(ox + 1) * k),
+                sub(row, (ox + 1) * k..(ox + 2) * k),
                 offset,
                 cols,
             );
@@ -252,12 +264,14 @@ fn conv_row_with<M: Mac, P: PerChannel + ?Sized, R: Requantizer<P>>(
             ox += 2;
         }
         if ox < width {
-            M::widen(&row[ox * k..(ox + 1) * k], offset, cols);
+            M::widen(sub(row, ox * k..(ox + 1) * k), offset, cols);
             multiply::<M, P, R>(p, wq, quant, cols, false, ox, out, &mut accs);
         }
         return Ok(());
     }
-    let (g0, g1) = gather_buf[..2 * k].split_at_mut(k);
+    let (g0, g1) = sub_mut(gather_buf, 0..2 * k)
+        .split_at_mut_checked(k)
+        .unwrap_or((&mut [], &mut []));
     let cin = p.input.channels as usize;
     let (kh, kw, s) = (p.kernel_h as usize, p.kernel_w as usize, p.stride as usize);
     let segment = kw * cin;
@@ -274,8 +288,8 @@ fn conv_row_with<M: Mac, P: PerChannel + ?Sized, R: Requantizer<P>>(
             for ky in 0..kh {
                 let row = input.row(y0 as usize + ky);
                 M::widen_pair_segment(
-                    &row[xa..xa + segment],
-                    &row[xb..xb + segment],
+                    sub(row, xa..xa + segment),
+                    sub(row, xb..xb + segment),
                     offset,
                     cols,
                     ky * segment,

@@ -3,7 +3,7 @@
 //! pixel, which the compiler vectorises on the host and keeps in registers on Cortex-M.
 
 use super::mac::Mac;
-use super::{General, KernelError, PerChannel, Requantizer, Short, expect_at_least, expect_len};
+use super::{General, KernelError, PerChannel, Requantizer, Short, expect_at_least, expect_len, sub, sub_mut};
 use crate::quant::Clamp;
 use crate::tensor::{Rows, Shape};
 
@@ -96,10 +96,10 @@ pub fn depthwise_row<M: Mac, P: PerChannel + ?Sized>(
             for kx in kx_lo..kx_hi {
                 let xi = (x0 + kx as isize) as usize * c;
                 let wi = (ky * kw as usize + kx) * c;
-                M::multiply_channels(acc, &row[xi..xi + c], &filter[wi..wi + c], -zp);
+                M::multiply_channels(acc, sub(row, xi..xi + c), sub(filter, wi..wi + c), -zp);
             }
         }
-        let o = &mut out[ox * c..(ox + 1) * c];
+        let o = sub_mut(out, ox * c..(ox + 1) * c);
         if short {
             requantize_pixel::<P, Short>(quant, acc, o, ozp, clamp);
         } else {

@@ -2,7 +2,7 @@
 //! in one go or accumulated chunk by chunk as input rows stream in.
 
 use super::mac::Mac;
-use super::{KernelError, PerChannel, expect_at_least, expect_len};
+use super::{KernelError, PerChannel, expect_at_least, expect_len, sub, sub_mut};
 use crate::quant::{Clamp, requantize_prepared};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,9 +46,9 @@ pub fn accumulate<M: Mac>(
         });
     }
     expect_at_least("q15 columns", n, columns.len())?;
-    let col = &mut columns[..n];
+    let col = sub_mut(columns, 0..n);
     M::widen(chunk, -p.input_zero_point, col);
-    let row = |o: usize| &weights[o * p.in_features + start..o * p.in_features + start + n];
+    let row = |o: usize| sub(weights, o * p.in_features + start..o * p.in_features + start + n);
     let mut o = 0;
     while o + 1 < p.out_features {
         let a = M::dot_i8_2x1(row(o), row(o + 1), col);

@@ -28,7 +28,7 @@ pub trait Mac {
     /// [`Mac::dot_pp`] for consecutive weight pairs `w[i·2k..(i+1)·2k]`, one result per
     /// pair in `out` (as many pairs as `out` holds).
     fn dot_pp_many(w: &[i16], c: &[i16], k: usize, out: &mut [[i32; 4]]) {
-        for (wp, o) in w.chunks_exact(2 * k).zip(out.iter_mut()) {
+        for (wp, o) in w.chunks_exact((2 * k).max(1)).zip(out.iter_mut()) {
             *o = Self::dot_pp(wp, c, k);
         }
     }
@@ -233,6 +233,35 @@ mod dsp {
         unsafe { core::ptr::write_unaligned(d.as_mut_ptr().add(h) as *mut u32, v) }
     }
 
+    /// `dst[..t] = a + offset`, `dst[t..2t] = b + offset`, `t = a.len()`: the tail of a
+    /// widened pair (natural order, a then b).
+    #[inline(always)]
+    fn widen_tail_pair(a: &[i8], b: &[i8], offset: i32, dst: &mut [i16]) {
+        if let Some((da, db)) = dst.split_at_mut_checked(a.len()) {
+            for (d, &x) in da.iter_mut().zip(a) {
+                *d = (x as i32 + offset) as i16;
+            }
+            for (d, &x) in db.iter_mut().zip(b) {
+                *d = (x as i32 + offset) as i16;
+            }
+        }
+    }
+
+    /// `v[from..to]`, or nothing where `v` is shorter.
+    #[inline(always)]
+    fn span(v: &[i8], from: usize, to: usize) -> &[i8] {
+        v.get(from..to).unwrap_or(&[])
+    }
+
+    /// The tails of a pair laid out as `v[base..base + t]`, `v[base + t..base + 2t]`
+    /// (empty where `v` is shorter).
+    #[inline(always)]
+    fn pair_tail(v: &[i16], base: usize, t: usize) -> (&[i16], &[i16]) {
+        v.get(base..base + 2 * t)
+            .and_then(|p| p.split_at_checked(t))
+            .unwrap_or((&[], &[]))
+    }
+
     fn offset_pair(offset: i32) -> u32 {
         ((offset as u32) << 16) | (offset as u32 & 0xffff)
     }
@@ -315,8 +344,9 @@ mod dsp {
                 put_word(dst, 4 * g, sadd16(sxtb16(x), off));
                 put_word(dst, 4 * g + 2, sadd16(sxtb16_ror8(x), off));
             }
-            for i in 4 * groups..n {
-                dst[i] = (src[i] as i32 + offset) as i16;
+            let tail = src.get(4 * groups..n).unwrap_or(&[]);
+            for (d, &x) in dst.iter_mut().skip(4 * groups).zip(tail) {
+                *d = (x as i32 + offset) as i16;
             }
         }
 
@@ -333,11 +363,13 @@ mod dsp {
                 put_word(dst, 8 * g + 4, sadd16(sxtb16_ror8(x), off));
                 put_word(dst, 8 * g + 6, sadd16(sxtb16_ror8(y), off));
             }
-            let t = k - 4 * groups;
-            for i in 0..t {
-                dst[8 * groups + i] = (a[4 * groups + i] as i32 + offset) as i16;
-                dst[8 * groups + t + i] = (b[4 * groups + i] as i32 + offset) as i16;
-            }
+
+            widen_tail_pair(
+                span(a, 4 * groups, k),
+                span(b, 4 * groups, k),
+                offset,
+                dst.get_mut(8 * groups..).unwrap_or(&mut []),
+            );
         }
 
         #[inline(always)]
@@ -361,10 +393,12 @@ mod dsp {
             let t = n - 4 * groups;
             let base = 8 * (k / 4);
             if t > 0 && base + 2 * t <= dst.len() {
-                for i in 0..t {
-                    dst[base + i] = (a[4 * groups + i] as i32 + offset) as i16;
-                    dst[base + t + i] = (b[4 * groups + i] as i32 + offset) as i16;
-                }
+                widen_tail_pair(
+                    span(a, 4 * groups, n),
+                    span(b, 4 * groups, n),
+                    offset,
+                    dst.get_mut(base..).unwrap_or(&mut []),
+                );
             }
         }
 
@@ -394,8 +428,9 @@ mod dsp {
                 }
             }
             let (base, t) = (8 * groups, k - 4 * groups);
-            for i in 0..t {
-                let (wa, wb, ca, cb) = (w[base + i], w[base + t + i], c[base + i], c[base + t + i]);
+            let (wa, wb) = pair_tail(w, base, t);
+            let (ca, cb) = pair_tail(c, base, t);
+            for (((&wa, &wb), &ca), &cb) in wa.iter().zip(wb).zip(ca).zip(cb) {
                 a00 = mac(a00, wa, ca);
                 a01 = mac(a01, wa, cb);
                 a10 = mac(a10, wb, ca);
@@ -412,7 +447,7 @@ mod dsp {
             // Consecutive pairs in one asm loop need each pair to end where the next
             // starts: whole double groups (k a multiple of 8).
             if !aligned || !k.is_multiple_of(8) || groups < 2 || pairs == 0 || c.len() < 2 * k {
-                for (wp, o) in w.chunks_exact(2 * k).zip(out.iter_mut()) {
+                for (wp, o) in w.chunks_exact((2 * k).max(1)).zip(out.iter_mut()) {
                     *o = Self::dot_pp(wp, c, k);
                 }
                 return;
@@ -436,9 +471,10 @@ mod dsp {
                 a1 = smlad(hi, word_i16(c, 8 * g + 6), a1);
             }
             let t = k - 4 * groups;
-            for i in 0..t {
-                a0 = mac(a0, w[4 * groups + i], c[8 * groups + i]);
-                a1 = mac(a1, w[4 * groups + i], c[8 * groups + t + i]);
+            let (ca, cb) = pair_tail(c, 8 * groups, t);
+            for ((&wv, &ca), &cb) in w.get(4 * groups..k).unwrap_or(&[]).iter().zip(ca).zip(cb) {
+                a0 = mac(a0, wv, ca);
+                a1 = mac(a1, wv, cb);
             }
             [a0, a1]
         }
@@ -455,9 +491,10 @@ mod dsp {
                 a1 = smlad(word_i16(w, 8 * g + 6), hi, a1);
             }
             let t = k - 4 * groups;
-            for i in 0..t {
-                a0 = mac(a0, w[8 * groups + i], c[4 * groups + i]);
-                a1 = mac(a1, w[8 * groups + t + i], c[4 * groups + i]);
+            let (wa, wb) = pair_tail(w, 8 * groups, t);
+            for ((&wa, &wb), &cv) in wa.iter().zip(wb).zip(c.get(4 * groups..k).unwrap_or(&[])) {
+                a0 = mac(a0, wa, cv);
+                a1 = mac(a1, wb, cv);
             }
             [a0, a1]
         }
@@ -469,8 +506,10 @@ mod dsp {
             for p in 0..pairs {
                 acc = smlad(word_i16(w, 2 * p), word_i16(c, 2 * p), acc);
             }
-            if k % 2 == 1 {
-                acc = mac(acc, w[k - 1], c[k - 1]);
+            if k % 2 == 1
+                && let (Some(&wv), Some(&cv)) = (w.get(k - 1), c.get(k - 1))
+            {
+                acc = mac(acc, wv, cv);
             }
             acc
         }
@@ -485,14 +524,24 @@ mod dsp {
                 // the bottom and top halves separately, one product per channel.
                 let (x02, x13) = (sadd16(sxtb16(xw), off), sadd16(sxtb16_ror8(xw), off));
                 let (w02, w13) = (sxtb16(ww), sxtb16_ror8(ww));
-                let a = &mut acc[4 * g..4 * g + 4];
-                a[0] = smlabb(x02, w02, a[0]);
-                a[1] = smlabb(x13, w13, a[1]);
-                a[2] = smlatt(x02, w02, a[2]);
-                a[3] = smlatt(x13, w13, a[3]);
+                if let Some(a) = acc
+                    .get_mut(4 * g..4 * g + 4)
+                    .and_then(|a| <&mut [i32; 4]>::try_from(a).ok())
+                {
+                    a[0] = smlabb(x02, w02, a[0]);
+                    a[1] = smlabb(x13, w13, a[1]);
+                    a[2] = smlatt(x02, w02, a[2]);
+                    a[3] = smlatt(x13, w13, a[3]);
+                }
             }
-            for i in 4 * groups..n {
-                acc[i] = acc[i].wrapping_add((x[i] as i32 + offset) * w[i] as i32);
+
+            for ((a, &xv), &wv) in
+                acc.iter_mut()
+                    .skip(4 * groups)
+                    .zip(span(x, 4 * groups, n))
+                    .zip(span(w, 4 * groups, n))
+            {
+                *a = a.wrapping_add((xv as i32 + offset) * wv as i32);
             }
         }
 
@@ -508,9 +557,14 @@ mod dsp {
                 a1 = smlad(sxtb16(v), lo, a1);
                 a1 = smlad(sxtb16_ror8(v), hi, a1);
             }
-            for i in 4 * groups..k {
-                a0 = mac(a0, w0[i] as i16, c[i]);
-                a1 = mac(a1, w1[i] as i16, c[i]);
+
+            for ((&u, &v), &cv) in span(w0, 4 * groups, k)
+                .iter()
+                .zip(span(w1, 4 * groups, k))
+                .zip(c.get(4 * groups..k).unwrap_or(&[]))
+            {
+                a0 = mac(a0, u as i16, cv);
+                a1 = mac(a1, v as i16, cv);
             }
             [a0, a1]
         }
@@ -524,8 +578,13 @@ mod dsp {
                 acc = smlad(sxtb16(u), word_i16(c, 4 * g), acc);
                 acc = smlad(sxtb16_ror8(u), word_i16(c, 4 * g + 2), acc);
             }
-            for i in 4 * groups..k {
-                acc = mac(acc, w[i] as i16, c[i]);
+            for (&wv, &cv) in w
+                .get(4 * groups..k)
+                .unwrap_or(&[])
+                .iter()
+                .zip(c.get(4 * groups..k).unwrap_or(&[]))
+            {
+                acc = mac(acc, wv as i16, cv);
             }
             acc
         }

@@ -20,7 +20,7 @@
 //!   `align_corners = false` gives with and without half-pixel centres, and ONNX `Resize`
 //!   (nearest, `asymmetric` + `floor`, or `half_pixel` + `round_prefer_floor`).
 
-use super::{KernelError, expect_len};
+use super::{KernelError, expect_len, sub, sub_mut};
 use crate::quant::saturating_rounding_doubling_high_mul as srdhm;
 use crate::quant::{Clamp, Requant, ScaleError, quantize_multiplier, rounding_divide_by_pot};
 use crate::tensor::{Rows, Shape};
@@ -112,7 +112,8 @@ impl AddQuant {
         // Each scaled input is at most half of 2^28 (factors ≤ 1/2): the sum fits.
         let sum = scale(a, self.input1) + scale(b, self.input2);
         let out = scale(sum, self.output).saturating_add(self.output_zero_point);
-        out.clamp(i32::from(self.clamp.min), i32::from(self.clamp.max)) as i8
+        // `max` then `min`, not `Ord::clamp`: no assertion on the bounds' order.
+        out.max(i32::from(self.clamp.min)).min(i32::from(self.clamp.max)) as i8
     }
 }
 
@@ -196,13 +197,17 @@ pub fn concat_row(p: &ConcatParams, a: &Rows<'_>, b: &Rows<'_>, y: usize, out: &
         return Ok(());
     }
     let pixels = out
-        .chunks_exact_mut(ca + cb)
-        .zip(x.chunks_exact(ca))
-        .zip(z.chunks_exact(cb));
+        .chunks_exact_mut((ca + cb).max(1))
+        .zip(x.chunks_exact(ca.max(1)))
+        .zip(z.chunks_exact(cb.max(1)));
     for ((o, x), z) in pixels {
-        let (head, tail) = o.split_at_mut(ca);
-        head.copy_from_slice(x);
-        tail.copy_from_slice(z);
+        let (head, tail) = o.split_at_mut_checked(ca).unwrap_or((&mut [], &mut []));
+        for (d, &v) in head.iter_mut().zip(x) {
+            *d = v;
+        }
+        for (d, &v) in tail.iter_mut().zip(z) {
+            *d = v;
+        }
     }
     Ok(())
 }
@@ -229,7 +234,7 @@ fn concat_words(a: usize, b: usize, out: &mut [u32], x: &[u32], z: &[u32]) -> bo
 fn place_words(n: usize, stride: usize, at: usize, out: &mut [u32], x: &[u32]) -> bool {
     fn run<const N: usize>(stride: usize, at: usize, out: &mut [u32], x: &[u32]) {
         let (x, _) = x.as_chunks::<N>();
-        for (o, x) in out.chunks_exact_mut(stride).zip(x) {
+        for (o, x) in out.chunks_exact_mut(stride.max(1)).zip(x) {
             if let Some(Ok(o)) = o.get_mut(at..at + N).map(<&mut [u32; N]>::try_from) {
                 *o = *x;
             }
@@ -300,10 +305,14 @@ pub fn upsample2_row(input: Shape, rows: &Rows<'_>, y: usize, out: &mut [i8]) ->
     {
         return Ok(());
     }
-    for (o, x) in out.chunks_exact_mut(2 * c).zip(x.chunks_exact(c)) {
-        let (left, right) = o.split_at_mut(c);
-        left.copy_from_slice(x);
-        right.copy_from_slice(x);
+    // By index: zipped exact chunks divide by a chunk size the compiler cannot see is
+    // non-zero (a panic path in the firmware).
+    for j in 0..x.len() / c.max(1) {
+        let (src, dst) = (sub(x, j * c..(j + 1) * c), sub_mut(out, 2 * j * c..2 * (j + 1) * c));
+        let (left, right) = dst.split_at_mut_checked(c).unwrap_or((&mut [], &mut []));
+        for ((l, r), &v) in left.iter_mut().zip(right.iter_mut()).zip(src) {
+            (*l, *r) = (v, v);
+        }
     }
     Ok(())
 }

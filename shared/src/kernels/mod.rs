@@ -118,7 +118,7 @@ impl PerChannel for ChannelTable<'_> {
     }
     #[inline(always)]
     fn get(&self, c: usize) -> (i32, Prepared) {
-        let [bias, m, l, r] = self.0[c];
+        let [bias, m, l, r] = self.0.get(c).copied().unwrap_or_default();
         (bias, Prepared::from_words([m, l, r]))
     }
     fn all_short(&self) -> bool {
@@ -127,7 +127,7 @@ impl PerChannel for ChannelTable<'_> {
     #[inline(always)]
     fn get_short(&self, c: usize) -> (i32, i32, i32, u32) {
         // Written by `entry` for a short-form factor: [bias, multiplier, nudge, right | 0x100].
-        let [bias, m, nudge, r] = self.0[c];
+        let [bias, m, nudge, r] = self.0.get(c).copied().unwrap_or_default();
         (bias, m, nudge, r as u32 & 31)
     }
 }
@@ -179,6 +179,20 @@ pub(crate) fn check_window(w: &Window, input: Shape, output: Shape) -> Result<()
         return Err(KernelError::Geometry("output window outside the padded input"));
     }
     Ok(())
+}
+
+/// `v[r]`, or nothing where `v` is shorter. The kernels check every length up front, so
+/// this never comes empty for them; it keeps a panic path out of the firmware where the
+/// compiler cannot prove an index.
+#[inline(always)]
+pub(crate) fn sub<T>(v: &[T], r: core::ops::Range<usize>) -> &[T] {
+    v.get(r).unwrap_or(&[])
+}
+
+/// `v[r]` mutably, or nothing (see [`sub`]).
+#[inline(always)]
+pub(crate) fn sub_mut<T>(v: &mut [T], r: core::ops::Range<usize>) -> &mut [T] {
+    v.get_mut(r).unwrap_or(&mut [])
 }
 
 pub(crate) fn expect_len(what: &'static str, expected: usize, found: usize) -> Result<(), KernelError> {

@@ -2,7 +2,7 @@
 //! point; the average divides by the number of in-bounds elements, rounding half away
 //! from zero; both clamp to the fused activation range).
 
-use super::{KernelError, Window, check_window, expect_len};
+use super::{KernelError, Window, check_window, expect_len, sub, sub_mut};
 use crate::quant::Clamp;
 use crate::tensor::{Rows, Shape};
 
@@ -57,15 +57,16 @@ pub fn pool_row(p: &PoolParams, input: &Rows<'_>, oy: usize, out: &mut [i8]) -> 
         let x0 = (ox * w.stride as usize) as isize - w.pad_left as isize;
         let x_lo = x0.max(0);
         let x_hi = (x0 + w.kernel_w as isize).min(w_in);
-        let count = ((y_hi - y_lo) * (x_hi - x_lo)) as i32;
-        let o = &mut out[ox * c..(ox + 1) * c];
+        // A window always overlaps the input (checked with the parameters).
+        let count = (((y_hi - y_lo) * (x_hi - x_lo)) as i32).max(1);
+        let o = sub_mut(out, ox * c..(ox + 1) * c);
         match p.kind {
             PoolKind::Max => {
                 // Channels innermost: contiguous in both the input pixel and the output.
                 o.fill(i8::MIN);
                 for row in rows.iter().flatten() {
                     for x in x_lo..x_hi {
-                        let px = &row[x as usize * c..(x as usize + 1) * c];
+                        let px = sub(row, x as usize * c..(x as usize + 1) * c);
                         for (m, &v) in o.iter_mut().zip(px) {
                             *m = (*m).max(v);
                         }
@@ -83,7 +84,7 @@ pub fn pool_row(p: &PoolParams, input: &Rows<'_>, oy: usize, out: &mut [i8]) -> 
                     let base = b * BLOCK;
                     for row in rows.iter().flatten() {
                         for x in x_lo..x_hi {
-                            let px = &row[x as usize * c + base..x as usize * c + base + ob.len()];
+                            let px = sub(row, x as usize * c + base..x as usize * c + base + ob.len());
                             for (s, &v) in sum.iter_mut().zip(px) {
                                 *s += v as i32;
                             }

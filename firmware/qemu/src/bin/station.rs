@@ -23,7 +23,6 @@
 use core::cell::RefCell;
 
 use cortex_m_rt::{entry, exception};
-use defmt_semihosting as _;
 use static_cell::ConstStaticCell;
 use tqc_drivers::lepton::Lepton;
 use tqc_drivers::station::{Lamp, Leds};
@@ -82,6 +81,8 @@ type LinkedLepton = LeptonCamera<LinkSpi<'static, 'static, Recorded>, NoCci, Lin
 
 /// Where the station's frames come from: the recording itself, or the recording sent
 /// through the emulated Lepton link and the real driver.
+// One value for the whole run, built once in `main`: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Source {
     Recording(Recorded),
     Lepton {
@@ -101,7 +102,9 @@ impl tqc_station::Camera for Source {
                 delivered,
             } => {
                 let got = camera.capture(frame);
-                let link = link.borrow();
+                let Ok(link) = link.try_borrow() else {
+                    return Err(CameraError::Failed);
+                };
                 match got {
                     Ok(()) => {
                         let ms = link.frame_ms().unwrap_or(0).clamp(i32::MIN as i64, i32::MAX as i64) as i32;
@@ -152,9 +155,14 @@ fn host_text<'b>(name: &core::ffi::CStr, text: &'b mut [u8]) -> Option<&'b str> 
 fn camera_faults() -> Option<FaultRate> {
     let mut text = [0u8; 48];
     let text = host_text(c"camera-faults", &mut text)?;
-    let mut words = text.split_whitespace();
-    let seed = words.next()?.parse().ok()?;
-    let permille = words.next()?.parse().ok()?;
+    // Split on ASCII spaces by bytes: `str::split_whitespace` links panic paths.
+    let mut words = text
+        .as_bytes()
+        .split(|b| b.is_ascii_whitespace())
+        .filter(|w| !w.is_empty());
+    let mut number = || core::str::from_utf8(words.next()?).ok()?.parse::<u64>().ok();
+    let seed = number()?;
+    let permille = u16::try_from(number()?).ok()?;
     Some(FaultRate { seed, permille })
 }
 
@@ -179,7 +187,9 @@ fn model() -> &'static [u8] {
         defmt::info!("model: embedded thermonet.tqm ({=usize} B)", SHIPPED_MODEL.len());
         return SHIPPED_MODEL;
     };
-    let buffer: &'static mut [u8; MODEL_MAX] = MODEL_BUFFER.take();
+    let Some(buffer) = MODEL_BUFFER.try_take() else {
+        return &[];
+    };
     let len = match file.len() {
         Ok(n) if n <= MODEL_MAX => n,
         Ok(n) => {
@@ -314,7 +324,10 @@ fn main() -> ! {
                 rate.permille,
                 rate.seed
             );
-            let Some(link) = Link::new(camera, LINK_FRAME.take(), rate, timeline_ms) else {
+            let Some(link) = LINK_FRAME
+                .try_take()
+                .and_then(|f| Link::new(camera, f, rate, timeline_ms))
+            else {
                 exit(false)
             };
             let Some(link) = LINK.try_init(RefCell::new(link)) else {
@@ -345,10 +358,11 @@ fn main() -> ! {
         leds,
         watchdog: CmsdkWatchdog::start(WATCHDOG_MS),
     };
-    let mut station = Station::new(hw, BUFFERS.take().memory(), blob, cfg);
+    let Some(buffers) = BUFFERS.try_take() else { exit(false) };
+    let mut station = Station::new(hw, buffers.memory(), blob, cfg);
     let report = station.inspect();
     let inferred = report.fault.is_none();
-    let injected = link.map(|l| l.borrow().injected);
+    let injected = link.and_then(|l| l.try_borrow().ok().map(|l| l.injected));
     finish(&report, inferred.then(|| station.classes()), injected);
 }
 
