@@ -117,6 +117,25 @@ fn widen_filter<M: Mac>(p: &ConvParams, filter: &[i8], wq: &mut [i16]) {
     }
 }
 
+/// The widened filter, split once per row: the channel pairs, and the odd last channel.
+#[derive(Clone, Copy)]
+struct Widened<'w> {
+    pairs: &'w [i16],
+    last: &'w [i16],
+}
+
+impl<'w> Widened<'w> {
+    fn of(p: &ConvParams, wq: &'w [i16]) -> Self {
+        let k = p.column_len();
+        let pairs = p.output.channels as usize / 2;
+        let (pairs, last) = wq.split_at_checked(pairs * 2 * k).unwrap_or((wq, &[]));
+        Widened {
+            pairs,
+            last: sub(last, 0..k),
+        }
+    }
+}
+
 /// Channel pairs whose dot products one backend call computes.
 const BLOCK: usize = 16;
 
@@ -128,7 +147,7 @@ const BLOCK: usize = 16;
 #[inline(always)]
 fn multiply<M: Mac, P: PerChannel + ?Sized, R: Requantizer<P>>(
     p: &ConvParams,
-    wq: &[i16],
+    wq: Widened<'_>,
     quant: &P,
     cols: &[i16],
     pair: bool,
@@ -140,14 +159,22 @@ fn multiply<M: Mac, P: PerChannel + ?Sized, R: Requantizer<P>>(
     let cout = p.output.channels as usize;
     let (zp, clamp) = (p.output_zero_point, p.clamp);
     let rq = |acc: i32, q: R::Entry| R::apply(acc, q, zp, clamp);
-    let ch = |c: usize| R::entry(quant, c);
+    // SAFETY: `conv_row_with` checked `quant.channels() == cout` (`ConvParams::check`)
+    // before any call, and every `c` below is an output channel, `c < cout`.
+    let ch = |c: usize| unsafe { R::entry_unchecked(quant, c) };
     let pairs = cout / 2;
-    let (wq_pairs, wq_last) = wq.split_at_checked(pairs * 2 * k).unwrap_or((wq, &[]));
-    let wq_last = sub(wq_last, 0..k);
+    let Widened {
+        pairs: wq_pairs,
+        last: wq_last,
+    } = wq;
     if pair {
-        let (out0, out1) = sub_mut(out, ox * cout..(ox + 2) * cout)
-            .split_at_mut_checked(cout)
-            .unwrap_or((&mut [], &mut []));
+        // An early return, not an empty fallback: the compiler then knows the lengths.
+        let Some((out0, out1)) = out
+            .get_mut(ox * cout..(ox + 2) * cout)
+            .and_then(|o| o.split_at_mut_checked(cout))
+        else {
+            return;
+        };
         // Dot products for a block of channel pairs in one backend call, then their
         // requantization: the DSP backend keeps the whole block in one loop.
         let mut oc = 0;
@@ -177,7 +204,9 @@ fn multiply<M: Mac, P: PerChannel + ?Sized, R: Requantizer<P>>(
             *o1 = rq(a[1], q);
         }
     } else {
-        let out0 = sub_mut(out, ox * cout..(ox + 1) * cout);
+        let Some(out0) = out.get_mut(ox * cout..(ox + 1) * cout) else {
+            return;
+        };
         // By index rather than zipped exact chunks: `Zip` of two chunk iterators divides
         // by a chunk size it cannot see is non-zero, a panic path in the firmware.
         let (o_pairs, _) = out0.as_chunks_mut::<2>();
@@ -243,9 +272,16 @@ fn conv_row_with<M: Mac, P: PerChannel + ?Sized, R: Requantizer<P>>(
     expect_at_least("int8 gather", g_len, gather_buf.len())?;
     expect_at_least("q15 columns", c_len, columns.len())?;
     expect_at_least("q15 weights", w_len, weights.len())?;
-    let wq = sub_mut(weights, 0..w_len);
+    let (Some(wq), Some(cols)) = (weights.get_mut(..w_len), columns.get_mut(..c_len)) else {
+        // Checked above.
+        return Err(KernelError::Length {
+            what: "scratch",
+            expected: w_len + c_len,
+            found: weights.len() + columns.len(),
+        });
+    };
     widen_filter::<M>(p, filter, wq);
-    let cols = sub_mut(columns, 0..c_len);
+    let widened = Widened::of(p, wq);
     let k = p.column_len();
     let offset = -p.input_zero_point;
     let width = p.output.width as usize;
@@ -254,18 +290,18 @@ fn conv_row_with<M: Mac, P: PerChannel + ?Sized, R: Requantizer<P>>(
     if p.is_pointwise() {
         let row = input.row(oy);
         while ox + 1 < width {
-            M::widen_pair(
-                sub(row, ox * k..(ox + 1) * k),
-                sub(row, (ox + 1) * k..(ox + 2) * k),
-                offset,
-                cols,
-            );
-            multiply::<M, P, R>(p, wq, quant, cols, true, ox, out, &mut accs);
+            let Some((a, b)) = row.get(ox * k..(ox + 2) * k).and_then(|r| r.split_at_checked(k)) else {
+                break;
+            };
+            M::widen_pair(a, b, offset, cols);
+            multiply::<M, P, R>(p, widened, quant, cols, true, ox, out, &mut accs);
             ox += 2;
         }
-        if ox < width {
-            M::widen(sub(row, ox * k..(ox + 1) * k), offset, cols);
-            multiply::<M, P, R>(p, wq, quant, cols, false, ox, out, &mut accs);
+        if ox < width
+            && let Some(a) = row.get(ox * k..(ox + 1) * k)
+        {
+            M::widen(a, offset, cols);
+            multiply::<M, P, R>(p, widened, quant, cols, false, ox, out, &mut accs);
         }
         return Ok(());
     }
@@ -287,27 +323,22 @@ fn conv_row_with<M: Mac, P: PerChannel + ?Sized, R: Requantizer<P>>(
             let (xa, xb) = (xa as usize * cin, xb as usize * cin);
             for ky in 0..kh {
                 let row = input.row(y0 as usize + ky);
-                M::widen_pair_segment(
-                    sub(row, xa..xa + segment),
-                    sub(row, xb..xb + segment),
-                    offset,
-                    cols,
-                    ky * segment,
-                    k,
-                );
+                if let (Some(a), Some(b)) = (row.get(xa..xa + segment), row.get(xb..xb + segment)) {
+                    M::widen_pair_segment(a, b, offset, cols, ky * segment, k);
+                }
             }
         } else {
             gather(p, input, oy, ox, g0);
             gather(p, input, oy, ox + 1, g1);
             M::widen_pair(g0, g1, offset, cols);
         }
-        multiply::<M, P, R>(p, wq, quant, cols, true, ox, out, &mut accs);
+        multiply::<M, P, R>(p, widened, quant, cols, true, ox, out, &mut accs);
         ox += 2;
     }
     if ox < width {
         gather(p, input, oy, ox, g0);
         M::widen(g0, offset, cols);
-        multiply::<M, P, R>(p, wq, quant, cols, false, ox, out, &mut accs);
+        multiply::<M, P, R>(p, widened, quant, cols, false, ox, out, &mut accs);
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! pixel, which the compiler vectorises on the host and keeps in registers on Cortex-M.
 
 use super::mac::Mac;
-use super::{General, KernelError, PerChannel, Requantizer, Short, expect_at_least, expect_len, sub, sub_mut};
+use super::{General, KernelError, PerChannel, Requantizer, Short, expect_at_least, expect_len};
 use crate::quant::Clamp;
 use crate::tensor::{Rows, Shape};
 
@@ -96,10 +96,14 @@ pub fn depthwise_row<M: Mac, P: PerChannel + ?Sized>(
             for kx in kx_lo..kx_hi {
                 let xi = (x0 + kx as isize) as usize * c;
                 let wi = (ky * kw as usize + kx) * c;
-                M::multiply_channels(acc, sub(row, xi..xi + c), sub(filter, wi..wi + c), -zp);
+                if let (Some(x), Some(f)) = (row.get(xi..xi + c), filter.get(wi..wi + c)) {
+                    M::multiply_channels(acc, x, f, -zp);
+                }
             }
         }
-        let o = sub_mut(out, ox * c..(ox + 1) * c);
+        let Some(o) = out.get_mut(ox * c..(ox + 1) * c) else {
+            break;
+        };
         if short {
             requantize_pixel::<P, Short>(quant, acc, o, ozp, clamp);
         } else {

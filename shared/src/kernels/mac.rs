@@ -344,9 +344,13 @@ mod dsp {
                 put_word(dst, 4 * g, sadd16(sxtb16(x), off));
                 put_word(dst, 4 * g + 2, sadd16(sxtb16_ror8(x), off));
             }
-            let tail = src.get(4 * groups..n).unwrap_or(&[]);
-            for (d, &x) in dst.iter_mut().skip(4 * groups).zip(tail) {
-                *d = (x as i32 + offset) as i16;
+            // Tails only when there is one: their checked access would cost a head
+            // layer's every pixel.
+            if n > 4 * groups {
+                let tail = src.get(4 * groups..n).unwrap_or(&[]);
+                for (d, &x) in dst.iter_mut().skip(4 * groups).zip(tail) {
+                    *d = (x as i32 + offset) as i16;
+                }
             }
         }
 
@@ -363,13 +367,14 @@ mod dsp {
                 put_word(dst, 8 * g + 4, sadd16(sxtb16_ror8(x), off));
                 put_word(dst, 8 * g + 6, sadd16(sxtb16_ror8(y), off));
             }
-
-            widen_tail_pair(
-                span(a, 4 * groups, k),
-                span(b, 4 * groups, k),
-                offset,
-                dst.get_mut(8 * groups..).unwrap_or(&mut []),
-            );
+            if k > 4 * groups {
+                widen_tail_pair(
+                    span(a, 4 * groups, k),
+                    span(b, 4 * groups, k),
+                    offset,
+                    dst.get_mut(8 * groups..).unwrap_or(&mut []),
+                );
+            }
         }
 
         #[inline(always)]
@@ -428,13 +433,15 @@ mod dsp {
                 }
             }
             let (base, t) = (8 * groups, k - 4 * groups);
-            let (wa, wb) = pair_tail(w, base, t);
-            let (ca, cb) = pair_tail(c, base, t);
-            for (((&wa, &wb), &ca), &cb) in wa.iter().zip(wb).zip(ca).zip(cb) {
-                a00 = mac(a00, wa, ca);
-                a01 = mac(a01, wa, cb);
-                a10 = mac(a10, wb, ca);
-                a11 = mac(a11, wb, cb);
+            if t > 0 {
+                let (wa, wb) = pair_tail(w, base, t);
+                let (ca, cb) = pair_tail(c, base, t);
+                for (((&wa, &wb), &ca), &cb) in wa.iter().zip(wb).zip(ca).zip(cb) {
+                    a00 = mac(a00, wa, ca);
+                    a01 = mac(a01, wa, cb);
+                    a10 = mac(a10, wb, ca);
+                    a11 = mac(a11, wb, cb);
+                }
             }
             [a00, a01, a10, a11]
         }
@@ -471,10 +478,12 @@ mod dsp {
                 a1 = smlad(hi, word_i16(c, 8 * g + 6), a1);
             }
             let t = k - 4 * groups;
-            let (ca, cb) = pair_tail(c, 8 * groups, t);
-            for ((&wv, &ca), &cb) in w.get(4 * groups..k).unwrap_or(&[]).iter().zip(ca).zip(cb) {
-                a0 = mac(a0, wv, ca);
-                a1 = mac(a1, wv, cb);
+            if t > 0 {
+                let (ca, cb) = pair_tail(c, 8 * groups, t);
+                for ((&wv, &ca), &cb) in w.get(4 * groups..k).unwrap_or(&[]).iter().zip(ca).zip(cb) {
+                    a0 = mac(a0, wv, ca);
+                    a1 = mac(a1, wv, cb);
+                }
             }
             [a0, a1]
         }
@@ -491,10 +500,12 @@ mod dsp {
                 a1 = smlad(word_i16(w, 8 * g + 6), hi, a1);
             }
             let t = k - 4 * groups;
-            let (wa, wb) = pair_tail(w, 8 * groups, t);
-            for ((&wa, &wb), &cv) in wa.iter().zip(wb).zip(c.get(4 * groups..k).unwrap_or(&[])) {
-                a0 = mac(a0, wa, cv);
-                a1 = mac(a1, wb, cv);
+            if t > 0 {
+                let (wa, wb) = pair_tail(w, 8 * groups, t);
+                for ((&wa, &wb), &cv) in wa.iter().zip(wb).zip(c.get(4 * groups..k).unwrap_or(&[])) {
+                    a0 = mac(a0, wa, cv);
+                    a1 = mac(a1, wb, cv);
+                }
             }
             [a0, a1]
         }
@@ -518,23 +529,22 @@ mod dsp {
             let n = acc.len().min(x.len()).min(w.len());
             let groups = n / 4;
             let off = offset_pair(offset);
-            for g in 0..groups {
+            // Groups of four accumulators as arrays: no index to check in the loop.
+            let (quads, _) = acc.as_chunks_mut::<4>();
+            for (g, a) in quads.iter_mut().take(groups).enumerate() {
                 let (xw, ww) = (word_i8(x, g), word_i8(w, g));
                 // Channels (0, 2) and (1, 3) as halfword pairs; SMLABB / SMLATT multiply
                 // the bottom and top halves separately, one product per channel.
                 let (x02, x13) = (sadd16(sxtb16(xw), off), sadd16(sxtb16_ror8(xw), off));
                 let (w02, w13) = (sxtb16(ww), sxtb16_ror8(ww));
-                if let Some(a) = acc
-                    .get_mut(4 * g..4 * g + 4)
-                    .and_then(|a| <&mut [i32; 4]>::try_from(a).ok())
-                {
-                    a[0] = smlabb(x02, w02, a[0]);
-                    a[1] = smlabb(x13, w13, a[1]);
-                    a[2] = smlatt(x02, w02, a[2]);
-                    a[3] = smlatt(x13, w13, a[3]);
-                }
+                a[0] = smlabb(x02, w02, a[0]);
+                a[1] = smlabb(x13, w13, a[1]);
+                a[2] = smlatt(x02, w02, a[2]);
+                a[3] = smlatt(x13, w13, a[3]);
             }
-
+            if n == 4 * groups {
+                return;
+            }
             for ((a, &xv), &wv) in
                 acc.iter_mut()
                     .skip(4 * groups)
@@ -558,6 +568,9 @@ mod dsp {
                 a1 = smlad(sxtb16_ror8(v), hi, a1);
             }
 
+            if k == 4 * groups {
+                return [a0, a1];
+            }
             for ((&u, &v), &cv) in span(w0, 4 * groups, k)
                 .iter()
                 .zip(span(w1, 4 * groups, k))
@@ -577,6 +590,9 @@ mod dsp {
                 let u = word_i8(w, g);
                 acc = smlad(sxtb16(u), word_i16(c, 4 * g), acc);
                 acc = smlad(sxtb16_ror8(u), word_i16(c, 4 * g + 2), acc);
+            }
+            if k == 4 * groups {
+                return acc;
             }
             for (&wv, &cv) in w
                 .get(4 * groups..k)
