@@ -17,6 +17,12 @@ use tqc_data::sequence::{ReadOptions, Sequence};
 pub const RATES: [u16; 5] = [20, 50, 100, 200, 400];
 
 pub fn campaign(sequence: &Path, seeds: u64, first_seed: u64) -> Result<()> {
+    if !sequence.join("sequence.npy").is_file() {
+        bail!(
+            "no recording in {}: `cargo xtask demo` simulates the reference plate into target/demo/recording, or pass --sequence DIR",
+            sequence.display()
+        );
+    }
     let images = emulator::build_firmware()?;
     let elf = images.get("station")?;
     let seq = Sequence::open(sequence, &ReadOptions::default())
