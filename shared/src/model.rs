@@ -502,6 +502,21 @@ impl<'a> Model<'a> {
         self.desc.input.shape
     }
 
+    /// The same network on frames of `height` × `width` (a fully convolutional network
+    /// runs on any size; the device keeps the size it was built for). Every tensor's shape
+    /// is derived again from the new input and validated as for a blob, so a layer that
+    /// cannot follow (a fully connected layer, a skip whose two sides no longer agree) is
+    /// a typed error naming it. The arena size is planned for the new shapes.
+    pub fn resized(&self, height: u16, width: u16) -> Result<Model<'a>, ModelError> {
+        let mut desc = self.desc.clone();
+        desc.input.shape = Shape::new(height, width, self.desc.input.shape.channels);
+        let model = Model::new(desc)?;
+        let arena = crate::planner::plan(&model, crate::planner::Mode::Streaming).total;
+        let mut desc = model.desc;
+        desc.arena_bytes = u32::try_from(arena).map_err(|_| ModelError::EmptyInput(desc.input.shape))?;
+        Model::new(desc)
+    }
+
     /// Tensors of the model (its input and one per layer).
     pub fn tensor_count(&self) -> usize {
         self.layers.len() + 1

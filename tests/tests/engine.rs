@@ -352,3 +352,66 @@ fn engine_equals_direct_kernels() {
         }
     }
 }
+
+/// A fully convolutional network resized to another frame size is the network built for
+/// that size (same weights, shapes derived again, arena planned again); a network with
+/// a fully connected layer cannot follow and says which layer.
+#[test]
+fn a_resized_network_is_the_one_built_for_that_size_and_a_dense_layer_refuses() {
+    let specs = [
+        Spec::Conv {
+            k: 3,
+            stride: 1,
+            padding: Padding::Same,
+            out: 8,
+            act: Activation::Relu,
+        },
+        Spec::Conv {
+            k: 3,
+            stride: 2,
+            padding: Padding::Same,
+            out: 4,
+            act: Activation::None,
+        },
+    ];
+    let built = |h, w| random_model("fcn", Shape::new(h, w, 3), &specs, 11).unwrap();
+    let native = built(12, 16);
+    let native_blob = native.to_blob().unwrap();
+    let model = blob::decode(&native_blob).unwrap();
+    let other_blob = built(30, 22).to_blob().unwrap();
+    let other = blob::decode(&other_blob).unwrap();
+    let resized = model.resized(30, 22).unwrap();
+    assert_eq!(resized.desc, other.desc);
+    assert_eq!(resized.output_shape(), Shape::new(15, 11, 4));
+    let input: Vec<i8> = (0..30 * 22 * 3).map(|i| (i * 29 % 251) as i8).collect();
+    let run = |m: &Model<'_>| {
+        let mut arena = vec![0u64; m.desc.arena_bytes as usize / 8 + 1];
+        let mut engine = Engine::new(m, bytemuck::cast_slice_mut(&mut arena), Mode::Streaming).unwrap();
+        let mut out = Vec::new();
+        engine
+            .run_streaming_with::<Portable>(&input, &mut |_, _, row| out.extend_from_slice(row))
+            .unwrap();
+        out
+    };
+    assert_eq!(run(&resized), run(&other));
+    // Back to its own size: the model it was.
+    assert_eq!(model.resized(12, 16).unwrap().desc, model.desc);
+
+    let dense = random_model(
+        "dense",
+        Shape::new(4, 4, 2),
+        &[
+            specs[0],
+            Spec::FullyConnected {
+                out: 3,
+                act: Activation::None,
+            },
+        ],
+        5,
+    )
+    .unwrap()
+    .to_blob()
+    .unwrap();
+    let e = blob::decode(&dense).unwrap().resized(8, 8).unwrap_err();
+    assert!(e.to_string().contains("layer 1"), "{e}");
+}

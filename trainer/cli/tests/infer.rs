@@ -10,7 +10,7 @@ use burn::backend::NdArray;
 use npyz::WriterBuilder;
 use tqc_data::sequence::Sequence;
 use tqc_data::specimen::Specimen;
-use tqc_eval::infer::{InferError, infer, run_features};
+use tqc_eval::infer::{infer, run_features};
 use tqc_learn::cnn::{ThermoNet, load_sample};
 use tqc_learn::export::export;
 use tqc_learn::export::fold::FloatNet;
@@ -111,18 +111,25 @@ fn bad_inputs_are_named_errors() {
     let s = setup();
     let seq = Sequence::open(&s.plate, &Default::default()).unwrap();
 
-    // Frames of another size.
+    // Frames of another camera: the fully convolutional network runs on them as the one
+    // built for that size would.
     let mut small = seq.clone();
     small.width = 20;
-    small.data = (0..seq.frames).flat_map(|k| seq.frame(k)[..20 * 30].to_vec()).collect();
-    let e = infer(
+    small.data = (0..seq.frames)
+        .flat_map(|k| seq.frame(k).chunks(seq.width).flat_map(|row| row[..20].to_vec()).collect::<Vec<_>>())
+        .collect();
+    let out = infer(
         &s.blob_bytes,
         &small,
         &VerdictConfig::DEFAULT,
         &AcquisitionLimits::DEFAULT,
     )
-    .unwrap_err();
-    assert!(matches!(e, InferError::FrameSize { seq_w: 20, .. }), "{e}");
+    .unwrap();
+    assert_eq!((out.height, out.width, out.classes.len()), (seq.height, 20, seq.height * 20));
+    let model = tqc_shared::blob::decode(&s.blob_bytes).unwrap();
+    let resized = model.resized(seq.height as u16, 20).unwrap();
+    let (logits, classes) = tqc_eval::infer::run_model(&resized, &out.features).unwrap();
+    assert_eq!((logits, classes), (out.logits.clone(), out.classes.clone()));
 
     // A recording that ends before the last sample time.
     let mut short = seq.clone();

@@ -8,6 +8,7 @@ use tqc_shared::engine::{Engine, EngineError};
 use tqc_shared::inspection::{Acquisition, AcquisitionLimits, Fault};
 use tqc_shared::kernels::argmax;
 use tqc_shared::kernels::mac::Portable;
+use tqc_shared::model::{Model, ModelError};
 use tqc_shared::planner::Mode;
 use tqc_shared::verdict::{Findings, Verdict, VerdictConfig, VerdictError, inspect};
 
@@ -22,12 +23,13 @@ pub enum InferError {
     Blob(#[from] blob::BlobError),
     #[error("the model has no feature schedule: it is not an inspection model")]
     NotInspectionModel,
-    #[error("the model takes {model_h}×{model_w} frames, the sequence has {seq_h}×{seq_w}")]
+    #[error("the model was built for {model_h}×{model_w} frames and cannot run on the sequence's {seq_h}×{seq_w}: {reason}")]
     FrameSize {
         model_h: usize,
         model_w: usize,
         seq_h: usize,
         seq_w: usize,
+        reason: ModelError,
     },
     #[error("features")]
     Features(#[from] tqc_shared::features::FeatureError),
@@ -58,11 +60,15 @@ pub struct Inference {
 
 /// Runs the model `blob` on a feature image (HWC int8): logits and classes.
 pub fn run_features(blob_bytes: &[u8], features: &[i8]) -> Result<(Vec<i8>, Vec<u8>), InferError> {
-    let model = blob::decode(blob_bytes)?;
+    run_model(&blob::decode(blob_bytes)?, features)
+}
+
+/// Runs `model` on a feature image (HWC int8): logits and classes.
+pub fn run_model(model: &Model<'_>, features: &[i8]) -> Result<(Vec<i8>, Vec<u8>), InferError> {
     // u64 storage gives the engine its 8-byte alignment.
     let mut arena = vec![0u64; model.desc.arena_bytes as usize / 8 + 1];
     let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut arena);
-    let mut engine = Engine::new(&model, bytes, Mode::Streaming)?;
+    let mut engine = Engine::new(model, bytes, Mode::Streaming)?;
     let shape = model.output_shape();
     let (row_len, depth) = (shape.row_len(), shape.channels as usize);
     let mut logits = vec![0i8; shape.len()];
@@ -94,18 +100,27 @@ pub fn infer(
         .features
         .clone()
         .ok_or(InferError::NotInspectionModel)?;
+    // A recording from another camera: the network again on its frame size.
     let input = model.desc.input.shape;
-    if (input.height as usize, input.width as usize) != (seq.height, seq.width) {
-        return Err(InferError::FrameSize {
+    let model = if (input.height as usize, input.width as usize) == (seq.height, seq.width) {
+        model
+    } else {
+        let size_error = |reason| InferError::FrameSize {
             model_h: input.height as usize,
             model_w: input.width as usize,
             seq_h: seq.height,
             seq_w: seq.width,
-        });
-    }
+            reason,
+        };
+        let (h, w) = (
+            u16::try_from(seq.height).map_err(|_| size_error(ModelError::EmptyInput(input)))?,
+            u16::try_from(seq.width).map_err(|_| size_error(ModelError::EmptyInput(input)))?,
+        );
+        model.resized(h, w).map_err(size_error)?
+    };
     let (features, acquisition) = crate::features::feature_image(seq, &spec, model.desc.input.quant)?;
     let fault = limits.check(&acquisition).err();
-    let (logits, classes) = run_features(blob_bytes, &features)?;
+    let (logits, classes) = run_model(&model, &features)?;
     let mut map = classes.clone();
     let mut stack = vec![0u32; map.len()];
     let mut findings = inspect::<MAX_REGIONS>(&mut map, seq.width, seq.height, &mut stack, cfg)?;
