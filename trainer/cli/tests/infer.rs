@@ -116,7 +116,12 @@ fn bad_inputs_are_named_errors() {
     let mut small = seq.clone();
     small.width = 20;
     small.data = (0..seq.frames)
-        .flat_map(|k| seq.frame(k).chunks(seq.width).flat_map(|row| row[..20].to_vec()).collect::<Vec<_>>())
+        .flat_map(|k| {
+            seq.frame(k)
+                .chunks(seq.width)
+                .flat_map(|row| row[..20].to_vec())
+                .collect::<Vec<_>>()
+        })
         .collect();
     let out = infer(
         &s.blob_bytes,
@@ -125,7 +130,10 @@ fn bad_inputs_are_named_errors() {
         &AcquisitionLimits::DEFAULT,
     )
     .unwrap();
-    assert_eq!((out.height, out.width, out.classes.len()), (seq.height, 20, seq.height * 20));
+    assert_eq!(
+        (out.height, out.width, out.classes.len()),
+        (seq.height, 20, seq.height * 20)
+    );
     let model = tqc_shared::blob::decode(&s.blob_bytes).unwrap();
     let resized = model.resized(seq.height as u16, 20).unwrap();
     let (logits, classes) = tqc_eval::infer::run_model(&resized, &out.features).unwrap();

@@ -23,7 +23,9 @@ pub enum InferError {
     Blob(#[from] blob::BlobError),
     #[error("the model has no feature schedule: it is not an inspection model")]
     NotInspectionModel,
-    #[error("the model was built for {model_h}×{model_w} frames and cannot run on the sequence's {seq_h}×{seq_w}: {reason}")]
+    #[error(
+        "the model was built for {model_h}×{model_w} frames and cannot run on the sequence's {seq_h}×{seq_w}: {reason}"
+    )]
     FrameSize {
         model_h: usize,
         model_w: usize,
