@@ -310,3 +310,107 @@ mod tests {
         assert_eq!(r.verdict, Verdict::Pass);
     }
 }
+
+/// What the emulated board's Lepton link injected in one run of a camera fault campaign:
+/// the board writes it to `injected.u32` (nine little-endian `u32`, in field order), the
+/// host reads it back with the same type.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InjectedFaults {
+    /// Frames the link began to send.
+    pub frames: u32,
+    pub discards: u32,
+    pub crc_errors: u32,
+    pub skipped: u32,
+    pub repeated: u32,
+    pub invalid_segments: u32,
+    /// Frames whose last segments never came.
+    pub truncated: u32,
+    /// Resyncs the driver asked for.
+    pub resyncs: u32,
+    /// Recorded frames that could not be read (non-finite values): never sent.
+    pub unreadable: u32,
+}
+
+impl InjectedFaults {
+    pub const BYTES: usize = 36;
+
+    fn words(&self) -> [u32; 9] {
+        [
+            self.frames,
+            self.discards,
+            self.crc_errors,
+            self.skipped,
+            self.repeated,
+            self.invalid_segments,
+            self.truncated,
+            self.resyncs,
+            self.unreadable,
+        ]
+    }
+
+    pub fn to_bytes(&self) -> [u8; Self::BYTES] {
+        let mut bytes = [0u8; Self::BYTES];
+        for (b, w) in bytes.chunks_exact_mut(4).zip(self.words()) {
+            b.copy_from_slice(&w.to_le_bytes());
+        }
+        bytes
+    }
+
+    /// `None` unless `bytes` holds exactly the nine counters.
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let bytes: &[u8; Self::BYTES] = bytes.try_into().ok()?;
+        let (words, _) = bytes.as_chunks::<4>();
+        let [
+            frames,
+            discards,
+            crc_errors,
+            skipped,
+            repeated,
+            invalid_segments,
+            truncated,
+            resyncs,
+            unreadable,
+        ] = core::array::from_fn(|i| words.get(i).map_or(0, |w| u32::from_le_bytes(*w)));
+        Some(InjectedFaults {
+            frames,
+            discards,
+            crc_errors,
+            skipped,
+            repeated,
+            invalid_segments,
+            truncated,
+            resyncs,
+            unreadable,
+        })
+    }
+
+    /// Faults that damage a frame or its order (discard packets are not faults).
+    pub fn faults(&self) -> u32 {
+        self.crc_errors + self.skipped + self.repeated + self.invalid_segments + self.truncated
+    }
+}
+
+#[cfg(test)]
+mod injected_tests {
+    use super::InjectedFaults;
+
+    #[test]
+    fn injected_faults_round_trip_and_refuse_other_lengths() {
+        let i = InjectedFaults {
+            frames: 601,
+            discards: 7,
+            crc_errors: 3,
+            skipped: 2,
+            repeated: 1,
+            invalid_segments: 4,
+            truncated: 5,
+            resyncs: 9,
+            unreadable: 6,
+        };
+        let bytes = i.to_bytes();
+        assert_eq!(&bytes[..4], &601u32.to_le_bytes());
+        assert_eq!(InjectedFaults::from_bytes(&bytes), Some(i));
+        assert_eq!(InjectedFaults::from_bytes(&bytes[..35]), None);
+        assert_eq!(i.faults(), 3 + 2 + 1 + 4 + 5);
+    }
+}

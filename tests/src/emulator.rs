@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tqc_shared::inspection::Report;
+use tqc_shared::inspection::{InjectedFaults, Report};
 
 /// Emulated boards.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -380,61 +380,7 @@ pub struct StationRun {
     /// With camera faults: the recorded time (ms) of every frame the station received.
     pub delivered_ms: Option<Vec<i32>>,
     /// With camera faults: what the emulated Lepton link injected.
-    pub injected: Option<Injected>,
-}
-
-/// Faults the emulated Lepton link injected in one run (`injected.u32`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Injected {
-    pub frames: u32,
-    pub discards: u32,
-    pub crc_errors: u32,
-    pub skipped: u32,
-    pub repeated: u32,
-    pub invalid_segments: u32,
-    pub truncated: u32,
-    pub resyncs: u32,
-    pub unreadable: u32,
-}
-
-impl Injected {
-    fn parse(bytes: &[u8]) -> Option<Self> {
-        let v: Vec<u32> = bytes
-            .chunks_exact(4)
-            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        let [
-            frames,
-            discards,
-            crc_errors,
-            skipped,
-            repeated,
-            invalid_segments,
-            truncated,
-            resyncs,
-            unreadable,
-        ] = v[..]
-        else {
-            return None;
-        };
-        Some(Injected {
-            frames,
-            discards,
-            crc_errors,
-            skipped,
-            repeated,
-            invalid_segments,
-            truncated,
-            resyncs,
-            unreadable,
-        })
-    }
-
-    /// Faults that reached the link (discards, CRC errors, skipped and repeated packets,
-    /// invalid segments, frames cut short).
-    pub fn faults(&self) -> u32 {
-        self.crc_errors + self.skipped + self.repeated + self.invalid_segments + self.truncated
-    }
+    pub injected: Option<InjectedFaults>,
 }
 
 impl StationRun {
@@ -609,7 +555,7 @@ pub fn run_station(job: &StationJob<'_>) -> Result<StationRun, EmulatorError> {
             .collect();
         let path = job.workdir.join("injected.u32");
         let bytes = std::fs::read(&path).map_err(io(&path))?;
-        let injected = Injected::parse(&bytes)
+        let injected = InjectedFaults::from_bytes(&bytes)
             .ok_or_else(|| EmulatorError::Report(format!("{}: not nine counters", path.display())))?;
         (Some(delivered), Some(injected))
     } else {

@@ -14,4 +14,4 @@ pub mod vospi;
 
 pub use npy::{Dtype, NpyError, NpyHeader, Source};
 pub use playback::{LampSwitch, Playback, PlaybackClock, Recording, RecordingError, Timeline};
-pub use vospi::{FaultRate, Injected, Link, LinkDelay, LinkSpi};
+pub use vospi::{FaultRate, Link, LinkDelay, LinkSpi};

@@ -17,6 +17,7 @@ use core::cell::RefCell;
 use embedded_hal::delay::DelayNs;
 use embedded_hal::spi::{self, Operation, SpiDevice};
 use tqc_drivers::lepton::{HEIGHT, PACKET_BYTES, PACKETS_PER_SEGMENT, SEGMENTS, WIDTH, packet_crc};
+use tqc_shared::inspection::InjectedFaults;
 use tqc_station::{Camera, CameraError};
 
 const PIXELS: usize = WIDTH * HEIGHT;
@@ -61,23 +62,6 @@ enum Fault {
     },
 }
 
-/// Faults the link injected, by kind.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Injected {
-    /// Frames the link began to send.
-    pub frames: u32,
-    pub discards: u32,
-    pub crc_errors: u32,
-    pub skipped: u32,
-    pub repeated: u32,
-    pub invalid_segments: u32,
-    pub truncated: u32,
-    /// Resyncs the driver asked for.
-    pub resyncs: u32,
-    /// Recorded frames that could not be read (non-finite values): never sent.
-    pub unreadable: u32,
-}
-
 /// The link's error: the recording ended or could not be read.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct LinkError(pub CameraError);
@@ -105,7 +89,7 @@ pub struct Link<'f, C> {
     rate: FaultRate,
     rng: u64,
     clock: fn() -> i64,
-    pub injected: Injected,
+    pub injected: InjectedFaults,
     /// Why the source stopped, once it has.
     pub ended: Option<CameraError>,
 }
@@ -132,7 +116,7 @@ impl<'f, C: Camera> Link<'f, C> {
             // splitmix64 of the seed: a zero seed still gives a stream.
             rng: rate.seed ^ 0x9E37_79B9_7F4A_7C15,
             clock,
-            injected: Injected::default(),
+            injected: InjectedFaults::default(),
             ended: None,
         })
     }

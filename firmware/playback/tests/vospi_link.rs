@@ -56,7 +56,7 @@ impl I2c for NoCci {
 
 /// Every frame the driver assembles, as (recorded index, frame time); the link's counters;
 /// the driver's counters over the frames it returned.
-fn play(rate: FaultRate) -> (Vec<(usize, i64)>, tqc_playback::Injected, [u32; 3]) {
+fn play(rate: FaultRate) -> (Vec<(usize, i64)>, tqc_shared::inspection::InjectedFaults, [u32; 3]) {
     let mut buffer = vec![0u16; PIXELS];
     let link = RefCell::new(Link::new(Source { next: 0 }, &mut buffer, rate, now).unwrap());
     let mut lepton = Lepton::new(LinkSpi(&link), NoCci, LinkDelay(&link));

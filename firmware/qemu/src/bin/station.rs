@@ -14,7 +14,7 @@
 //! real VoSPI driver, with faults in that share of the frames (discard packets, CRC
 //! errors, skipped and repeated packets, invalid segments, frames cut short); the board
 //! then writes the recorded time (ms, i32 LE) of every frame the station received to
-//! `delivered.i32`, and the faults injected to `injected.u32` (nine u32 LE: frames,
+//! `delivered.i32`, and the faults injected to `injected.u32` (`InjectedFaults`: frames,
 //! discards, CRC errors, skipped, repeated, invalid segments, truncated, resyncs,
 //! unreadable).
 #![no_std]
@@ -26,11 +26,11 @@ use cortex_m_rt::{entry, exception};
 use static_cell::ConstStaticCell;
 use tqc_drivers::lepton::Lepton;
 use tqc_drivers::station::{Lamp, Leds};
-use tqc_playback::{FaultRate, Injected, LampSwitch, Link, LinkDelay, LinkSpi, Playback, PlaybackClock, Timeline};
+use tqc_playback::{FaultRate, LampSwitch, Link, LinkDelay, LinkSpi, Playback, PlaybackClock, Timeline};
 use tqc_qemu::board::{self, CmsdkWatchdog, LED_BUSY, LED_FAIL, LED_LAMP, LED_PASS, LED_RETEST, Led};
 use tqc_qemu::host::HostFile;
 use tqc_qemu::{clock, exit};
-use tqc_shared::inspection::{Fault, REPORT_MAX_BYTES, Report};
+use tqc_shared::inspection::{Fault, InjectedFaults, REPORT_MAX_BYTES, Report};
 use tqc_station::{
     Buffers, CameraError, Hardware, Indication, Indicator, LeptonCamera, Station, StationConfig, work_bytes,
 };
@@ -222,23 +222,8 @@ fn write_file(name: &core::ffi::CStr, data: &[u8]) -> bool {
 
 /// Sends the report to the host and ends the emulation (success: the board worked,
 /// whatever the verdict).
-fn finish(report: &Report, classes: Option<&[u8]>, injected: Option<Injected>) -> ! {
+fn finish(report: &Report, classes: Option<&[u8]>, injected: Option<InjectedFaults>) -> ! {
     if let Some(i) = injected {
-        let counts = [
-            i.frames,
-            i.discards,
-            i.crc_errors,
-            i.skipped,
-            i.repeated,
-            i.invalid_segments,
-            i.truncated,
-            i.resyncs,
-            i.unreadable,
-        ];
-        let mut bytes = [0u8; 36];
-        for (b, c) in bytes.chunks_exact_mut(4).zip(counts) {
-            b.copy_from_slice(&c.to_le_bytes());
-        }
         defmt::info!(
             "camera faults injected: {=u32} frames sent, {=u32} discards, {=u32} CRC errors, {=u32} skipped, {=u32} repeated, {=u32} invalid segments, {=u32} cut short, {=u32} resyncs",
             i.frames,
@@ -250,7 +235,7 @@ fn finish(report: &Report, classes: Option<&[u8]>, injected: Option<Injected>) -
             i.truncated,
             i.resyncs
         );
-        write_file(c"injected.u32", &bytes);
+        write_file(c"injected.u32", &i.to_bytes());
     }
     let mut buf = [0u8; REPORT_MAX_BYTES];
     let written = match report.encode(&mut buf) {
