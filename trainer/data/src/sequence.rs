@@ -106,22 +106,69 @@ pub struct Sequence {
     pub depth_mm: Option<Vec<f32>>,
 }
 
-fn open_npy(path: &Path) -> Result<NpyFile<BufReader<File>>, SequenceError> {
-    let file = File::open(path).map_err(|source| SequenceError::Open {
+/// An opened `.npy` file and its length in bytes.
+struct Npy {
+    file: NpyFile<BufReader<File>>,
+    len: u64,
+}
+
+fn open_npy(path: &Path) -> Result<Npy, SequenceError> {
+    let open_err = |source| SequenceError::Open {
         path: path.into(),
         source,
-    })?;
-    NpyFile::new(BufReader::new(file)).map_err(|e| SequenceError::Npy {
+    };
+    let mut file = File::open(path).map_err(open_err)?;
+    let len = file.metadata().map_err(open_err)?.len();
+    // The header length the preamble declares, checked against the file before the
+    // reader allocates it (a corrupt length would ask for gigabytes).
+    let mut preamble = [0u8; 12];
+    let got = std::io::Read::read(&mut file, &mut preamble).map_err(open_err)?;
+    if got >= 10 && preamble.starts_with(b"\x93NUMPY") {
+        let header = match preamble[6] {
+            1 => u64::from(u16::from_le_bytes([preamble[8], preamble[9]])) + 10,
+            _ => {
+                u64::from(u32::from_le_bytes([
+                    preamble[8],
+                    preamble[9],
+                    preamble[10],
+                    preamble[11],
+                ])) + 12
+            }
+        };
+        if header > len {
+            return Err(SequenceError::Npy {
+                path: path.into(),
+                reason: format!("its header claims {header} bytes, the file has {len}"),
+            });
+        }
+    }
+    std::io::Seek::rewind(&mut file).map_err(open_err)?;
+    let file = NpyFile::new(BufReader::new(file)).map_err(|e| SequenceError::Npy {
         path: path.into(),
         reason: e.to_string(),
-    })
+    })?;
+    Ok(Npy { file, len })
 }
 
 /// Reads every value as f64 whatever the numeric dtype; checks the count.
-fn read_values(path: &Path, npy: NpyFile<BufReader<File>>) -> Result<(Vec<u64>, Vec<f64>, DType), SequenceError> {
+fn read_values(path: &Path, npy: Npy) -> Result<(Vec<u64>, Vec<f64>, DType), SequenceError> {
+    let Npy { file: npy, len } = npy;
     let shape = npy.shape().to_vec();
     let dtype = npy.dtype();
-    let expected: usize = shape.iter().product::<u64>() as usize;
+    // What the shape promises must fit in the file before anything is allocated for it.
+    let item = match &dtype {
+        DType::Plain(ts) => ts.size_field(),
+        _ => 1,
+    };
+    let promised = shape.iter().try_fold(1u64, |n, &d| n.checked_mul(d));
+    let Some(expected) = promised.filter(|&n| n.checked_mul(item).is_some_and(|b| b <= len)) else {
+        return Err(SequenceError::Truncated {
+            path: path.into(),
+            expected: promised.map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+            found: usize::try_from(len / item.max(1)).unwrap_or(usize::MAX),
+        });
+    };
+    let expected = usize::try_from(expected).unwrap_or(usize::MAX);
     let npy_err = |e: std::io::Error| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
             SequenceError::Truncated {
@@ -436,5 +483,40 @@ mod tests {
             Sequence::open(d.path(), &ReadOptions::default()),
             Err(SequenceError::NoTimes(_))
         ));
+    }
+
+    /// Found by the `recording` fuzz target (out of memory): headers whose lengths or
+    /// shapes promise more than the file holds are named errors, allocated for nothing.
+    #[test]
+    fn headers_promising_more_than_the_file_holds_are_refused_before_reading() {
+        let d = folder(3);
+        let seq = d.path().join("sequence.npy");
+        // Version 2, a header of 0xb0b00077 bytes, in a 16-byte file.
+        std::fs::write(&seq, b"\x93NUMPY\x02\x00w\x00\xb0\xb0\xb0\xb0{7").unwrap();
+        let e = Sequence::open(d.path(), &ReadOptions::default()).unwrap_err();
+        assert!(
+            matches!(&e, SequenceError::Npy { reason, .. } if reason.contains("header claims")),
+            "{e}"
+        );
+        // A valid header whose shape asks for 10^12 values, in a 192-byte file.
+        let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000, 1000, 1000), }";
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        let padded = format!("{header:<117}\n");
+        bytes.extend_from_slice(&(padded.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(padded.as_bytes());
+        bytes.extend_from_slice(&[0u8; 64]);
+        std::fs::write(&seq, &bytes).unwrap();
+        let e = Sequence::open(d.path(), &ReadOptions::default()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                SequenceError::Truncated {
+                    expected: 1_000_000_000_000,
+                    found: 48,
+                    ..
+                }
+            ),
+            "{e}"
+        );
     }
 }
