@@ -106,6 +106,12 @@ pub struct Sequence {
     pub depth_mm: Option<Vec<f32>>,
 }
 
+/// Longest `.npy` header read (numpy's default `max_header_size`).
+const MAX_HEADER_BYTES: u64 = 10_000;
+/// Deepest bracket nesting in a header: a dict holding a shape tuple is 2, structured
+/// dtypes (refused later anyway) go to 4.
+const MAX_HEADER_NESTING: i32 = 4;
+
 /// An opened `.npy` file and its length in bytes.
 struct Npy {
     file: NpyFile<BufReader<File>>,
@@ -124,21 +130,50 @@ fn open_npy(path: &Path) -> Result<Npy, SequenceError> {
     let mut preamble = [0u8; 12];
     let got = std::io::Read::read(&mut file, &mut preamble).map_err(open_err)?;
     if got >= 10 && preamble.starts_with(b"\x93NUMPY") {
-        let header = match preamble[6] {
-            1 => u64::from(u16::from_le_bytes([preamble[8], preamble[9]])) + 10,
-            _ => {
-                u64::from(u32::from_le_bytes([
-                    preamble[8],
-                    preamble[9],
-                    preamble[10],
-                    preamble[11],
-                ])) + 12
-            }
+        // The header's length (with the preamble), and where its text starts.
+        let start: u64 = if preamble[6] == 1 { 10 } else { 12 };
+        let declared = if preamble[6] == 1 {
+            u64::from(u16::from_le_bytes([preamble[8], preamble[9]]))
+        } else {
+            u64::from(u32::from_le_bytes([
+                preamble[8],
+                preamble[9],
+                preamble[10],
+                preamble[11],
+            ]))
         };
+        let header = declared + start;
         if header > len {
             return Err(SequenceError::Npy {
                 path: path.into(),
                 reason: format!("its header claims {header} bytes, the file has {len}"),
+            });
+        }
+        // numpy's own reader refuses headers over 10 000 bytes by default; nesting
+        // deeper than a structured dtype's makes the header parser backtrack for minutes
+        // (found by the `recording` fuzz target).
+        if header > MAX_HEADER_BYTES {
+            return Err(SequenceError::Npy {
+                path: path.into(),
+                reason: format!("its header has {header} bytes, at most {MAX_HEADER_BYTES} are read"),
+            });
+        }
+        let mut text = vec![0u8; header as usize];
+        std::io::Seek::rewind(&mut file).map_err(open_err)?;
+        std::io::Read::read_exact(&mut file, &mut text).map_err(open_err)?;
+        let (mut depth, mut deepest) = (0i32, 0i32);
+        for &b in text.get(start as usize..).unwrap_or(&[]) {
+            match b {
+                b'{' | b'[' | b'(' => depth += 1,
+                b'}' | b']' | b')' => depth -= 1,
+                _ => {}
+            }
+            deepest = deepest.max(depth);
+        }
+        if deepest > MAX_HEADER_NESTING {
+            return Err(SequenceError::Npy {
+                path: path.into(),
+                reason: format!("its header nests {deepest} levels deep, at most {MAX_HEADER_NESTING} are read"),
             });
         }
     }
@@ -483,6 +518,25 @@ mod tests {
             Sequence::open(d.path(), &ReadOptions::default()),
             Err(SequenceError::NoTimes(_))
         ));
+    }
+
+    /// Found by the `recording` fuzz target (minutes in the header parser): a header of
+    /// nested braces is refused before it is parsed.
+    #[test]
+    fn deeply_nested_headers_are_refused_before_parsing() {
+        let d = folder(3);
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        let header = format!("{{'descr': '<u2',{}}}\n", "{".repeat(150));
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(header.as_bytes());
+        std::fs::write(d.path().join("sequence.npy"), &bytes).unwrap();
+        let start = std::time::Instant::now();
+        let e = Sequence::open(d.path(), &ReadOptions::default()).unwrap_err();
+        assert!(
+            matches!(&e, SequenceError::Npy { reason, .. } if reason.contains("nests")),
+            "{e}"
+        );
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
     }
 
     /// Found by the `recording` fuzz target (out of memory): headers whose lengths or
