@@ -510,11 +510,11 @@ impl<'a> Model<'a> {
     pub fn resized(&self, height: u16, width: u16) -> Result<Model<'a>, ModelError> {
         let mut desc = self.desc.clone();
         desc.input.shape = Shape::new(height, width, self.desc.input.shape.channels);
-        let model = Model::new(desc)?;
+        // Validation does not read the arena size, so it is set on the validated model.
+        let mut model = Model::new(desc)?;
         let arena = crate::planner::plan(&model, crate::planner::Mode::Streaming).total;
-        let mut desc = model.desc;
-        desc.arena_bytes = u32::try_from(arena).map_err(|_| ModelError::EmptyInput(desc.input.shape))?;
-        Model::new(desc)
+        model.desc.arena_bytes = u32::try_from(arena).map_err(|_| ModelError::EmptyInput(model.desc.input.shape))?;
+        Ok(model)
     }
 
     /// Tensors of the model (its input and one per layer).

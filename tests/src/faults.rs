@@ -11,8 +11,6 @@
 //!   limit the host twin finds too;
 //! - the report's longest gap is the longest gap between the frames received.
 
-use std::fmt::Write as _;
-
 use tqc_data::sequence::Sequence;
 use tqc_shared::features::{FeatureError, seconds_to_ms};
 use tqc_shared::inspection::{AcquisitionLimits, Fault};
@@ -61,8 +59,7 @@ pub fn check(run: &StationRun, seq: &Sequence, blob: &[u8]) -> Result<Outcome, S
         indices.push(k);
         from = k + 1;
     }
-    let gaps: Vec<i64> = delivered.windows(2).map(|w| (w[1] - w[0]) as i64).collect();
-    let longest = gaps.iter().copied().max().unwrap_or(0);
+    let longest = delivered.windows(2).map(|w| (w[1] - w[0]) as i64).max().unwrap_or(0);
     if run.report.counters.longest_gap_ms as i64 != longest {
         return Err(format!(
             "report's longest gap {} ms, the frames received have {longest} ms",
@@ -143,9 +140,9 @@ pub fn check(run: &StationRun, seq: &Sequence, blob: &[u8]) -> Result<Outcome, S
                 _ => false,
             };
             if !explained {
-                let mut why = format!("RETEST for {fault:?}, not what the frames received show: ");
-                let _ = write!(why, "longest hole {longest} ms (limit {limit}), {errors} camera errors");
-                return Err(why);
+                return Err(format!(
+                    "RETEST for {fault:?}, not what the frames received show: longest hole {longest} ms (limit {limit}), {errors} camera errors"
+                ));
             }
             Ok(Outcome::Retest(fault))
         }

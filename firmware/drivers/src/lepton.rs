@@ -88,6 +88,14 @@ pub struct Lepton<SPI, I2C, D> {
     poll_budget: u32,
 }
 
+/// Where packet `number` (0–59) of segment `segment` (1–4) lies in a row-major frame:
+/// two packets a row, half a row each.
+pub fn packet_pixels(segment: usize, number: usize) -> core::ops::Range<usize> {
+    let row = segment.saturating_sub(1) * ROWS_PER_SEGMENT + number / 2;
+    let at = row * WIDTH + (number % 2) * (WIDTH / 2);
+    at..at + WIDTH / 2
+}
+
 /// CRC of a packet as the camera computes it.
 pub fn packet_crc(packet: &[u8; PACKET_BYTES]) -> u16 {
     let mut digest = CRC16.digest();
@@ -203,14 +211,9 @@ where
                     }
                 }
             }
-            if keep {
-                let row = (next - 1) * ROWS_PER_SEGMENT + number / 2;
-                let col = (number % 2) * (WIDTH / 2);
-                let at = row * WIDTH + col;
-                if let Some(dst) = frame.get_mut(at..at + WIDTH / 2) {
-                    for (d, px) in dst.iter_mut().zip(self.packet[4..].chunks_exact(2)) {
-                        *d = u16::from_be_bytes([px[0], px[1]]);
-                    }
+            if keep && let Some(dst) = frame.get_mut(packet_pixels(next, number)) {
+                for (d, px) in dst.iter_mut().zip(self.packet[4..].chunks_exact(2)) {
+                    *d = u16::from_be_bytes([px[0], px[1]]);
                 }
             }
             expected += 1;

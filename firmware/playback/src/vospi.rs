@@ -16,12 +16,11 @@ use core::cell::RefCell;
 
 use embedded_hal::delay::DelayNs;
 use embedded_hal::spi::{self, Operation, SpiDevice};
-use tqc_drivers::lepton::{HEIGHT, PACKET_BYTES, PACKETS_PER_SEGMENT, SEGMENTS, WIDTH, packet_crc};
+use tqc_drivers::lepton::{HEIGHT, PACKET_BYTES, PACKETS_PER_SEGMENT, SEGMENTS, WIDTH, packet_crc, packet_pixels};
 use tqc_shared::inspection::InjectedFaults;
 use tqc_station::{Camera, CameraError};
 
 const PIXELS: usize = WIDTH * HEIGHT;
-const ROWS_PER_SEGMENT: usize = HEIGHT / SEGMENTS;
 
 /// How often faults come: `permille` of the frames get one, drawn from `seed`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -244,10 +243,7 @@ impl<'f, C: Camera> Link<'f, C> {
         let t = if invalid { 0 } else { segment as u16 };
         let id = if number == 20 { t << 12 | 20 } else { number as u16 };
         p[0..2].copy_from_slice(&id.to_be_bytes());
-        let row = (segment - 1) * ROWS_PER_SEGMENT + number / 2;
-        let col = (number % 2) * (WIDTH / 2);
-        let at = row * WIDTH + col;
-        if let Some(pixels) = self.frame.get(at..at + WIDTH / 2) {
+        if let Some(pixels) = self.frame.get(packet_pixels(segment, number)) {
             for (b, px) in p[4..].chunks_exact_mut(2).zip(pixels) {
                 b.copy_from_slice(&px.to_be_bytes());
             }

@@ -146,6 +146,7 @@ mod dsp {
     //! The pair × pair loop is one `asm!` block: per group, two `LDRD` of weights and two
     //! of columns feed eight `SMLAD` (16 MACs in 12 instructions), unrolled twice.
     use super::{Mac, mac};
+    use crate::kernels::{sub, sub_mut};
     use core::arch::asm;
 
     pub struct Dsp;
@@ -247,12 +248,6 @@ mod dsp {
         }
     }
 
-    /// `v[from..to]`, or nothing where `v` is shorter.
-    #[inline(always)]
-    fn span(v: &[i8], from: usize, to: usize) -> &[i8] {
-        v.get(from..to).unwrap_or(&[])
-    }
-
     /// The tails of a pair laid out as `v[base..base + t]`, `v[base + t..base + 2t]`
     /// (empty where `v` is shorter).
     #[inline(always)]
@@ -347,7 +342,7 @@ mod dsp {
             // Tails only when there is one: their checked access would cost a head
             // layer's every pixel.
             if n > 4 * groups {
-                let tail = src.get(4 * groups..n).unwrap_or(&[]);
+                let tail = sub(src, 4 * groups..n);
                 for (d, &x) in dst.iter_mut().skip(4 * groups).zip(tail) {
                     *d = (x as i32 + offset) as i16;
                 }
@@ -369,10 +364,10 @@ mod dsp {
             }
             if k > 4 * groups {
                 widen_tail_pair(
-                    span(a, 4 * groups, k),
-                    span(b, 4 * groups, k),
+                    sub(a, 4 * groups..k),
+                    sub(b, 4 * groups..k),
                     offset,
-                    dst.get_mut(8 * groups..).unwrap_or(&mut []),
+                    sub_mut(dst, 8 * groups..dst.len()),
                 );
             }
         }
@@ -399,10 +394,10 @@ mod dsp {
             let base = 8 * (k / 4);
             if t > 0 && base + 2 * t <= dst.len() {
                 widen_tail_pair(
-                    span(a, 4 * groups, n),
-                    span(b, 4 * groups, n),
+                    sub(a, 4 * groups..n),
+                    sub(b, 4 * groups..n),
                     offset,
-                    dst.get_mut(base..).unwrap_or(&mut []),
+                    sub_mut(dst, base..dst.len()),
                 );
             }
         }
@@ -480,7 +475,7 @@ mod dsp {
             let t = k - 4 * groups;
             if t > 0 {
                 let (ca, cb) = pair_tail(c, 8 * groups, t);
-                for ((&wv, &ca), &cb) in w.get(4 * groups..k).unwrap_or(&[]).iter().zip(ca).zip(cb) {
+                for ((&wv, &ca), &cb) in sub(w, 4 * groups..k).iter().zip(ca).zip(cb) {
                     a0 = mac(a0, wv, ca);
                     a1 = mac(a1, wv, cb);
                 }
@@ -502,7 +497,7 @@ mod dsp {
             let t = k - 4 * groups;
             if t > 0 {
                 let (wa, wb) = pair_tail(w, 8 * groups, t);
-                for ((&wa, &wb), &cv) in wa.iter().zip(wb).zip(c.get(4 * groups..k).unwrap_or(&[])) {
+                for ((&wa, &wb), &cv) in wa.iter().zip(wb).zip(sub(c, 4 * groups..k)) {
                     a0 = mac(a0, wa, cv);
                     a1 = mac(a1, wb, cv);
                 }
@@ -545,11 +540,11 @@ mod dsp {
             if n == 4 * groups {
                 return;
             }
-            for ((a, &xv), &wv) in
-                acc.iter_mut()
-                    .skip(4 * groups)
-                    .zip(span(x, 4 * groups, n))
-                    .zip(span(w, 4 * groups, n))
+            for ((a, &xv), &wv) in acc
+                .iter_mut()
+                .skip(4 * groups)
+                .zip(sub(x, 4 * groups..n))
+                .zip(sub(w, 4 * groups..n))
             {
                 *a = a.wrapping_add((xv as i32 + offset) * wv as i32);
             }
@@ -571,10 +566,10 @@ mod dsp {
             if k == 4 * groups {
                 return [a0, a1];
             }
-            for ((&u, &v), &cv) in span(w0, 4 * groups, k)
+            for ((&u, &v), &cv) in sub(w0, 4 * groups..k)
                 .iter()
-                .zip(span(w1, 4 * groups, k))
-                .zip(c.get(4 * groups..k).unwrap_or(&[]))
+                .zip(sub(w1, 4 * groups..k))
+                .zip(sub(c, 4 * groups..k))
             {
                 a0 = mac(a0, u as i16, cv);
                 a1 = mac(a1, v as i16, cv);
@@ -594,12 +589,7 @@ mod dsp {
             if k == 4 * groups {
                 return acc;
             }
-            for (&wv, &cv) in w
-                .get(4 * groups..k)
-                .unwrap_or(&[])
-                .iter()
-                .zip(c.get(4 * groups..k).unwrap_or(&[]))
-            {
+            for (&wv, &cv) in sub(w, 4 * groups..k).iter().zip(sub(c, 4 * groups..k)) {
                 acc = mac(acc, wv as i16, cv);
             }
             acc

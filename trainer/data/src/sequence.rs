@@ -126,21 +126,22 @@ fn open_npy(path: &Path) -> Result<Npy, SequenceError> {
     let mut file = File::open(path).map_err(open_err)?;
     let len = file.metadata().map_err(open_err)?.len();
     // The header length the preamble declares, checked against the file before the
-    // reader allocates it (a corrupt length would ask for gigabytes).
-    let mut preamble = [0u8; 12];
-    let got = std::io::Read::read(&mut file, &mut preamble).map_err(open_err)?;
-    if got >= 10 && preamble.starts_with(b"\x93NUMPY") {
+    // reader allocates it (a corrupt length would ask for gigabytes). One read holds the
+    // preamble and any header this reader accepts.
+    let mut head = Vec::new();
+    std::io::Read::read_to_end(&mut std::io::Read::take(&mut file, MAX_HEADER_BYTES + 12), &mut head)
+        .map_err(open_err)?;
+    if head.len() >= 10 && head.starts_with(b"\x93NUMPY") {
         // The header's length (with the preamble), and where its text starts.
-        let start: u64 = if preamble[6] == 1 { 10 } else { 12 };
-        let declared = if preamble[6] == 1 {
-            u64::from(u16::from_le_bytes([preamble[8], preamble[9]]))
+        let start: u64 = if head[6] == 1 { 10 } else { 12 };
+        let declared = if head[6] == 1 {
+            u64::from(u16::from_le_bytes([head[8], head[9]]))
         } else {
-            u64::from(u32::from_le_bytes([
-                preamble[8],
-                preamble[9],
-                preamble[10],
-                preamble[11],
-            ]))
+            let word = head
+                .get(8..12)
+                .and_then(|w| <[u8; 4]>::try_from(w).ok())
+                .unwrap_or([0xFF; 4]);
+            u64::from(u32::from_le_bytes(word))
         };
         let header = declared + start;
         if header > len {
@@ -158,11 +159,8 @@ fn open_npy(path: &Path) -> Result<Npy, SequenceError> {
                 reason: format!("its header has {header} bytes, at most {MAX_HEADER_BYTES} are read"),
             });
         }
-        let mut text = vec![0u8; header as usize];
-        std::io::Seek::rewind(&mut file).map_err(open_err)?;
-        std::io::Read::read_exact(&mut file, &mut text).map_err(open_err)?;
         let (mut depth, mut deepest) = (0i32, 0i32);
-        for &b in text.get(start as usize..).unwrap_or(&[]) {
+        for &b in head.get(start as usize..header as usize).unwrap_or(&[]) {
             match b {
                 b'{' | b'[' | b'(' => depth += 1,
                 b'}' | b']' | b')' => depth -= 1,
