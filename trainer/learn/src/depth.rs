@@ -45,8 +45,13 @@ pub enum DepthError {
 /// The last hidden layer's maps (CHW) of a plate.
 fn hidden(net: &FloatNet, s: &Sample) -> Vec<f32> {
     let mut acts = net.activations(&s.features, s.height, s.width);
-    // acts[0] is the input and the last is the logits: the one before is the trunk's end.
-    let at = acts.len().saturating_sub(2);
+    // The tensor the logits' head reads is the trunk's end.
+    let at = net
+        .outputs
+        .first()
+        .and_then(|&t| net.layers.get(t.wrapping_sub(1)))
+        .and_then(|l| l.inputs.first().copied())
+        .unwrap_or(0);
     acts.swap_remove(at)
 }
 
@@ -69,7 +74,7 @@ fn in_depth(s: &Sample, index: usize) -> Result<Vec<(usize, f64)>, DepthError> {
 
 /// Fits the head on the true in-depth pixels of `train`.
 pub fn fit(net: &FloatNet, train: &[Sample]) -> Result<DepthHead, DepthError> {
-    let maps = net.layers.last().map_or(0, |l| l.in_channels);
+    let maps = net.convs().last().map_or(0, |l| l.in_channels); // the logits' head reads the trunk's maps
     let n = maps + 1;
     // Normal equations, accumulated plate by plate (no matrix of all pixels).
     let (mut xtx, mut xty) = (DMatrix::<f64>::zeros(n, n), DVector::<f64>::zeros(n));
@@ -214,26 +219,10 @@ mod tests {
         let identity = |k: usize| {
             let mut w = vec![0.0; k * k];
             w[(k / 2) * k + k / 2] = 1.0;
-            FloatConv {
-                in_channels: 1,
-                out_channels: 1,
-                kernel: k,
-                weight: w,
-                bias: vec![0.0],
-                relu: true,
-            }
+            FloatConv::new(1, 1, k, w, vec![0.0], true)
         };
-        let head = FloatConv {
-            in_channels: 1,
-            out_channels: 3,
-            kernel: 1,
-            weight: vec![0.0; 3],
-            bias: vec![0.0; 3],
-            relu: false,
-        };
-        let net = FloatNet {
-            layers: vec![identity(3), identity(3), identity(3), head],
-        };
+        let head = FloatConv::new(1, 3, 1, vec![0.0; 3], vec![0.0; 3], false);
+        let net = FloatNet::chain(vec![identity(3), identity(3), identity(3), head]);
         let (h, w) = (4, 5);
         let features: Vec<f32> = (0..h * w).map(|p| 0.1 * p as f32).collect();
         let labels: Vec<u8> = (0..h * w).map(|p| u8::from(p % 3 != 0)).collect();

@@ -9,7 +9,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{Tensor, TensorData};
 
 use crate::cnn::Segmenter;
-use crate::export::fold::{FloatConv, FloatNet};
+use crate::export::fold::FloatNet;
 
 /// The network burn-import generated from the shipped ONNX file.
 #[cfg(shipped_model)]
@@ -93,8 +93,7 @@ pub fn load<B: Backend>(net: &FloatNet, device: &B::Device) -> Result<ShippedNet
     let mut shapes = Shapes(Vec::new());
     model.visit(&mut shapes);
     let tensors: Vec<(Vec<usize>, Vec<f32>)> = net
-        .layers
-        .iter()
+        .convs()
         .flat_map(|l| {
             [
                 (
@@ -118,28 +117,24 @@ pub fn load<B: Backend>(net: &FloatNet, device: &B::Device) -> Result<ShippedNet
     }))
 }
 
-/// The float layers of a (fine-tuned) generated network, ReLU after all but the last.
+/// The float graph `template` (the ONNX file the generated network was loaded from) with
+/// the convolution weights of the (fine-tuned) generated network, in graph order — the
+/// order burn-import declares them in and [`load`] fills them.
 #[cfg(shipped_model)]
-pub fn to_float_net<B: Backend>(model: &ShippedNet<B>) -> FloatNet {
+pub fn to_float_net<B: Backend>(model: &ShippedNet<B>, template: &FloatNet) -> FloatNet {
     let mut v = Values(Vec::new());
     model.visit(&mut v);
-    let n = v.0.len() / 2;
-    let layers =
-        v.0.chunks_exact(2)
-            .enumerate()
-            .map(|(i, pair)| {
-                let (wd, w) = &pair[0];
-                FloatConv {
-                    in_channels: wd[1],
-                    out_channels: wd[0],
-                    kernel: wd[2],
-                    weight: w.clone(),
-                    bias: pair[1].1.clone(),
-                    relu: i + 1 < n,
-                }
-            })
-            .collect();
-    FloatNet { layers }
+    let mut net = template.clone();
+    let mut tensors = v.0.into_iter();
+    for l in &mut net.layers {
+        if let crate::export::fold::FloatOp::Conv(c) = &mut l.op
+            && let (Some((_, w)), Some((_, b))) = (tensors.next(), tensors.next())
+        {
+            c.weight = w;
+            c.bias = b;
+        }
+    }
+    net
 }
 
 #[cfg(shipped_model)]

@@ -544,7 +544,7 @@ pub fn finetune(
                     .into()
                 })
         },
-        float_net: &|m| to_float_net(m),
+        float_net: &|m| to_float_net(m, &net),
     };
     run_job(data, out, cfg, opts, job, progress)
 }

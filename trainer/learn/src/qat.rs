@@ -120,26 +120,28 @@ pub enum QatError {
 
 /// A ThermoNet (no batch norm) holding the weights of a folded float network.
 pub fn network<B: Backend>(net: &FloatNet, dropout: f64, device: &B::Device) -> Result<ThermoNet<B>, QatError> {
-    let shape: Vec<(usize, bool)> = net.layers.iter().map(|l| (l.kernel, l.relu)).collect();
-    if shape != [(3, true), (3, true), (3, true), (1, false)] {
-        return Err(QatError::Shape(format!("found (kernel, ReLU) {shape:?}")));
+    let layers = net
+        .as_chain()
+        .ok_or_else(|| QatError::Shape("not a chain of convolutions (an encoder–decoder)".into()))?;
+    let shape: Vec<(usize, usize, bool)> = layers.iter().map(|l| (l.kernel, l.stride, l.relu)).collect();
+    if shape != [(3, 1, true), (3, 1, true), (3, 1, true), (1, 1, false)] {
+        return Err(QatError::Shape(format!("found (kernel, stride, ReLU) {shape:?}")));
     }
-    let width = net.layers[0].out_channels;
-    if net.layers[1..].iter().any(|l| l.in_channels != width) || net.layers[..3].iter().any(|l| l.out_channels != width)
-    {
+    let width = layers[0].out_channels;
+    if layers[1..].iter().any(|l| l.in_channels != width) || layers[..3].iter().any(|l| l.out_channels != width) {
         return Err(QatError::Shape("hidden layers of different widths".into()));
     }
-    if net.layers[3].out_channels != cnn::CLASSES {
+    if layers[3].out_channels != cnn::CLASSES {
         return Err(QatError::Shape(format!(
             "{} outputs, not {}",
-            net.layers[3].out_channels,
+            layers[3].out_channels,
             cnn::CLASSES
         )));
     }
     let mut model = ThermoNet::new(net.in_channels(), width, dropout, false, device);
     for (conv, l) in [&mut model.conv1, &mut model.conv2, &mut model.conv3, &mut model.head]
         .into_iter()
-        .zip(&net.layers)
+        .zip(layers)
     {
         let dims = [l.out_channels, l.in_channels, l.kernel, l.kernel];
         conv.weight = Param::from_tensor(Tensor::from_data(TensorData::new(l.weight.clone(), dims), device));
@@ -258,38 +260,41 @@ mod tests {
     #[test]
     fn a_network_of_another_shape_is_refused() {
         let device = Default::default();
-        let conv = |i, o, k, relu| crate::export::fold::FloatConv {
-            in_channels: i,
-            out_channels: o,
-            kernel: k,
-            weight: vec![0.0; i * o * k * k],
-            bias: vec![0.0; o],
-            relu,
+        let conv = |i: usize, o: usize, k: usize, relu| {
+            crate::export::fold::FloatConv::new(i, o, k, vec![0.0; i * o * k * k], vec![0.0; o], relu)
         };
-        let ok = FloatNet {
-            layers: vec![
-                conv(8, 4, 3, true),
-                conv(4, 4, 3, true),
-                conv(4, 4, 3, true),
-                conv(4, 3, 1, false),
-            ],
-        };
+        let layers = vec![
+            conv(8, 4, 3, true),
+            conv(4, 4, 3, true),
+            conv(4, 4, 3, true),
+            conv(4, 3, 1, false),
+        ];
+        let ok = FloatNet::chain(layers.clone());
         assert!(network::<B>(&ok, 0.0, &device).is_ok());
-        let mut two_classes = ok.clone();
-        two_classes.layers[3] = conv(4, 2, 1, false);
+        let mut two_classes = layers.clone();
+        two_classes[3] = conv(4, 2, 1, false);
         assert!(
-            network::<B>(&two_classes, 0.0, &device)
+            network::<B>(&FloatNet::chain(two_classes), 0.0, &device)
                 .unwrap_err()
                 .to_string()
                 .contains("2 outputs")
         );
-        let mut short = ok.clone();
-        short.layers.remove(1);
+        let mut short = layers.clone();
+        short.remove(1);
         assert!(
-            network::<B>(&short, 0.0, &device)
+            network::<B>(&FloatNet::chain(short), 0.0, &device)
                 .unwrap_err()
                 .to_string()
                 .contains("kernel")
+        );
+        // A graph (a skip) is not a chain.
+        let mut graph = ok.clone();
+        graph.layers[2].inputs = vec![1];
+        assert!(
+            network::<B>(&graph, 0.0, &device)
+                .unwrap_err()
+                .to_string()
+                .contains("chain")
         );
     }
 }

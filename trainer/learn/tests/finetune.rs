@@ -62,7 +62,7 @@ fn finetuning_starts_from_the_file_and_trains() {
     let b = original.forward(&samples[0].features, h, w);
     let max = a.iter().zip(&b).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
     assert!(max <= 1e-4, "generated vs folded float: max |Δ| {max}");
-    assert_eq!(to_float_net(&generated), original);
+    assert_eq!(to_float_net(&generated, &original), original);
 
     // Training continues from there.
     let cfg = TrainConfig {
@@ -90,7 +90,7 @@ fn finetuning_starts_from_the_file_and_trains() {
         reports[0].train_loss,
         reports[5].train_loss
     );
-    assert_ne!(to_float_net(&tuned), original);
+    assert_ne!(to_float_net(&tuned, &original), original);
 }
 
 #[test]

@@ -16,9 +16,11 @@
 //! on the validation split keeping the best epoch. Deterministic for a seed.
 
 mod data;
+mod encoder_decoder;
 mod model;
 mod training;
 
 pub use data::*;
+pub use encoder_decoder::*;
 pub use model::*;
 pub use training::*;

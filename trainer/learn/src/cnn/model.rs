@@ -64,27 +64,9 @@ impl<B: Backend> ThermoNet<B> {
         conv(&self.head, self.drop(x, seed))
     }
 
-    /// Dropout with a mask of its own seeded stream rather than the backend's generator:
-    /// the plates of a step run on several threads, and a shared generator would hand
-    /// them masks in whatever order the threads reach it, so a run would not repeat.
+    /// Dropout with a mask of its own seeded stream (see [`drop_seeded`]).
     pub fn drop(&self, x: Tensor<B, 4>, seed: Option<u64>) -> Tensor<B, 4> {
-        let prob = self.dropout.prob;
-        let Some(seed) = seed.filter(|_| prob > 0.0 && B::ad_enabled(&x.device())) else {
-            return x;
-        };
-        let keep = 1.0 - prob;
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mask: Vec<f32> = (0..x.shape().num_elements())
-            .map(|_| {
-                if rng.random::<f64>() < keep {
-                    (1.0 / keep) as f32
-                } else {
-                    0.0
-                }
-            })
-            .collect();
-        let mask = Tensor::<B, 4>::from_data(TensorData::new(mask, x.dims()), &x.device());
-        x * mask
+        drop_seeded(x, self.dropout.prob, seed)
     }
 
     /// The trained layers in order, for folding and export: the three 3×3 convolutions
@@ -101,6 +83,29 @@ impl<B: Backend> ThermoNet<B> {
     }
 }
 
+/// Dropout with a mask of its own seeded stream rather than the backend's generator:
+/// the plates of a step run on several threads, and a shared generator would hand them
+/// masks in whatever order the threads reach it, so a run would not repeat. Only when
+/// the backend records gradients and `seed` is given.
+pub fn drop_seeded<B: Backend>(x: Tensor<B, 4>, prob: f64, seed: Option<u64>) -> Tensor<B, 4> {
+    let Some(seed) = seed.filter(|_| prob > 0.0 && B::ad_enabled(&x.device())) else {
+        return x;
+    };
+    let keep = 1.0 - prob;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mask: Vec<f32> = (0..x.shape().num_elements())
+        .map(|_| {
+            if rng.random::<f64>() < keep {
+                (1.0 / keep) as f32
+            } else {
+                0.0
+            }
+        })
+        .collect();
+    let mask = Tensor::<B, 4>::from_data(TensorData::new(mask, x.dims()), &x.device());
+    x * mask
+}
+
 /// A stride-1 convolution with "same" zero padding (odd square kernel, one group) as one
 /// matrix product over the k² shifted copies of the input (im2col): `x` `[n, c, h, w]`,
 /// `weight` `[o, c, k, k]`, `bias` `[o]`, result `[n, o, h, w]`.
@@ -115,6 +120,17 @@ impl<B: Backend> ThermoNet<B> {
 /// contiguous window of it; the pixels where a horizontal shift wraps into the next row
 /// are masked to zero.
 pub fn conv_same<B: Backend>(x: Tensor<B, 4>, weight: Tensor<B, 4>, bias: Option<Tensor<B, 1>>) -> Tensor<B, 4> {
+    conv_same_at(x, weight, bias, None)
+}
+
+/// [`conv_same`] computed only at the output pixels `pick` (flat `y·w + x` indices of an
+/// `oh`×`ow` grid, row-major), when given: a strided convolution.
+pub(crate) fn conv_same_at<B: Backend>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+    bias: Option<Tensor<B, 1>>,
+    pick: Option<(Tensor<B, 1, burn::tensor::Int>, usize, usize)>,
+) -> Tensor<B, 4> {
     let [n, c, h, w] = x.dims();
     let [o, _, k, _] = weight.dims();
     let hw = h * w;
@@ -155,6 +171,10 @@ pub fn conv_same<B: Backend>(x: Tensor<B, 4>, weight: Tensor<B, 4>, bias: Option
         // [n·c, k², h·w]: channel-major like the OIHW weight rows.
         Tensor::stack::<3>(shifts, 1).reshape([n, c * k * k, hw])
     };
+    let (columns, (h, w)) = match pick {
+        Some((pick, oh, ow)) => (columns.select(2, pick), (oh, ow)),
+        None => (columns, (h, w)),
+    };
     let rows = weight.reshape([1, o, c * k * k]);
     let rows = if n == 1 { rows } else { rows.expand([n, o, c * k * k]) };
     let y = rows.matmul(columns).reshape([n, o, h, w]);
@@ -176,6 +196,15 @@ pub trait Segmenter<B: Backend>: Module<B> + Clone {
     fn segment_train(&self, x: Tensor<B, 4>, seed: u64) -> Tensor<B, 4> {
         let _ = seed;
         self.segment(x)
+    }
+    /// The logits and, for a network with a depth head, the depth `[batch, 1, H, W]` in
+    /// mm; random layers draw from `seed` when given.
+    fn segment_depth(&self, x: Tensor<B, 4>, seed: Option<u64>) -> (Tensor<B, 4>, Option<Tensor<B, 4>>) {
+        let logits = match seed {
+            Some(seed) => self.segment_train(x, seed),
+            None => self.segment(x),
+        };
+        (logits, None)
     }
     /// Sum of |w| over the convolution weights (the L1 penalty), if any.
     fn l1(&self) -> Option<Tensor<B, 1>>;

@@ -82,7 +82,7 @@ pub fn export_quantized(
         blob_bytes,
     };
     write_atomic(&a.float_onnx, &onnx::float_onnx(net, name, h, w, &meta))?;
-    write_atomic(&a.int8_onnx, &onnx::qdq_onnx(&a.quant, name, h, w, &meta))?;
+    write_atomic(&a.int8_onnx, &onnx::qdq_onnx(net, &a.quant, name, h, w, &meta))?;
     write_atomic(&a.blob, &a.blob_bytes)?;
     Ok(a)
 }

@@ -4,8 +4,10 @@
 //! Both graphs take `features`, float32 `[batch, K, H, W]`: the extractor's int8 features
 //! dequantized (`scale · (q − zero_point)`), channel k = feature k of the model card. They
 //! give `logits` `[batch, 3, H, W]` and `probabilities` (softmax over axis 1); class order
-//! sound, subsurface, surface.
-//! - float: Conv (batch norm folded) → Relu … → Conv;
+//! sound, subsurface, surface; a network with a depth head also `depth` `[batch, 1, H, W]`
+//! in mm.
+//! - float: the folded graph — Conv (explicit TFLite-"same" pads, stride 1 or 2), Relu,
+//!   Clip (a ReLU bounded to the features' grid), Add, Concat, Resize (nearest, ×2);
 //! - int8 (QDQ): the input, every activation and the logits pass QuantizeLinear →
 //!   DequantizeLinear with the calibrated scale and zero point; weights are int8
 //!   initializers behind a per-channel DequantizeLinear (axis 0, zero point 0), biases
@@ -14,8 +16,8 @@
 use prost::Message;
 use tract_onnx::pb;
 
-use super::fold::FloatNet;
-use super::quantize::QuantNet;
+use super::fold::{FloatNet, FloatOp, same_padding};
+use super::quantize::{QuantConv, QuantNet, QuantOp};
 
 pub const OPSET: i64 = 13;
 /// IR version 7 is what opset 13 came with.
@@ -23,6 +25,7 @@ pub const IR_VERSION: i64 = 7;
 pub const INPUT: &str = "features";
 pub const LOGITS: &str = "logits";
 pub const PROBABILITIES: &str = "probabilities";
+pub const DEPTH: &str = "depth";
 
 const FLOAT: i32 = pb::tensor_proto::DataType::Float as i32;
 const INT8: i32 = pb::tensor_proto::DataType::Int8 as i32;
@@ -105,13 +108,25 @@ fn value_info(name: &str, channels: usize, height: usize, width: usize, doc: &st
     }
 }
 
-fn conv_attrs(kernel: usize) -> Vec<pb::AttributeProto> {
-    let p = ((kernel - 1) / 2) as i64;
+/// Conv attributes of TFLite's "same" padding on a `h`×`w` input: explicit pads, the odd
+/// pixel after (ONNX order: top, left, bottom, right).
+fn conv_attrs(kernel: usize, stride: usize, (h, w): (usize, usize)) -> Vec<pb::AttributeProto> {
+    let (top, bottom) = same_padding(h, kernel, stride);
+    let (left, right) = same_padding(w, kernel, stride);
     vec![
         ints("kernel_shape", &[kernel as i64, kernel as i64]),
-        ints("pads", &[p, p, p, p]),
-        ints("strides", &[1, 1]),
+        ints("pads", &[top as i64, left as i64, bottom as i64, right as i64]),
+        ints("strides", &[stride as i64, stride as i64]),
     ]
+}
+
+fn string(name: &str, v: &str) -> pb::AttributeProto {
+    pb::AttributeProto {
+        name: name.into(),
+        r#type: pb::attribute_proto::AttributeType::String as i32,
+        s: v.as_bytes().to_vec(),
+        ..Default::default()
+    }
 }
 
 /// Graph inputs, outputs, metadata.
@@ -120,6 +135,8 @@ struct Frame {
     classes: usize,
     height: usize,
     width: usize,
+    /// The network estimates depth (a `depth` output).
+    depth: bool,
 }
 
 /// Metadata key of the feature schedule (JSON of `FeatureSpec`): what the input means.
@@ -168,7 +185,18 @@ fn model(
                 f.width,
                 "softmax of the logits over axis 1",
             ),
-        ],
+        ]
+        .into_iter()
+        .chain(f.depth.then(|| {
+            value_info(
+                DEPTH,
+                1,
+                f.height,
+                f.width,
+                "estimated depth of an in-depth defect below the surface, mm (meaningful where the class is subsurface)",
+            )
+        }))
+        .collect(),
         doc_string: doc.into(),
         ..Default::default()
     };
@@ -207,39 +235,162 @@ pub fn read_meta(m: &pb::ModelProto) -> Option<Meta> {
 
 /// The float model as ONNX bytes.
 pub fn float_onnx(net: &FloatNet, name: &str, height: usize, width: usize, meta: &Meta) -> Vec<u8> {
-    let (mut nodes, mut init) = (Vec::new(), Vec::new());
-    let mut x = INPUT.to_string();
-    let last = net.layers.len() - 1;
-    for (i, l) in net.layers.iter().enumerate() {
-        let (w, b) = (format!("conv{i}.weight"), format!("conv{i}.bias"));
-        init.push(f32s(
-            &w,
-            &[l.out_channels, l.in_channels, l.kernel, l.kernel],
-            &l.weight,
-        ));
-        init.push(f32s(&b, &[l.out_channels], &l.bias));
-        let y = if i == last {
-            LOGITS.to_string()
-        } else {
-            format!("conv{i}")
-        };
-        nodes.push(node(
-            "Conv",
-            &format!("conv{i}"),
-            &[&x, &w, &b],
-            &[&y],
-            conv_attrs(l.kernel),
-        ));
-        x = y;
-        if l.relu {
-            let r = format!("relu{i}");
-            nodes.push(node("Relu", &r, &[&x], &[&r], vec![]));
-            x = r;
-        }
-    }
-    let (channels, classes) = (net.in_channels(), net.layers[last].out_channels);
+    let (nodes, init) = graph(net, None, height, width);
     let doc = "ThermoQC defect segmentation (float, batch norm folded)";
-    encode(nodes, init, name, (channels, classes, height, width), doc, meta)
+    encode(nodes, init, name, frame(net, height, width), doc, meta)
+}
+
+/// The int8 model `quant` (quantized from `net`) in QDQ form as ONNX bytes.
+pub fn qdq_onnx(net: &FloatNet, quant: &QuantNet, name: &str, height: usize, width: usize, meta: &Meta) -> Vec<u8> {
+    let (nodes, init) = graph(net, Some(quant), height, width);
+    let doc = "ThermoQC defect segmentation, int8 QDQ: the arithmetic of the .tqm blob";
+    encode(nodes, init, name, frame(net, height, width), doc, meta)
+}
+
+fn frame(net: &FloatNet, height: usize, width: usize) -> Frame {
+    Frame {
+        channels: net.in_channels(),
+        classes: net.classes(),
+        height,
+        width,
+        depth: net.depth_output().is_some(),
+    }
+}
+
+/// The nodes and initializers of `net`: float, or with the weights, biases and every
+/// tensor's quantization of `quant` (QDQ).
+fn graph(net: &FloatNet, quant: Option<&QuantNet>, h: usize, w: usize) -> (Vec<pb::NodeProto>, Vec<pb::TensorProto>) {
+    let (mut nodes, mut init) = (Vec::new(), Vec::new());
+    let shapes = net.shapes(h, w);
+    let input = match quant {
+        Some(q) => qdq(&mut nodes, &mut init, INPUT, "input", q.input, None),
+        None => INPUT.to_string(),
+    };
+    let mut names: Vec<String> = vec![input];
+    for (i, l) in net.layers.iter().enumerate() {
+        let t = i + 1;
+        let output_name = if net.outputs.first() == Some(&t) {
+            Some(LOGITS)
+        } else if net.depth_output() == Some(t) {
+            Some(DEPTH)
+        } else {
+            None
+        };
+        let inputs: Vec<&str> = l.inputs.iter().map(|&t| names[t].as_str()).collect();
+        let x = inputs.first().copied().unwrap_or(INPUT);
+        let (y, relu, clip) = match &l.op {
+            FloatOp::Conv(c) => {
+                let (wd, bd) = match quant.and_then(|q| q.layers.get(i)).map(|q| &q.op) {
+                    Some(QuantOp::Conv(q)) => quantized_conv(&mut nodes, &mut init, i, q),
+                    _ => {
+                        let (wd, bd) = (format!("conv{i}.weight"), format!("conv{i}.bias"));
+                        let dims = [c.out_channels, c.in_channels, c.kernel, c.kernel];
+                        init.push(f32s(&wd, &dims, &c.weight));
+                        init.push(f32s(&bd, &[c.out_channels], &c.bias));
+                        (wd, bd)
+                    }
+                };
+                let y = format!("conv{i}");
+                let (_, ih, iw) = shapes[l.inputs[0]];
+                let attrs = conv_attrs(c.kernel, c.stride, (ih, iw));
+                nodes.push(node("Conv", &y, &[x, &wd, &bd], &[&y], attrs));
+                (y, c.relu, c.clip)
+            }
+            FloatOp::Add { relu } => {
+                let y = format!("add{i}");
+                nodes.push(node("Add", &y, &inputs, &[&y], vec![]));
+                (y, *relu, None)
+            }
+            FloatOp::Concat => {
+                let y = format!("concat{i}");
+                nodes.push(node("Concat", &y, &inputs, &[&y], vec![int("axis", 1)]));
+                (y, false, None)
+            }
+            FloatOp::Upsample2 => {
+                let (y, scales) = (format!("up{i}"), format!("up{i}.scales"));
+                init.push(f32s(&scales, &[4], &[1.0, 1.0, 2.0, 2.0]));
+                // Asymmetric coordinates with floor: output pixel (y, x) takes input
+                // (y / 2, x / 2), the engine's nearest-neighbour copy.
+                let attrs = vec![
+                    string("mode", "nearest"),
+                    string("coordinate_transformation_mode", "asymmetric"),
+                    string("nearest_mode", "floor"),
+                ];
+                nodes.push(node("Resize", &y, &[x, "", &scales], &[&y], attrs));
+                (y, false, None)
+            }
+        };
+        let mut y = y;
+        if relu {
+            let r = format!("relu{i}");
+            nodes.push(node("Relu", &r, &[&y], &[&r], vec![]));
+            y = r;
+        }
+        if let Some(hi) = clip {
+            let (r, lo_name, hi_name) = (format!("clip{i}"), format!("clip{i}.min"), format!("clip{i}.max"));
+            init.push(f32s(&lo_name, &[], &[0.0]));
+            init.push(f32s(&hi_name, &[], &[hi]));
+            nodes.push(node("Clip", &r, &[&y, &lo_name, &hi_name], &[&r], vec![]));
+            y = r;
+        }
+        let y = match quant.and_then(|q| q.layers.get(i)) {
+            Some(q) => qdq(&mut nodes, &mut init, &y, &format!("act{i}"), q.output, output_name),
+            None => match (output_name, nodes.last_mut()) {
+                (Some(out), Some(last)) => {
+                    last.output = vec![out.to_string()];
+                    out.to_string()
+                }
+                _ => y,
+            },
+        };
+        names.push(y);
+    }
+    (nodes, init)
+}
+
+/// Initializers and DequantizeLinear nodes of a quantized convolution's int8 weights
+/// (per output channel) and int32 biases; returns the dequantized names.
+fn quantized_conv(
+    nodes: &mut Vec<pb::NodeProto>,
+    init: &mut Vec<pb::TensorProto>,
+    i: usize,
+    l: &QuantConv,
+) -> (String, String) {
+    let o = l.out_channels;
+    let (wq, ws, wz, wd) = (
+        format!("conv{i}.weight_q"),
+        format!("conv{i}.weight_scale"),
+        format!("conv{i}.weight_zero_point"),
+        format!("conv{i}.weight"),
+    );
+    init.push(i8s(&wq, &[o, l.in_channels, l.kernel, l.kernel], &l.weight));
+    init.push(f32s(&ws, &[o], &l.weight_scales));
+    init.push(i8s(&wz, &[o], &vec![0; o]));
+    nodes.push(node(
+        "DequantizeLinear",
+        &wd,
+        &[&wq, &ws, &wz],
+        &[&wd],
+        vec![int("axis", 0)],
+    ));
+    let (bq, bs, bz, bd) = (
+        format!("conv{i}.bias_q"),
+        format!("conv{i}.bias_scale"),
+        format!("conv{i}.bias_zero_point"),
+        format!("conv{i}.bias"),
+    );
+    let bias_scales: Vec<f32> = l.weight_scales.iter().map(|s| s * l.input.scale).collect();
+    init.push(i32s(&bq, &[o], &l.bias));
+    init.push(f32s(&bs, &[o], &bias_scales));
+    init.push(i32s(&bz, &[o], &vec![0; o]));
+    nodes.push(node(
+        "DequantizeLinear",
+        &bd,
+        &[&bq, &bs, &bz],
+        &[&bd],
+        vec![int("axis", 0)],
+    ));
+    (wd, bd)
 }
 
 /// Adds `Q → DQ` of `x` with scale and zero point named after `tag`; returns the output name.
@@ -266,69 +417,12 @@ fn qdq(
     dq
 }
 
-/// The int8 model in QDQ form as ONNX bytes.
-pub fn qdq_onnx(net: &QuantNet, name: &str, height: usize, width: usize, meta: &Meta) -> Vec<u8> {
-    let (mut nodes, mut init) = (Vec::new(), Vec::new());
-    let mut x = qdq(&mut nodes, &mut init, INPUT, "input", net.input, None);
-    let last = net.layers.len() - 1;
-    for (i, l) in net.layers.iter().enumerate() {
-        let o = l.out_channels;
-        let (wq, ws, wz, wd) = (
-            format!("conv{i}.weight_q"),
-            format!("conv{i}.weight_scale"),
-            format!("conv{i}.weight_zero_point"),
-            format!("conv{i}.weight"),
-        );
-        init.push(i8s(&wq, &[o, l.in_channels, l.kernel, l.kernel], &l.weight));
-        init.push(f32s(&ws, &[o], &l.weight_scales));
-        init.push(i8s(&wz, &[o], &vec![0; o]));
-        nodes.push(node(
-            "DequantizeLinear",
-            &wd,
-            &[&wq, &ws, &wz],
-            &[&wd],
-            vec![int("axis", 0)],
-        ));
-        let (bq, bs, bz, bd) = (
-            format!("conv{i}.bias_q"),
-            format!("conv{i}.bias_scale"),
-            format!("conv{i}.bias_zero_point"),
-            format!("conv{i}.bias"),
-        );
-        let bias_scales: Vec<f32> = l.weight_scales.iter().map(|s| s * l.input.scale).collect();
-        init.push(i32s(&bq, &[o], &l.bias));
-        init.push(f32s(&bs, &[o], &bias_scales));
-        init.push(i32s(&bz, &[o], &vec![0; o]));
-        nodes.push(node(
-            "DequantizeLinear",
-            &bd,
-            &[&bq, &bs, &bz],
-            &[&bd],
-            vec![int("axis", 0)],
-        ));
-        let y = format!("conv{i}");
-        nodes.push(node("Conv", &y, &[&x, &wd, &bd], &[&y], conv_attrs(l.kernel)));
-        let mut a = y;
-        if l.relu {
-            let r = format!("relu{i}");
-            nodes.push(node("Relu", &r, &[&a], &[&r], vec![]));
-            a = r;
-        }
-        let out = (i == last).then_some(LOGITS);
-        x = qdq(&mut nodes, &mut init, &a, &format!("act{i}"), l.output, out);
-    }
-    let (channels, classes) = (net.layers[0].in_channels, net.layers[last].out_channels);
-    let doc = "ThermoQC defect segmentation, int8 QDQ: the arithmetic of the .tqm blob";
-    encode(nodes, init, name, (channels, classes, height, width), doc, meta)
-}
-
-/// Adds the softmax output and serializes the model; `dims` is (channels, classes,
-/// height, width).
+/// Adds the softmax output and serializes the model.
 fn encode(
     mut nodes: Vec<pb::NodeProto>,
     init: Vec<pb::TensorProto>,
     name: &str,
-    dims: (usize, usize, usize, usize),
+    f: Frame,
     doc: &str,
     meta: &Meta,
 ) -> Vec<u8> {
@@ -339,12 +433,5 @@ fn encode(
         &[PROBABILITIES],
         vec![int("axis", 1)],
     ));
-    let (channels, classes, height, width) = dims;
-    let f = Frame {
-        channels,
-        classes,
-        height,
-        width,
-    };
     model(name, &f, nodes, init, doc, meta).encode_to_vec()
 }

@@ -21,7 +21,7 @@ use tqc_shared::owned::{OwnedLayer, OwnedModel};
 use tqc_shared::quant::Activation;
 use tqc_shared::tensor::{Padding, Shape};
 
-use super::fold::FloatNet;
+use super::fold::{FloatConv, FloatNet, FloatOp};
 use crate::cnn::Sample;
 
 /// Class names stored in the blob, in class order.
@@ -38,6 +38,7 @@ pub struct QuantConv {
     pub in_channels: usize,
     pub out_channels: usize,
     pub kernel: usize,
+    pub stride: usize,
     /// OIHW, symmetric.
     pub weight: Vec<i8>,
     pub weight_scales: Vec<f32>,
@@ -48,11 +49,31 @@ pub struct QuantConv {
     pub relu: bool,
 }
 
+/// What a quantized layer computes (the float graph's ops).
+#[derive(Clone, Debug, PartialEq)]
+pub enum QuantOp {
+    Conv(QuantConv),
+    Add { relu: bool },
+    Concat,
+    Upsample2,
+}
+
+/// A quantized layer: its op, the tensors it reads, its output's quantization.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QuantLayer {
+    pub op: QuantOp,
+    pub inputs: Vec<usize>,
+    pub output: QuantParams,
+}
+
 /// The quantized network and what it was calibrated on.
 #[derive(Clone, Debug, PartialEq)]
 pub struct QuantNet {
     pub input: QuantParams,
-    pub layers: Vec<QuantConv>,
+    pub in_channels: usize,
+    pub layers: Vec<QuantLayer>,
+    /// Output tensors: the class logits, then the depth if any.
+    pub outputs: Vec<usize>,
     /// Calibrated float range of each layer's output.
     pub ranges: Vec<(f32, f32)>,
 }
@@ -105,14 +126,21 @@ pub fn quantize(net: &FloatNet, samples: &[Sample], input: QuantParams) -> Resul
 }
 
 /// The float output range of every layer on `samples` (features quantized as `input`):
-/// `[0, p]` with `p` the [`PERCENTILE`] after a ReLU; for the logits, up to their maximum
-/// from the bottom of [`LOGIT_PERCENTILES`] whose int8 class map (run by the shared
-/// engine) agrees best with the float argmax.
+/// `[0, p]` with `p` the [`PERCENTILE`] after a ReLU (at most its clip); the
+/// [`PERCENTILE`]s at both ends for a linear hidden layer; the extremes for the depth
+/// output; for the logits, up to their maximum from the bottom of [`LOGIT_PERCENTILES`]
+/// whose int8 class map (run by the shared engine) agrees best with the float argmax.
+/// Tensors that must share one quantization (a concatenation's inputs and output, an
+/// upsampling's input and output) get the union of their ranges — the input features'
+/// own range when the input is one of them.
 pub fn calibrate(net: &FloatNet, samples: &[Sample], input: QuantParams) -> Result<Vec<(f32, f32)>, QuantizeError> {
     if samples.is_empty() {
         return Err(QuantizeError::NoCalibration);
     }
     let n = net.layers.len();
+    let logits = net.outputs.first().copied().unwrap_or(n);
+    // Shared-quantization layers take their group's range: nothing to collect.
+    let own_range = |layer: usize| matches!(net.layers[layer].op, FloatOp::Conv(_) | FloatOp::Add { .. });
     let mut collected: Vec<Vec<f32>> = vec![Vec::new(); n];
     // Float class of every pixel of every plate, HW order.
     let mut float_classes: Vec<Vec<u8>> = Vec::with_capacity(samples.len());
@@ -125,30 +153,46 @@ pub fn calibrate(net: &FloatNet, samples: &[Sample], input: QuantParams) -> Resu
             });
         }
         let acts = net.activations(&s.features, s.height, s.width);
-        if let Some(logits) = acts.last() {
-            float_classes.push(argmax_chw(logits, s.height * s.width));
+        if let Some(l) = acts.get(logits) {
+            float_classes.push(argmax_chw(l, s.height * s.width));
         }
         for (layer, a) in acts.into_iter().skip(1).enumerate() {
             if a.iter().any(|v| !v.is_finite()) {
                 return Err(QuantizeError::NotFinite { layer, index });
             }
-            // Keep every 3rd value: the percentile needs a sample, not every pixel.
-            collected[layer].extend(a.iter().step_by(3));
+            if own_range(layer) {
+                // Every 3rd value: the percentile needs a sample, not every pixel.
+                collected[layer].extend(a.iter().step_by(3));
+            }
         }
     }
     let mut ranges = Vec::with_capacity(n);
     for (layer, values) in collected.iter_mut().enumerate() {
-        let l = &net.layers[layer];
-        let range = if l.relu {
-            (0.0, percentile(values, PERCENTILE))
-        } else {
+        let relu = match &net.layers[layer].op {
+            FloatOp::Conv(c) => c.relu,
+            FloatOp::Add { relu } => *relu,
+            _ => false,
+        };
+        let clip = match &net.layers[layer].op {
+            FloatOp::Conv(c) => c.clip,
+            _ => None,
+        };
+        let range = if values.is_empty() {
+            (0.0, 0.0)
+        } else if relu {
+            let top = percentile(values, PERCENTILE);
+            (0.0, clip.map_or(top, |c| top.min(c)))
+        } else if net.outputs.contains(&(layer + 1)) {
             let lo = values.iter().copied().fold(f32::INFINITY, f32::min);
             let hi = values.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             (lo, hi)
+        } else {
+            (percentile(values, 100.0 - PERCENTILE), percentile(values, PERCENTILE))
         };
         ranges.push(range);
     }
-    let Some(last) = collected.last_mut() else {
+    let ranges = shared_ranges(net, ranges, input);
+    let Some(last) = logits.checked_sub(1).and_then(|l| collected.get_mut(l)) else {
         return Ok(ranges);
     };
     // The logits' range, chosen by the class decisions it gives on the engine.
@@ -157,20 +201,89 @@ pub fn calibrate(net: &FloatNet, samples: &[Sample], input: QuantParams) -> Resu
         .iter()
         .map(|&lo| (percentile(last, lo), top))
         .collect();
+    let mut ranges = ranges;
     let mut best: Option<((f32, f32), usize)> = None;
     for candidate in candidates {
-        if let Some(r) = ranges.last_mut() {
-            *r = candidate;
-        }
+        ranges[logits - 1] = candidate;
         let differ = disagreement(net, &ranges, input, samples, &float_classes)?;
         if best.is_none_or(|(_, d)| differ < d) {
             best = Some((candidate, differ));
         }
     }
-    if let (Some(r), Some((range, _))) = (ranges.last_mut(), best) {
-        *r = range;
+    if let Some((range, _)) = best {
+        ranges[logits - 1] = range;
     }
     Ok(ranges)
+}
+
+/// The group of every tensor that must share one quantization: a concatenation's inputs
+/// and output (TFLite `CONCATENATION` rescales nothing) and an upsampling's input and
+/// output. Tensors of one group have one root.
+pub fn shared_groups(net: &FloatNet) -> Vec<usize> {
+    let mut group: Vec<usize> = (0..=net.layers.len()).collect();
+    fn root(g: &mut [usize], mut t: usize) -> usize {
+        while g[t] != t {
+            g[t] = g[g[t]];
+            t = g[t];
+        }
+        t
+    }
+    for (i, l) in net.layers.iter().enumerate() {
+        if matches!(l.op, FloatOp::Concat | FloatOp::Upsample2) {
+            for &t in &l.inputs {
+                let (a, b) = (root(&mut group, t), root(&mut group, i + 1));
+                // The smaller tensor is the root, so the input's group has root 0.
+                let (lo, hi) = (a.min(b), a.max(b));
+                group[hi] = lo;
+            }
+        }
+    }
+    (0..group.len()).map(|t| root(&mut group, t)).collect()
+}
+
+/// `ranges` (one per layer) with every shared group widened to the union of its members,
+/// or set to the input's range when the input belongs to it.
+fn shared_ranges(net: &FloatNet, mut ranges: Vec<(f32, f32)>, input: QuantParams) -> Vec<(f32, f32)> {
+    let groups = shared_groups(net);
+    let input_range = (
+        input.scale * (-128 - input.zero_point as i32) as f32,
+        input.scale * (127 - input.zero_point as i32) as f32,
+    );
+    let mut union: Vec<Option<(f32, f32)>> = vec![None; groups.len()];
+    union[0] = Some(input_range);
+    for (layer, &(lo, hi)) in ranges.iter().enumerate() {
+        let own = matches!(net.layers[layer].op, FloatOp::Conv(_) | FloatOp::Add { .. });
+        let g = groups[layer + 1];
+        if own && g != 0 {
+            let u = union[g].get_or_insert((lo, hi));
+            *u = (u.0.min(lo), u.1.max(hi));
+        }
+    }
+    for (layer, r) in ranges.iter_mut().enumerate() {
+        let g = groups[layer + 1];
+        if g != layer + 1 || union[g].is_some() {
+            if let Some(u) = union[g] {
+                *r = u;
+            }
+        }
+    }
+    ranges
+}
+
+/// The quantization of every tensor of `net` (0 the input) for per-layer `ranges`.
+fn tensor_quant(net: &FloatNet, ranges: &[(f32, f32)], input: QuantParams) -> Vec<QuantParams> {
+    let groups = shared_groups(net);
+    let ranges = shared_ranges(net, ranges.to_vec(), input);
+    (0..groups.len())
+        .map(|t| {
+            if groups[t] == 0 {
+                input
+            } else {
+                let (lo, hi) = ranges[t - 1];
+                range_quant(lo, hi)
+            }
+        })
+        .collect()
 }
 
 /// Index of the largest of `classes = len / px` planes at each pixel (first on ties, as
@@ -237,7 +350,8 @@ fn quantize_chw(features: &[f32], channels: usize, q: QuantParams) -> Vec<i8> {
 }
 
 /// Quantizes `net` with given activation ranges (one per layer, from [`calibrate`]; a
-/// quantization-aware fine-tuning keeps the ranges it trained with).
+/// quantization-aware fine-tuning keeps the ranges it trained with). Shared groups are
+/// widened as [`calibrate`] does, so any ranges give a model the engine accepts.
 pub fn quantize_with(net: &FloatNet, ranges: Vec<(f32, f32)>, input: QuantParams) -> Result<QuantNet, QuantizeError> {
     let n = net.layers.len();
     if ranges.len() != n {
@@ -246,40 +360,64 @@ pub fn quantize_with(net: &FloatNet, ranges: Vec<(f32, f32)>, input: QuantParams
             ranges: ranges.len(),
         });
     }
+    let quant = tensor_quant(net, &ranges, input);
     let mut layers = Vec::with_capacity(n);
-    let mut s_in = input;
-    for (l, &(lo, hi)) in net.layers.iter().zip(&ranges) {
-        let output = range_quant(lo, hi);
-        let per = l.in_channels * l.kernel * l.kernel;
-        let mut weight = vec![0i8; l.weight.len()];
-        let mut weight_scales = vec![0f32; l.out_channels];
-        let mut bias = vec![0i32; l.out_channels];
-        for c in 0..l.out_channels {
-            let w = &l.weight[c * per..(c + 1) * per];
-            let max = w.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            // An all-zero channel still needs a valid scale; its weights stay 0.
-            let sw = if max > 0.0 { max / 127.0 } else { 1.0 / 127.0 };
-            weight_scales[c] = sw;
-            for (q, &v) in weight[c * per..(c + 1) * per].iter_mut().zip(w) {
-                *q = (v / sw).round().clamp(-127.0, 127.0) as i8;
+    for (i, l) in net.layers.iter().enumerate() {
+        let output = quant[i + 1];
+        let op = match &l.op {
+            FloatOp::Conv(c) => {
+                let s_in = l.inputs.first().map_or(input, |&t| quant[t]);
+                QuantOp::Conv(quantize_conv(c, s_in, output))
             }
-            let b = l.bias[c] as f64 / (s_in.scale as f64 * sw as f64);
-            bias[c] = b.round().clamp(i32::MIN as f64, i32::MAX as f64) as i32;
-        }
-        layers.push(QuantConv {
-            in_channels: l.in_channels,
-            out_channels: l.out_channels,
-            kernel: l.kernel,
-            weight,
-            weight_scales,
-            bias,
-            input: s_in,
+            FloatOp::Add { relu } => QuantOp::Add { relu: *relu },
+            FloatOp::Concat => QuantOp::Concat,
+            FloatOp::Upsample2 => QuantOp::Upsample2,
+        };
+        layers.push(QuantLayer {
+            op,
+            inputs: l.inputs.clone(),
             output,
-            relu: l.relu,
         });
-        s_in = output;
     }
-    Ok(QuantNet { input, layers, ranges })
+    Ok(QuantNet {
+        input,
+        in_channels: net.in_channels(),
+        layers,
+        outputs: net.outputs.clone(),
+        ranges,
+    })
+}
+
+/// Per-output-channel symmetric weights, int32 biases at `s_in · s_w`.
+fn quantize_conv(l: &FloatConv, s_in: QuantParams, output: QuantParams) -> QuantConv {
+    let per = l.in_channels * l.kernel * l.kernel;
+    let mut weight = vec![0i8; l.weight.len()];
+    let mut weight_scales = vec![0f32; l.out_channels];
+    let mut bias = vec![0i32; l.out_channels];
+    for c in 0..l.out_channels {
+        let w = &l.weight[c * per..(c + 1) * per];
+        let max = w.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        // An all-zero channel still needs a valid scale; its weights stay 0.
+        let sw = if max > 0.0 { max / 127.0 } else { 1.0 / 127.0 };
+        weight_scales[c] = sw;
+        for (q, &v) in weight[c * per..(c + 1) * per].iter_mut().zip(w) {
+            *q = (v / sw).round().clamp(-127.0, 127.0) as i8;
+        }
+        let b = l.bias[c] as f64 / (s_in.scale as f64 * sw as f64);
+        bias[c] = b.round().clamp(i32::MIN as f64, i32::MAX as f64) as i32;
+    }
+    QuantConv {
+        in_channels: l.in_channels,
+        out_channels: l.out_channels,
+        kernel: l.kernel,
+        stride: l.stride,
+        weight,
+        weight_scales,
+        bias,
+        input: s_in,
+        output,
+        relu: l.relu,
+    }
 }
 
 impl QuantNet {
@@ -289,37 +427,53 @@ impl QuantNet {
     }
 
     fn owned_model(&self, name: &str, height: usize, width: usize, features: Option<FeatureSpec>) -> OwnedModel {
+        let act = |relu: bool| if relu { Activation::Relu } else { Activation::None };
         let layers: Vec<OwnedLayer> = self
             .layers
             .iter()
-            .enumerate()
-            .map(|(index, l)| {
-                let (k, i) = (l.kernel, l.in_channels);
-                let mut ohwi = Vec::with_capacity(l.weight.len());
-                for o in 0..l.out_channels {
-                    for ky in 0..k {
-                        for kx in 0..k {
-                            for c in 0..i {
-                                ohwi.push(l.weight[((o * i + c) * k + ky) * k + kx] as u8);
+            .map(|layer| {
+                let inputs = layer.inputs.iter().map(|&t| t as u8).collect();
+                let plain = |op: Op, activation: Activation| OwnedLayer {
+                    op,
+                    inputs: layer.inputs.iter().map(|&t| t as u8).collect(),
+                    activation,
+                    output: layer.output,
+                    weights: Vec::new(),
+                    weight_scales: Vec::new(),
+                    bias: Vec::new(),
+                };
+                match &layer.op {
+                    QuantOp::Conv(l) => {
+                        let (k, i) = (l.kernel, l.in_channels);
+                        let mut ohwi = Vec::with_capacity(l.weight.len());
+                        for o in 0..l.out_channels {
+                            for ky in 0..k {
+                                for kx in 0..k {
+                                    for c in 0..i {
+                                        ohwi.push(l.weight[((o * i + c) * k + ky) * k + kx] as u8);
+                                    }
+                                }
                             }
                         }
+                        OwnedLayer {
+                            inputs,
+                            op: Op::Conv2d {
+                                kernel_h: k as u8,
+                                kernel_w: k as u8,
+                                stride: l.stride as u8,
+                                padding: Padding::Same,
+                                out_channels: l.out_channels as u16,
+                            },
+                            activation: act(l.relu),
+                            output: l.output,
+                            weights: ohwi,
+                            weight_scales: l.weight_scales.iter().flat_map(|s| s.to_le_bytes()).collect(),
+                            bias: l.bias.iter().flat_map(|b| b.to_le_bytes()).collect(),
+                        }
                     }
-                }
-                OwnedLayer {
-                    // A chain: layer i reads the tensor layer i − 1 wrote.
-                    inputs: vec![index as u8],
-                    op: Op::Conv2d {
-                        kernel_h: k as u8,
-                        kernel_w: k as u8,
-                        stride: 1,
-                        padding: Padding::Same,
-                        out_channels: l.out_channels as u16,
-                    },
-                    activation: if l.relu { Activation::Relu } else { Activation::None },
-                    output: l.output,
-                    weights: ohwi,
-                    weight_scales: l.weight_scales.iter().flat_map(|s| s.to_le_bytes()).collect(),
-                    bias: l.bias.iter().flat_map(|b| b.to_le_bytes()).collect(),
+                    QuantOp::Add { relu } => plain(Op::Add, act(*relu)),
+                    QuantOp::Concat => plain(Op::Concat, Activation::None),
+                    QuantOp::Upsample2 => plain(Op::Upsample2, Activation::None),
                 }
             })
             .collect();
@@ -329,13 +483,13 @@ impl QuantNet {
                 shape: Shape {
                     height: height as u16,
                     width: width as u16,
-                    channels: self.layers.first().map_or(0, |l| l.in_channels) as u16,
+                    channels: self.in_channels as u16,
                 },
                 quant: self.input,
                 features,
             },
             classes: CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
-            outputs: vec![layers.len() as u8],
+            outputs: self.outputs.iter().map(|&t| t as u8).collect(),
             layers,
         }
     }
@@ -353,15 +507,30 @@ impl QuantNet {
         Ok(blob)
     }
 
+    /// Quantization of tensor `t` (0 the input).
+    pub fn tensor(&self, t: usize) -> QuantParams {
+        t.checked_sub(1)
+            .and_then(|l| self.layers.get(l))
+            .map_or(self.input, |l| l.output)
+    }
+
+    /// Quantization of the logits.
     pub fn output(&self) -> QuantParams {
-        self.layers.last().map_or(self.input, |l| l.output)
+        self.tensor(self.outputs.first().copied().unwrap_or(0))
+    }
+
+    /// The convolutions in layer order.
+    pub fn convs(&self) -> impl Iterator<Item = &QuantConv> {
+        self.layers.iter().filter_map(|l| match &l.op {
+            QuantOp::Conv(c) => Some(c),
+            _ => None,
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::export::fold::FloatConv;
 
     const INPUT: QuantParams = QuantParams {
         scale: 1.0 / 64.0,
@@ -374,16 +543,14 @@ mod tests {
     /// stretch the logits down to −200: a full-range grid steps 0.8 and rounds class 1's
     /// 0.3 at a = 0 onto class 0's code.
     fn steep_boundary() -> (FloatNet, Vec<Sample>) {
-        let net = FloatNet {
-            layers: vec![FloatConv {
-                in_channels: 2,
-                out_channels: 3,
-                kernel: 1,
-                weight: vec![0.0, 0.0, 100.0, -100.0, -100.0, -100.0],
-                bias: vec![0.0, 0.3, -1.0],
-                relu: false,
-            }],
-        };
+        let net = FloatNet::chain(vec![FloatConv::new(
+            2,
+            3,
+            1,
+            vec![0.0, 0.0, 100.0, -100.0, -100.0, -100.0],
+            vec![0.0, 0.3, -1.0],
+            false,
+        )]);
         let (h, w) = (40, 40);
         let pixels: Vec<[i8; 2]> = (0..h * w)
             .map(|p| match p % 250 {

@@ -1,0 +1,367 @@
+//! ThermoNet 2: an encoder–decoder the graph engine runs, with a class head and a depth
+//! head at full resolution.
+//!
+//! Encoder: three stride-2 3×3 convolutions (K→16→24→32, to 1/8 of the frame); a
+//! bottleneck of three 3×3 convolutions at 1/8, the first two a residual block (`Add`).
+//! Its view is 63 pixels, several defect diameters: the diffusion blur of a deep defect
+//! spreads its contrast wider than the 7-pixel view of the first ThermoNet. Decoder: at
+//! each level nearest-neighbour ×2 (`Upsample2`), the encoder's map of that level
+//! concatenated (`Concat`, the frame's features themselves at the last), a 1×1
+//! convolution; then two 1×1 heads: the class logits and the depth in mm.
+//!
+//! The engine's `Concat` rescales nothing, so the tensors it joins share one int8 grid.
+//! At the last level that is the features' grid: the map joined with them is a ReLU
+//! bounded at the top of that grid (`clip`), so the float network saturates exactly where
+//! the int8 one will.
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{Dropout, DropoutConfig, PaddingConfig2d};
+use burn::tensor::backend::Backend;
+use burn::tensor::{Int, Tensor, TensorData, activation};
+
+use super::model::{CLASSES, conv_same, drop_seeded};
+use crate::export::fold::{FloatConv, FloatLayer, FloatNet, FloatOp, fold_conv};
+
+/// The shape of a [`ThermoNet2`], saved beside its weights.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ThermoNet2Config {
+    /// Feature channels of the input.
+    pub channels: usize,
+    /// Maps of the three encoder levels (1/2, 1/4, 1/8).
+    pub encoder: [usize; 3],
+    /// Maps of the decoder's 1×1 convolutions at 1/4, 1/2 and full resolution.
+    pub decoder: [usize; 3],
+    /// Top of the input features' int8 grid (`scale · (127 − zero_point)`): the bound
+    /// of the map concatenated with them.
+    pub input_top: f32,
+}
+
+impl ThermoNet2Config {
+    /// The network of the budget: 52.7 M instructions on the M7's DSP path.
+    pub fn standard(channels: usize, input: tqc_shared::model::QuantParams) -> Self {
+        ThermoNet2Config {
+            channels,
+            encoder: [16, 24, 32],
+            decoder: [24, 16, 8],
+            input_top: input.scale * (127 - i32::from(input.zero_point)) as f32,
+        }
+    }
+
+    /// A fresh network of this shape, with `dropout` before the heads in training.
+    pub fn init<B: Backend>(&self, dropout: f64, device: &B::Device) -> ThermoNet2<B> {
+        let conv = |i: usize, o: usize, k: usize, s: usize| {
+            Conv2dConfig::new([i, o], [k, k])
+                .with_stride([s, s])
+                .with_padding(PaddingConfig2d::Same)
+                .init(device)
+        };
+        let [e1, e2, e3] = self.encoder;
+        let [m2, m1, m0] = self.decoder;
+        ThermoNet2 {
+            down1: conv(self.channels, e1, 3, 2),
+            down2: conv(e1, e2, 3, 2),
+            down3: conv(e2, e3, 3, 2),
+            block1: conv(e3, e3, 3, 1),
+            block2: conv(e3, e3, 3, 1),
+            bottleneck: conv(e3, e3, 3, 1),
+            up2: conv(e3 + e2, m2, 1, 1),
+            up1: conv(m2 + e1, m1, 1, 1),
+            up0: conv(m1 + self.channels, m0, 1, 1),
+            classes: conv(m0, CLASSES, 1, 1),
+            depth: conv(m0, 1, 1, 1),
+            dropout: DropoutConfig::new(dropout).init(),
+            input_top: self.input_top,
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct ThermoNet2<B: Backend> {
+    pub(crate) down1: Conv2d<B>,
+    pub(crate) down2: Conv2d<B>,
+    pub(crate) down3: Conv2d<B>,
+    pub(crate) block1: Conv2d<B>,
+    pub(crate) block2: Conv2d<B>,
+    pub(crate) bottleneck: Conv2d<B>,
+    pub(crate) up2: Conv2d<B>,
+    pub(crate) up1: Conv2d<B>,
+    pub(crate) up0: Conv2d<B>,
+    pub(crate) classes: Conv2d<B>,
+    pub(crate) depth: Conv2d<B>,
+    pub(crate) dropout: Dropout,
+    #[module(skip)]
+    pub(crate) input_top: f32,
+}
+
+impl<B: Backend> ThermoNet2<B> {
+    pub fn config(&self) -> ThermoNet2Config {
+        let out = |c: &Conv2d<B>| c.weight.dims()[0];
+        ThermoNet2Config {
+            channels: self.down1.weight.dims()[1],
+            encoder: [out(&self.down1), out(&self.down2), out(&self.down3)],
+            decoder: [out(&self.up2), out(&self.up1), out(&self.up0)],
+            input_top: self.input_top,
+        }
+    }
+
+    /// `[batch, K, H, W]` features (H, W divisible by 8) to the class logits
+    /// `[batch, 3, H, W]` and the depth `[batch, 1, H, W]` (mm); dropout before the heads
+    /// with masks drawn from `seed` when the backend records gradients.
+    pub fn forward_seeded(&self, x: Tensor<B, 4>, seed: Option<u64>) -> (Tensor<B, 4>, Tensor<B, 4>) {
+        let conv = |c: &Conv2d<B>, x: Tensor<B, 4>, stride: usize| {
+            strided_conv_same(x, c.weight.val(), c.bias.as_ref().map(|b| b.val()), stride)
+        };
+        let d1 = activation::relu(conv(&self.down1, x.clone(), 2));
+        let d2 = activation::relu(conv(&self.down2, d1.clone(), 2));
+        let d3 = activation::relu(conv(&self.down3, d2.clone(), 2));
+        let b = activation::relu(conv(&self.block1, d3.clone(), 1));
+        let b = activation::relu(conv(&self.block2, b, 1) + d3);
+        let b = activation::relu(conv(&self.bottleneck, b, 1));
+        let m = activation::relu(conv(&self.up2, Tensor::cat(vec![upsample2(b), d2], 1), 1));
+        let m = activation::relu(conv(&self.up1, Tensor::cat(vec![upsample2(m), d1], 1), 1)).clamp_max(self.input_top);
+        let h = activation::relu(conv(&self.up0, Tensor::cat(vec![upsample2(m), x], 1), 1));
+        let h = drop_seeded(h, self.dropout.prob, seed);
+        (conv(&self.classes, h.clone(), 1), conv(&self.depth, h, 1))
+    }
+
+    /// The network as a float graph, in the engine's layer order.
+    pub fn float_net(&self) -> FloatNet {
+        let conv = |c: &Conv2d<B>, stride: usize, relu: bool| fold_conv(c, None, stride, relu);
+        let cfg = self.config();
+        let mut layers: Vec<FloatLayer> = Vec::new();
+        let mut push = |op: FloatOp, inputs: &[usize]| {
+            layers.push(FloatLayer {
+                op,
+                inputs: inputs.to_vec(),
+            });
+            layers.len()
+        };
+        let d1 = push(FloatOp::Conv(conv(&self.down1, 2, true)), &[0]);
+        let d2 = push(FloatOp::Conv(conv(&self.down2, 2, true)), &[d1]);
+        let d3 = push(FloatOp::Conv(conv(&self.down3, 2, true)), &[d2]);
+        let b1 = push(FloatOp::Conv(conv(&self.block1, 1, true)), &[d3]);
+        let b2 = push(FloatOp::Conv(conv(&self.block2, 1, false)), &[b1]);
+        let r = push(FloatOp::Add { relu: true }, &[b2, d3]);
+        let b = push(FloatOp::Conv(conv(&self.bottleneck, 1, true)), &[r]);
+        let u = push(FloatOp::Upsample2, &[b]);
+        let c = push(FloatOp::Concat, &[u, d2]);
+        let m2 = push(FloatOp::Conv(conv(&self.up2, 1, true)), &[c]);
+        let u = push(FloatOp::Upsample2, &[m2]);
+        let c = push(FloatOp::Concat, &[u, d1]);
+        let m1 = push(
+            FloatOp::Conv(FloatConv {
+                clip: Some(cfg.input_top),
+                ..conv(&self.up1, 1, true)
+            }),
+            &[c],
+        );
+        let u = push(FloatOp::Upsample2, &[m1]);
+        let c = push(FloatOp::Concat, &[u, 0]);
+        let h = push(FloatOp::Conv(conv(&self.up0, 1, true)), &[c]);
+        let classes = push(FloatOp::Conv(conv(&self.classes, 1, false)), &[h]);
+        let depth = push(FloatOp::Conv(conv(&self.depth, 1, false)), &[h]);
+        FloatNet {
+            in_channels: cfg.channels,
+            layers,
+            outputs: vec![classes, depth],
+        }
+    }
+}
+
+/// Nearest-neighbour ×2 of `[n, c, h, w]` (each value copied into a 2×2 block; the
+/// gradient sums the block).
+pub fn upsample2<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {
+    let [n, c, h, w] = x.dims();
+    x.reshape([n, c, h, 1, w, 1])
+        .expand([n, c, h, 2, w, 2])
+        .reshape([n, c, 2 * h, 2 * w])
+}
+
+/// [`conv_same`] at `stride`, with TFLite's "same" padding (output `ceil(size / stride)`,
+/// the odd padding pixel after): the stride-1 result at the positions a strided window
+/// centres on, picked before the matrix product so only those outputs are computed.
+pub fn strided_conv_same<B: Backend>(
+    x: Tensor<B, 4>,
+    weight: Tensor<B, 4>,
+    bias: Option<Tensor<B, 1>>,
+    stride: usize,
+) -> Tensor<B, 4> {
+    if stride <= 1 {
+        return conv_same(x, weight, bias);
+    }
+    let [_, _, h, w] = x.dims();
+    let k = weight.dims()[2];
+    // Stride-1 output y reads rows y − k/2 … y + k/2; strided output o reads rows
+    // s·o − before … : the same window is centred at s·o − before + k/2.
+    let centres = |size: usize| -> Vec<usize> {
+        let (before, _) = crate::export::fold::same_padding(size, k, stride);
+        let out = crate::export::fold::same_out(size, stride);
+        (0..out).map(|o| stride * o + k / 2 - before).collect()
+    };
+    let (rows, cols) = (centres(h), centres(w));
+    let pick: Vec<i64> = rows
+        .iter()
+        .flat_map(|&y| cols.iter().map(move |&x| (y * w + x) as i64))
+        .collect();
+    let device = x.device();
+    let pick = Tensor::<B, 1, Int>::from_data(TensorData::new(pick, [rows.len() * cols.len()]), &device);
+    super::model::conv_same_at(x, weight, bias, Some((pick, rows.len(), cols.len())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, NdArray};
+    use burn::tensor::module::conv2d;
+    use burn::tensor::ops::ConvOptions;
+    use burn::tensor::{Distribution, Tensor};
+
+    type B = NdArray<f32>;
+    type A = Autodiff<B>;
+
+    /// Stride-2 "same" convolution equals burn's `conv2d` padded as TFLite pads (nothing
+    /// before, one pixel after on an even size; one on each side on an odd size), with
+    /// all three gradients.
+    #[test]
+    fn strided_convolution_is_tflite_same_with_its_gradients() {
+        let device = Default::default();
+        <A as Backend>::seed(&device, 9);
+        for (n, c, o, h, w) in [(1usize, 3, 4, 8usize, 10usize), (2, 2, 3, 7, 9), (1, 4, 2, 6, 5)] {
+            let x0 = Tensor::<A, 4>::random([n, c, h, w], Distribution::Normal(0.0, 1.0), &device);
+            let w0 = Tensor::<A, 4>::random([o, c, 3, 3], Distribution::Normal(0.0, 1.0), &device);
+            let b0 = Tensor::<A, 1>::random([o], Distribution::Normal(0.0, 1.0), &device);
+            let (oh, ow) = (h.div_ceil(2), w.div_ceil(2));
+            let g = Tensor::<A, 4>::random([n, o, oh, ow], Distribution::Normal(0.0, 1.0), &device);
+            let run = |mine: bool| {
+                let (x, wt, b) = (
+                    x0.clone().require_grad(),
+                    w0.clone().require_grad(),
+                    b0.clone().require_grad(),
+                );
+                let y = if mine {
+                    strided_conv_same(x.clone(), wt.clone(), Some(b.clone()), 2)
+                } else {
+                    // TFLite: pad (total / 2) before, the rest after.
+                    let (pt, pb) = crate::export::fold::same_padding(h, 3, 2);
+                    let (pl, pr) = crate::export::fold::same_padding(w, 3, 2);
+                    let padded = x.clone().pad(
+                        [(0, 0), (0, 0), (pt, pb), (pl, pr)],
+                        burn::tensor::ops::PadMode::Constant(0.0),
+                    );
+                    conv2d(
+                        padded,
+                        wt.clone(),
+                        Some(b.clone()),
+                        ConvOptions::new([2, 2], [0, 0], [1, 1], 1),
+                    )
+                };
+                assert_eq!(y.dims(), [n, o, oh, ow]);
+                let grads = (y.clone() * g.clone()).sum().backward();
+                let v = |t: Tensor<B, 4>| t.into_data().iter::<f32>().collect::<Vec<_>>();
+                (
+                    v(y.inner()),
+                    v(x.grad(&grads).unwrap()),
+                    v(wt.grad(&grads).unwrap()),
+                    b.grad(&grads).unwrap().into_data().iter::<f32>().collect::<Vec<_>>(),
+                )
+            };
+            let (mine, burn) = (run(true), run(false));
+            for (what, a, b) in [
+                ("output", &mine.0, &burn.0),
+                ("input gradient", &mine.1, &burn.1),
+                ("weight gradient", &mine.2, &burn.2),
+                ("bias gradient", &mine.3, &burn.3),
+            ] {
+                assert_eq!(a.len(), b.len(), "{what}");
+                for (i, (p, q)) in a.iter().zip(b).enumerate() {
+                    assert!(
+                        (p - q).abs() <= 1e-4 * (1.0 + q.abs()),
+                        "{what} [{i}] of n{n} c{c} o{o} {h}×{w}: {p} vs {q}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn upsampling_copies_each_value_into_a_block_and_sums_the_gradient_back() {
+        let device = Default::default();
+        let x = Tensor::<A, 4>::from_data(
+            TensorData::new(vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], [1, 1, 2, 3]),
+            &device,
+        )
+        .require_grad();
+        let y = upsample2(x.clone());
+        let got: Vec<f32> = y.clone().inner().into_data().iter::<f32>().collect();
+        #[rustfmt::skip]
+        let expect = [
+            1.0, 1.0, 2.0, 2.0, 3.0, 3.0,
+            1.0, 1.0, 2.0, 2.0, 3.0, 3.0,
+            4.0, 4.0, 5.0, 5.0, 6.0, 6.0,
+            4.0, 4.0, 5.0, 5.0, 6.0, 6.0,
+        ];
+        assert_eq!(got, expect);
+        let weights: Vec<f32> = (0..24).map(|i| i as f32).collect();
+        let wt = Tensor::<A, 4>::from_data(TensorData::new(weights.clone(), [1, 1, 4, 6]), &device);
+        let grads = (y * wt).sum().backward();
+        let g: Vec<f32> = x.grad(&grads).unwrap().into_data().iter::<f32>().collect();
+        // Input (r, c) collects output rows 2r, 2r + 1 and columns 2c, 2c + 1.
+        let block = |r: usize, c: usize| -> f32 {
+            [(0, 0), (0, 1), (1, 0), (1, 1)]
+                .iter()
+                .map(|(dy, dx)| weights[(2 * r + dy) * 6 + 2 * c + dx])
+                .sum()
+        };
+        assert_eq!(
+            g,
+            vec![
+                block(0, 0),
+                block(0, 1),
+                block(0, 2),
+                block(1, 0),
+                block(1, 1),
+                block(1, 2)
+            ]
+        );
+    }
+
+    /// burn's forward pass and the folded float graph (the reference the quantizer
+    /// calibrates on and the ONNX export writes) give the same logits and depth.
+    #[test]
+    fn the_float_graph_is_the_burn_network() {
+        let device = Default::default();
+        <B as Backend>::seed(&device, 3);
+        let cfg = ThermoNet2Config {
+            channels: 3,
+            encoder: [4, 5, 6],
+            decoder: [5, 4, 3],
+            input_top: 0.5,
+        };
+        let net = cfg.init::<B>(0.0, &device);
+        let (h, w) = (16, 24);
+        let x = Tensor::<B, 4>::random([1, 3, h, w], Distribution::Normal(0.0, 1.0), &device);
+        let features: Vec<f32> = x.clone().into_data().iter::<f32>().collect();
+        let (logits, depth) = net.forward_seeded(x, None);
+        let float = net.float_net();
+        assert_eq!(float.classes(), CLASSES);
+        let outs = float.forward_all(&features, h, w);
+        for (what, burn, graph) in [
+            ("logits", logits.into_data().iter::<f32>().collect::<Vec<_>>(), &outs[0]),
+            ("depth", depth.into_data().iter::<f32>().collect::<Vec<_>>(), &outs[1]),
+        ] {
+            assert_eq!(burn.len(), graph.len(), "{what}");
+            for (i, (a, b)) in burn.iter().zip(graph).enumerate() {
+                assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{what} [{i}]: {a} vs {b}");
+            }
+        }
+        // The clipped map reaches its bound somewhere, so the comparison covers the clip.
+        let acts = float.activations(&features, h, w);
+        let clipped = float
+            .layers
+            .iter()
+            .position(|l| matches!(&l.op, FloatOp::Conv(c) if c.clip.is_some()))
+            .unwrap();
+        assert!(acts[clipped + 1].iter().any(|&v| v == 0.5), "no value at the clip");
+    }
+}
