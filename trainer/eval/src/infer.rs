@@ -67,23 +67,33 @@ pub fn run_features(blob_bytes: &[u8], features: &[i8]) -> Result<(Vec<i8>, Vec<
 
 /// Runs `model` on a feature image (HWC int8): logits and classes.
 pub fn run_model(model: &Model<'_>, features: &[i8]) -> Result<(Vec<i8>, Vec<u8>), InferError> {
-    // u64 storage gives the engine its 8-byte alignment.
-    let mut arena = vec![0u64; model.desc.arena_bytes as usize / 8 + 1];
-    let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut arena);
-    let mut engine = Engine::new(model, bytes, Mode::Streaming)?;
-    let shape = model.output_shape();
-    let (row_len, depth) = (shape.row_len(), shape.channels as usize);
-    let mut logits = vec![0i8; shape.len()];
-    engine.run_streaming_with::<Portable>(features, &mut |k, y, row| {
-        if k == 0 {
-            logits[y * row_len..(y + 1) * row_len].copy_from_slice(row)
-        }
-    })?;
+    let logits = run_outputs(model, features)?.into_iter().next().unwrap_or_default();
+    let depth = model.output_shape().channels as usize;
     let classes = logits
         .chunks_exact(depth)
         .map(|px| argmax(px).unwrap_or(0) as u8)
         .collect();
     Ok((logits, classes))
+}
+
+/// Runs `model` on a feature image (HWC int8): every output (HWC int8), in the model's
+/// order (the logits first).
+pub fn run_outputs(model: &Model<'_>, features: &[i8]) -> Result<Vec<Vec<i8>>, InferError> {
+    // u64 storage gives the engine its 8-byte alignment.
+    let mut arena = vec![0u64; model.desc.arena_bytes as usize / 8 + 1];
+    let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut arena);
+    let mut engine = Engine::new(model, bytes, Mode::Streaming)?;
+    let shapes: Vec<_> = (0..model.outputs().len()).map(|k| model.output_shape_of(k)).collect();
+    let mut outputs: Vec<Vec<i8>> = shapes.iter().map(|s| vec![0i8; s.len()]).collect();
+    engine.run_streaming_with::<Portable>(features, &mut |k, y, row| {
+        if let (Some(out), Some(s)) = (outputs.get_mut(k), shapes.get(k)) {
+            let n = s.row_len();
+            if let Some(dst) = out.get_mut(y * n..(y + 1) * n) {
+                dst.copy_from_slice(row);
+            }
+        }
+    })?;
+    Ok(outputs)
 }
 
 /// Inspects a recording with the model `blob`. An acquisition outside `limits` (the

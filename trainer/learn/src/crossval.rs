@@ -116,6 +116,9 @@ mod tests {
                 train_loss: 0.0,
                 validation_loss: 0.0,
                 iou,
+                found: 0.0,
+                false_fail: 0.0,
+                depth_mae_mm: None,
                 score: 0.0,
             },
         }

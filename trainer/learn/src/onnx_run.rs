@@ -40,14 +40,21 @@ impl OnnxModel {
 
     /// Logits (CHW) of one CHW feature image.
     pub fn logits(&self, features: &[f32]) -> Result<Vec<f32>, OnnxError> {
+        Ok(self.outputs(features)?.into_iter().next().unwrap_or_default())
+    }
+
+    /// Every output (CHW each) of one CHW feature image, in the graph's order: logits,
+    /// probabilities, and the depth (mm) for a network with a depth head.
+    pub fn outputs(&self, features: &[f32]) -> Result<Vec<Vec<f32>>, OnnxError> {
         let err = |e: TractError| OnnxError::Tract {
             path: self.path.clone(),
             message: format!("{e:#}"),
         };
         let input = Tensor::from_shape(&self.shape, features).map_err(err)?;
         let out = self.plan.run(tvec!(input.into())).map_err(err)?;
-        let view = out[0].to_plain_array_view::<f32>().map_err(err)?;
-        Ok(view.iter().copied().collect())
+        out.iter()
+            .map(|t| Ok(t.to_plain_array_view::<f32>().map_err(err)?.iter().copied().collect()))
+            .collect()
     }
 }
 

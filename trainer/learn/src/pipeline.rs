@@ -15,8 +15,8 @@ use tqc_data::recording::{MetaError, RecordingMeta};
 use tqc_shared::features::{FeatureError, FeatureSpec};
 
 use crate::cnn::{
-    self, DataError, EpochReport, Sample, Segmenter, TrainConfig, TrainError, WeightsError, best_epoch, confusion,
-    load_sample, logits, predict, train,
+    self, Architecture, DataError, EpochReport, Sample, Segmenter, TrainConfig, TrainError, WeightsError, best_epoch,
+    confusion, load_sample, logits, predict, train,
 };
 use crate::export::fold::{FloatNet, OnnxReadError};
 use crate::export::quantize::{self, QuantizeError};
@@ -43,7 +43,7 @@ pub type Backend = Autodiff<Inner>;
 pub use tqc_eval::features::FEATURE_QUANT;
 
 /// The header of `metrics.csv` and `qat-metrics.csv`.
-pub const CSV_HEADER: &str = "epoch,learning_rate,train_loss,validation_loss,iou_sound,iou_subsurface,iou_surface";
+pub const CSV_HEADER: &str = "epoch,learning_rate,train_loss,validation_loss,iou_sound,iou_subsurface,iou_surface,found,false_fail,depth_mae_mm,score";
 
 /// Why a training run stopped.
 #[derive(Debug, thiserror::Error)]
@@ -282,23 +282,50 @@ pub fn run(
         ));
     }
     let device = Default::default();
-    let job = Job {
-        spec: dataset_schedule(data, channels, amplitude_window_px)?,
-        source: None,
-        train: Box::new(|t: &[Sample], v: &[Sample], f: &mut dyn FnMut(&EpochReport)| {
-            train::<Backend>(t, v, cfg, FEATURE_QUANT, &device, f)
-        }),
-        save: &|m, p| Ok(cnn::save(m, p)?),
-        float_net: &|m| FloatNet::from_burn(m),
-    };
-    run_job(data, out, cfg, opts, job, progress)
+    let spec = dataset_schedule(data, channels, amplitude_window_px)?;
+    match cfg.architecture {
+        Architecture::Thermonet => {
+            let job = Job {
+                spec,
+                source: None,
+                train: Box::new(|t: &[Sample], v: &[Sample], f: &mut dyn FnMut(&EpochReport)| {
+                    train::<Backend>(t, v, cfg, FEATURE_QUANT, &device, f)
+                }),
+                save: &|m, p| Ok(cnn::save(m, p)?),
+                float_net: &|m| FloatNet::from_burn(m),
+            };
+            run_job(data, out, cfg, opts, job, progress)
+        }
+        Architecture::Thermonet2 => {
+            let job = Job {
+                spec,
+                source: None,
+                train: Box::new(|t: &[Sample], v: &[Sample], f: &mut dyn FnMut(&EpochReport)| {
+                    cnn::train_thermonet2::<Backend>(t, v, cfg, FEATURE_QUANT, &device, f)
+                }),
+                save: &|m, p| Ok(cnn::save_thermonet2(m, p)?),
+                float_net: &|m| m.float_net(),
+            };
+            run_job(data, out, cfg, opts, job, progress)
+        }
+    }
 }
 
 fn epoch_line(csv: &mut std::fs::File, r: &EpochReport) -> std::io::Result<()> {
     writeln!(
         csv,
-        "{},{:.6},{:.6},{:.6},{:.4},{:.4},{:.4}",
-        r.epoch, r.learning_rate, r.train_loss, r.validation_loss, r.iou[0], r.iou[1], r.iou[2]
+        "{},{:.6},{:.6},{:.6},{:.4},{:.4},{:.4},{:.4},{:.4},{},{:.4}",
+        r.epoch,
+        r.learning_rate,
+        r.train_loss,
+        r.validation_loss,
+        r.iou[0],
+        r.iou[1],
+        r.iou[2],
+        r.found,
+        r.false_fail,
+        r.depth_mae_mm.map_or(String::new(), |m| format!("{m:.4}")),
+        r.score
     )
 }
 

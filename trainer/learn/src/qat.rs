@@ -153,14 +153,10 @@ pub fn network<B: Backend>(net: &FloatNet, dropout: f64, device: &B::Device) -> 
     Ok(model)
 }
 
-/// Validation score (mean IoU of the defect classes) of a model.
+/// Validation score ([`cnn::score`]) of a model.
 fn score<B: Backend, M: Segmenter<B>>(model: &M, validation: &[Sample], device: &B::Device) -> f64 {
-    let (mut pred, mut truth) = (Vec::new(), Vec::new());
-    for s in validation {
-        pred.extend(cnn::predict(model, &[s], device));
-        truth.extend_from_slice(&s.labels);
-    }
-    cnn::score(&cnn::iou(&pred, &truth))
+    let maps: Vec<Vec<u8>> = validation.iter().map(|s| cnn::predict(model, &[s], device)).collect();
+    cnn::validate(validation, &maps).score
 }
 
 /// What a quantization-aware fine-tuning leaves.

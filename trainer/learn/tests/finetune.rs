@@ -80,6 +80,8 @@ fn finetuning_starts_from_the_file_and_trains() {
         patience: None,
         augment: Augment::NONE,
         batch_size: 1,
+        architecture: Default::default(),
+        depth_weight: 0.0,
     };
     let model = load::<B>(&read, &device).unwrap();
     let (tuned, reports) =

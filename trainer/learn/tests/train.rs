@@ -85,6 +85,8 @@ fn config(epochs: usize) -> TrainConfig {
         patience: None,
         augment: Augment::NONE,
         batch_size: 1,
+        architecture: Default::default(),
+        depth_weight: 0.0,
     }
 }
 
@@ -341,6 +343,9 @@ fn the_best_epoch_is_the_first_to_reach_the_top_score() {
             train_loss: 0.0,
             validation_loss: 0.0,
             iou: [0.0; 3],
+            found: 0.0,
+            false_fail: 0.0,
+            depth_mae_mm: None,
             score,
         })
         .collect();

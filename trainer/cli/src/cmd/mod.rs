@@ -16,7 +16,7 @@ pub mod train;
 
 use anyhow::Result;
 use tqc_data::ReadOptions;
-use tqc_learn::cnn::{Augment, OptimizerKind, TrainConfig};
+use tqc_learn::cnn::{Architecture, Augment, OptimizerKind, TrainConfig};
 use tqc_learn::pipeline::Qat;
 
 /// Options of a training run (`train` and `finetune`).
@@ -76,6 +76,14 @@ pub struct RunArgs {
     /// Loss weights of sound, subsurface, surface pixels.
     #[arg(long, value_delimiter = ',', default_value = "1,30,30")]
     pub class_weights: Vec<f32>,
+    /// The network: `thermonet` (four full-resolution convolutions, classes) or
+    /// `thermonet2` (the encoder–decoder: a 63-pixel view, classes and depth).
+    #[arg(long, value_enum, default_value_t = Architecture::Thermonet)]
+    pub architecture: Architecture,
+    /// Weight of the depth loss (pseudo-Huber, mm, over the in-depth pixels) against the
+    /// class loss; only a network with a depth head (thermonet2) uses it.
+    #[arg(long, default_value_t = 0.2)]
+    pub depth_weight: f32,
 }
 
 impl RunArgs {
@@ -111,6 +119,8 @@ impl RunArgs {
                 Augment::DEFAULT
             },
             batch_size: self.batch_size,
+            architecture: self.architecture,
+            depth_weight: self.depth_weight,
         })
     }
 }

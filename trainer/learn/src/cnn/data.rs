@@ -22,7 +22,7 @@ pub struct Sample {
     /// The int8 feature image as the device computes it (HWC); empty for augmented copies.
     pub image: Vec<i8>,
     /// True defect depth per pixel in mm (NaN sound, 0 surface) from `depth.npy`; empty
-    /// when the recording has none, and for augmented copies.
+    /// when the recording has none.
     pub depth_mm: Vec<f32>,
 }
 
@@ -93,7 +93,11 @@ pub fn augment(s: &Sample, a: &Augment, quant: tqc_shared::model::QuantParams, r
         features: vec![0.0; s.features.len()],
         labels: vec![0; px],
         image: Vec::new(),
-        depth_mm: Vec::new(),
+        depth_mm: if s.depth_mm.len() == px {
+            vec![0.0; px]
+        } else {
+            Vec::new()
+        },
     };
     for y in 0..h {
         let sy = if flip_y { h - 1 - y } else { y };
@@ -101,6 +105,9 @@ pub fn augment(s: &Sample, a: &Augment, quant: tqc_shared::model::QuantParams, r
             let sx = if flip_x { w - 1 - x } else { x };
             let (d, src) = (y * w + x, sy * w + sx);
             out.labels[d] = s.labels[src];
+            if let Some(depth) = out.depth_mm.get_mut(d) {
+                *depth = s.depth_mm[src];
+            }
             let u = 2.0 * x as f32 / (w.max(2) - 1) as f32 - 1.0;
             let v = 2.0 * y as f32 / (h.max(2) - 1) as f32 - 1.0;
             for k in 0..c {

@@ -169,6 +169,40 @@ impl<B: Backend> ThermoNet2<B> {
     }
 }
 
+impl<B: Backend> super::Segmenter<B> for ThermoNet2<B> {
+    fn segment(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.forward_seeded(x, None).0
+    }
+
+    fn segment_train(&self, x: Tensor<B, 4>, seed: u64) -> Tensor<B, 4> {
+        self.forward_seeded(x, Some(seed)).0
+    }
+
+    fn segment_depth(&self, x: Tensor<B, 4>, seed: Option<u64>) -> (Tensor<B, 4>, Option<Tensor<B, 4>>) {
+        let (logits, depth) = self.forward_seeded(x, seed);
+        (logits, Some(depth))
+    }
+
+    fn l1(&self) -> Option<Tensor<B, 1>> {
+        [
+            &self.down1,
+            &self.down2,
+            &self.down3,
+            &self.block1,
+            &self.block2,
+            &self.bottleneck,
+            &self.up2,
+            &self.up1,
+            &self.up0,
+            &self.classes,
+            &self.depth,
+        ]
+        .iter()
+        .map(|c| c.weight.val().abs().sum())
+        .reduce(|a, b| a + b)
+    }
+}
+
 /// Nearest-neighbour ×2 of `[n, c, h, w]` (each value copied into a 2×2 block; the
 /// gradient sums the block).
 pub fn upsample2<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 4> {

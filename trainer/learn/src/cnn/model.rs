@@ -267,7 +267,7 @@ pub enum WeightsError {
         #[source]
         source: std::io::Error,
     },
-    #[error("{path}: not a ThermoNet configuration: {reason}")]
+    #[error("{path}: not a configuration of this network: {reason}")]
     ConfigParse { path: std::path::PathBuf, reason: String },
     #[error(transparent)]
     ConfigWrite(#[from] tqc_data::io::WriteError),
@@ -286,7 +286,35 @@ pub fn save<B: Backend>(model: &ThermoNet<B>, path: &std::path::Path) -> Result<
         width: model.conv1.weight.dims()[0],
         batch_norm: model.bn1.is_some(),
     };
-    tqc_data::io::write_json(&config_path(path), &config)?;
+    save_with(model, &config, path)
+}
+
+/// Reads weights written by [`save`], shaped by the configuration beside them.
+pub fn load<B: Backend>(path: &std::path::Path, device: &B::Device) -> Result<ThermoNet<B>, WeightsError> {
+    let config: ThermoNetConfig = read_config(path)?;
+    load_into(config.init(0.0, device), path, device)
+}
+
+/// [`save`] for a [`ThermoNet2`](super::ThermoNet2).
+pub fn save_thermonet2<B: Backend>(model: &super::ThermoNet2<B>, path: &std::path::Path) -> Result<(), WeightsError> {
+    save_with(model, &model.config(), path)
+}
+
+/// [`load`] for a [`ThermoNet2`](super::ThermoNet2).
+pub fn load_thermonet2<B: Backend>(
+    path: &std::path::Path,
+    device: &B::Device,
+) -> Result<super::ThermoNet2<B>, WeightsError> {
+    let config: super::ThermoNet2Config = read_config(path)?;
+    load_into(config.init(0.0, device), path, device)
+}
+
+fn save_with<B: Backend, M: Module<B>, C: serde::Serialize>(
+    model: &M,
+    config: &C,
+    path: &std::path::Path,
+) -> Result<(), WeightsError> {
+    tqc_data::io::write_json(&config_path(path), config)?;
     model
         .clone()
         .save_file(path.to_path_buf(), &Recorder::new())
@@ -296,19 +324,24 @@ pub fn save<B: Backend>(model: &ThermoNet<B>, path: &std::path::Path) -> Result<
         })
 }
 
-/// Reads weights written by [`save`], shaped by the configuration beside them.
-pub fn load<B: Backend>(path: &std::path::Path, device: &B::Device) -> Result<ThermoNet<B>, WeightsError> {
+fn read_config<C: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<C, WeightsError> {
     let cpath = config_path(path);
     let text = std::fs::read_to_string(&cpath).map_err(|source| WeightsError::ConfigRead {
         path: cpath.clone(),
         source,
     })?;
-    let config: ThermoNetConfig = serde_json::from_str(&text).map_err(|e| WeightsError::ConfigParse {
+    serde_json::from_str(&text).map_err(|e| WeightsError::ConfigParse {
         path: cpath,
         reason: e.to_string(),
-    })?;
-    config
-        .init(0.0, device)
+    })
+}
+
+fn load_into<B: Backend, M: Module<B>>(
+    model: M,
+    path: &std::path::Path,
+    device: &B::Device,
+) -> Result<M, WeightsError> {
+    model
         .load_file(path.to_path_buf(), &Recorder::new(), device)
         .map_err(|source| WeightsError::Record {
             path: path.to_path_buf(),

@@ -7,7 +7,7 @@ use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, AdamWConfig, GradientsAccumulator, GradientsParams, Optimizer, SgdConfig};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{ElementConversion, Tensor};
+use burn::tensor::{ElementConversion, Tensor, TensorData};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -82,7 +82,29 @@ pub struct TrainConfig {
     /// Plates per optimizer step (the loss is the mean over their pixels).
     #[serde(default = "one_plate")]
     pub batch_size: usize,
+    /// The network trained.
+    #[serde(default)]
+    pub architecture: Architecture,
+    /// Weight of the depth loss (pseudo-Huber in mm over the in-depth pixels) against
+    /// the class loss; 0 trains no depth.
+    #[serde(default)]
+    pub depth_weight: f32,
 }
+
+/// Which network a run trains.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+pub enum Architecture {
+    /// Four full-resolution convolutions, a 7-pixel view, classes only.
+    #[default]
+    Thermonet,
+    /// The encoder–decoder: a 63-pixel view, classes and depth.
+    Thermonet2,
+}
+
+/// Width (mm) of the quadratic core of the depth loss: errors beyond it cost linearly,
+/// like the mean absolute error the depth is judged by.
+pub const DEPTH_LOSS_CORE_MM: f32 = 0.25;
 
 fn one_plate() -> usize {
     1
@@ -108,13 +130,74 @@ pub struct EpochReport {
     pub train_loss: f64,
     pub validation_loss: f64,
     pub iou: [f64; CLASSES],
-    /// Mean IoU of the defect classes: what early stopping watches.
+    /// Share of the validation defects found (at least half their footprint flagged).
+    #[serde(default)]
+    pub found: f64,
+    /// Share of the defect-free validation plates a region would FAIL.
+    #[serde(default)]
+    pub false_fail: f64,
+    /// Mean absolute depth error over the true in-depth pixels, for a network with depth.
+    #[serde(default)]
+    pub depth_mae_mm: Option<f64>,
+    /// What early stopping watches ([`score`]).
     pub score: f64,
 }
 
-/// The validation score early stopping watches: mean IoU of the two defect classes.
-pub fn score(iou: &[f64; CLASSES]) -> f64 {
-    0.5 * (iou[1] + iou[2])
+/// The validation score early stopping watches: the mean IoU of the two defect classes
+/// and the share of defects found, equally weighted, less the share of sound plates
+/// failed — detection at a false-call rate, not outlines alone.
+pub fn score(iou: &[f64; CLASSES], found: f64, false_fail: f64) -> f64 {
+    0.5 * (0.5 * (iou[1] + iou[2])) + 0.5 * found - false_fail
+}
+
+/// What a model's class maps give on validation plates.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Validation {
+    pub iou: [f64; CLASSES],
+    pub found: f64,
+    pub false_fail: f64,
+    pub score: f64,
+}
+
+/// Scores class maps (`maps[i]` of `plates[i]`) as [`score`] does.
+pub fn validate(plates: &[Sample], maps: &[Vec<u8>]) -> Validation {
+    let (mut pred, mut truth) = (Vec::new(), Vec::new());
+    let (mut defects, mut found, mut sound, mut failed) = (0usize, 0usize, 0usize, 0usize);
+    let cfg = tqc_shared::verdict::VerdictConfig::DEFAULT;
+    for (s, map) in plates.iter().zip(maps) {
+        pred.extend_from_slice(map);
+        truth.extend_from_slice(&s.labels);
+        let footprints = tqc_eval::score::components(&s.labels, None, s.width, s.height);
+        for f in &footprints {
+            let flagged = f
+                .pixels
+                .iter()
+                .filter(|&&i| map.get(i).is_some_and(|&c| c != 0))
+                .count();
+            defects += 1;
+            found += usize::from(2 * flagged >= f.pixels.len());
+        }
+        if footprints.is_empty() {
+            sound += 1;
+            let mut m = map.clone();
+            let mut stack = vec![0u32; m.len()];
+            let fails = tqc_shared::verdict::inspect::<1>(&mut m, s.width, s.height, &mut stack, &cfg)
+                .is_ok_and(|f| f.verdict == tqc_shared::verdict::Verdict::Fail);
+            failed += usize::from(fails);
+        }
+    }
+    let iou = iou(&pred, &truth);
+    let share = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let (found, false_fail) = (
+        if defects == 0 { 1.0 } else { share(found, defects) },
+        share(failed, sound),
+    );
+    Validation {
+        iou,
+        found,
+        false_fail,
+        score: score(&iou, found, false_fail),
+    }
 }
 
 /// The epoch whose model [`train`] keeps: the first to reach the highest score.
@@ -152,7 +235,7 @@ fn check_data(train: &[Sample], validation: &[Sample], cfg: &TrainConfig) -> Res
     if validation.is_empty() {
         return Err(TrainError::NoValidationPlates);
     }
-    if cfg.epochs == 0 || cfg.width == 0 {
+    if cfg.epochs == 0 || (cfg.width == 0 && cfg.architecture == Architecture::Thermonet) {
         return Err(TrainError::Config("epochs and width must be positive"));
     }
     if !(cfg.learning_rate.is_finite() && cfg.learning_rate > 0.0) {
@@ -187,6 +270,41 @@ fn check_data(train: &[Sample], validation: &[Sample], cfg: &TrainConfig) -> Res
 fn pixel_rows<B: Backend>(logits: Tensor<B, 4>) -> Tensor<B, 2> {
     let [n, c, h, w] = logits.dims();
     logits.permute([0, 2, 3, 1]).reshape([n * h * w, c])
+}
+
+/// The depth target of a plate: per pixel (mask, depth mm), the mask 1 on true in-depth
+/// pixels of known depth; and how many there are.
+fn depth_target(s: &Sample) -> (Vec<(f32, f32)>, usize) {
+    if s.depth_mm.len() != s.labels.len() {
+        return (Vec::new(), 0);
+    }
+    let t: Vec<(f32, f32)> = s
+        .labels
+        .iter()
+        .zip(&s.depth_mm)
+        .map(|(&l, &d)| {
+            if l == 1 && d.is_finite() && d > 0.0 {
+                (1.0, d)
+            } else {
+                (0.0, 0.0)
+            }
+        })
+        .collect();
+    let n = t.iter().filter(|(m, _)| *m > 0.0).count();
+    (t, n)
+}
+
+/// Sum over the in-depth pixels of `s` of the pseudo-Huber loss of the depth estimate
+/// `[1, 1, H, W]`: √(e² + c²) − c, quadratic within [`DEPTH_LOSS_CORE_MM`], linear
+/// beyond.
+fn depth_loss<B: Backend>(depth: Tensor<B, 4>, s: &Sample, device: &B::Device) -> Tensor<B, 1> {
+    let (t, _) = depth_target(s);
+    let px = t.len();
+    let mask = Tensor::<B, 1>::from_data(TensorData::new(t.iter().map(|p| p.0).collect::<Vec<_>>(), [px]), device);
+    let truth = Tensor::<B, 1>::from_data(TensorData::new(t.iter().map(|p| p.1).collect::<Vec<_>>(), [px]), device);
+    let c = DEPTH_LOSS_CORE_MM;
+    let e = depth.reshape([px]) - truth;
+    ((e.clone() * e).add_scalar(c * c).sqrt().sub_scalar(c) * mask).sum()
 }
 
 /// Per-class IoU of a prediction against labels (1 for a class absent from both).
@@ -227,6 +345,27 @@ pub fn train<B: AutodiffBackend>(
     check_data(train, validation, cfg)?;
     B::seed(device, cfg.seed);
     let model = ThermoNet::<B>::new(train[0].channels, cfg.width, cfg.dropout, cfg.batch_norm, device);
+    continue_training(model, train, validation, cfg, quant, device, on_epoch)
+}
+
+/// Trains a fresh [`ThermoNet2`] (classes and depth) as [`train`] does.
+pub fn train_thermonet2<B: AutodiffBackend>(
+    train: &[Sample],
+    validation: &[Sample],
+    cfg: &TrainConfig,
+    quant: tqc_shared::model::QuantParams,
+    device: &B::Device,
+    on_epoch: impl FnMut(&EpochReport),
+) -> Result<(ThermoNet2<B::InnerBackend>, Vec<EpochReport>), TrainError> {
+    check_data(train, validation, cfg)?;
+    let first = &train[0];
+    if first.height % 8 != 0 || first.width % 8 != 0 {
+        return Err(TrainError::Config(
+            "ThermoNet 2 takes frames whose height and width divide by 8",
+        ));
+    }
+    B::seed(device, cfg.seed);
+    let model = ThermoNet2Config::standard(first.channels, quant).init::<B>(cfg.dropout, device);
     continue_training(model, train, validation, cfg, quant, device, on_epoch)
 }
 
@@ -292,6 +431,9 @@ where
         .map(|(s, _)| s.labels.iter().map(|&l| f64::from(cfg.class_weights[l as usize])).sum())
         .collect();
     let total_weight: f64 = weights.iter().sum();
+    // The depth loss is the mean over the step's in-depth pixels, shared out the same way.
+    let depth_pixels: Vec<usize> = plates.iter().map(|(s, _)| depth_target(s).1).collect();
+    let total_depth_pixels: usize = depth_pixels.iter().sum();
     let plate = |j: usize, worker: M| -> (usize, f64, GradientsParams) {
         let (s, seed) = &plates[j];
         let loss_fn = CrossEntropyLossConfig::new()
@@ -303,9 +445,12 @@ where
         } else {
             0.0
         };
-        let mut loss = loss_fn
-            .forward(pixel_rows(worker.segment_train(x, *seed)), y)
-            .mul_scalar(share);
+        let (logits, depth) = worker.segment_depth(x, Some(*seed));
+        let mut loss = loss_fn.forward(pixel_rows(logits), y).mul_scalar(share);
+        if let Some(depth) = depth.filter(|_| cfg.depth_weight > 0.0 && depth_pixels[j] > 0) {
+            let scale = cfg.depth_weight as f64 / total_depth_pixels as f64;
+            loss = loss + depth_loss(depth, s, device).mul_scalar(scale);
+        }
         // The penalty belongs to the step, not to each plate.
         if j == 0
             && cfg.l1 > 0.0
@@ -400,24 +545,43 @@ where
             step += 1;
         }
         let valid = model.valid();
-        let (mut vloss, mut pred, mut truth) = (0.0, Vec::new(), Vec::new());
+        let (mut vloss, mut maps) = (0.0, Vec::new());
+        let (mut depth_error, mut depth_pixels, mut has_depth) = (0.0, 0usize, false);
         for s in validation {
             let (x, y) = batch::<B::InnerBackend>(&[s], device);
-            vloss += loss_valid
-                .forward(pixel_rows(valid.segment(x)), y)
-                .into_scalar()
-                .elem::<f64>();
-            pred.extend(predict(&valid, &[s], device));
-            truth.extend_from_slice(&s.labels);
+            let (logits, depth) = valid.segment_depth(x, None);
+            let rows = pixel_rows(logits);
+            maps.push(
+                rows.clone()
+                    .argmax(1)
+                    .into_data()
+                    .iter::<i64>()
+                    .map(|v| v as u8)
+                    .collect(),
+            );
+            vloss += loss_valid.forward(rows, y).into_scalar().elem::<f64>();
+            if let Some(depth) = depth {
+                has_depth = true;
+                let (t, _) = depth_target(s);
+                for (e, (m, d)) in depth.into_data().iter::<f32>().zip(t) {
+                    if m > 0.0 {
+                        depth_error += f64::from((e - d).abs());
+                        depth_pixels += 1;
+                    }
+                }
+            }
         }
-        let iou = iou(&pred, &truth);
+        let v = validate(validation, &maps);
         let report = EpochReport {
             epoch,
             learning_rate: rate,
             train_loss: total / steps_per_epoch as f64,
             validation_loss: vloss / validation.len() as f64,
-            iou,
-            score: score(&iou),
+            iou: v.iou,
+            found: v.found,
+            false_fail: v.false_fail,
+            depth_mae_mm: (has_depth && depth_pixels > 0).then(|| depth_error / depth_pixels as f64),
+            score: v.score,
         };
         on_epoch(&report);
         let better = best.as_ref().is_none_or(|(b, _)| report.score > *b);
@@ -490,6 +654,8 @@ mod tests {
             patience: None,
             augment: Augment::NONE,
             batch_size: 3,
+            architecture: Default::default(),
+            depth_weight: 0.0,
         };
         let plates: Vec<(Sample, u64)> = (0..3).map(|i| (plate(i, 2, 9, 7), i)).collect();
         let refs: Vec<&Sample> = plates.iter().map(|(s, _)| s).collect();

@@ -1,0 +1,189 @@
+//! ThermoNet 2 (the encoder–decoder with a depth head) on tiny simulated plates
+//! (seconds): it learns classes and depth, and its exported files agree — the float ONNX
+//! (tract) with burn on logits and depth, the QDQ ONNX (tract) with the shared engine on
+//! both outputs, the float ONNX read back into the same graph, the blob through the host
+//! twin.
+
+use std::sync::OnceLock;
+
+use tqc_data::specimen::Specimen;
+use tqc_learn::cnn::{
+    Architecture, Augment, OptimizerKind, Sample, Segmenter, TrainConfig, load_sample, train_thermonet2,
+};
+use tqc_learn::export::export;
+use tqc_learn::export::fold::FloatNet;
+use tqc_learn::onnx_run::{OnnxModel, argmax_chw};
+use tqc_shared::features::FeatureSpec;
+use tqc_shared::model::QuantParams;
+use tqc_sim::simulate_to_dir;
+
+type B = tqc_learn::pipeline::Backend;
+type Inner = tqc_learn::pipeline::Inner;
+
+const QUANT: QuantParams = tqc_eval::features::FEATURE_QUANT;
+
+fn spec() -> FeatureSpec {
+    FeatureSpec::log_spaced(6_000, 34_000, 4, 100).unwrap()
+}
+
+struct Plates {
+    samples: Vec<Sample>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+/// Three 40 × 32 plates (the encoder needs sizes divisible by 8), the hole moved about.
+fn plates() -> &'static Plates {
+    static P: OnceLock<Plates> = OnceLock::new();
+    P.get_or_init(|| {
+        let text = include_str!("../../fixtures/small-part.toml").replace("pixels = [40, 30]", "pixels = [40, 32]");
+        let (mut samples, mut dirs) = (Vec::new(), Vec::new());
+        for i in 0..3 {
+            let t = text.replace(
+                "center_mm = [25.0, 30.0]",
+                &format!("center_mm = [{}.0, 30.0]", 22 + 4 * i),
+            );
+            let s = Specimen::parse(&t, "small.toml").unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            simulate_to_dir(&s, 200 + i as u64, tqc_sim::WallClock::Record, dir.path(), |_, _| {}).unwrap();
+            samples.push(load_sample(dir.path(), &spec(), QUANT).unwrap());
+            dirs.push(dir);
+        }
+        Plates { samples, _dirs: dirs }
+    })
+}
+
+fn config(epochs: usize) -> TrainConfig {
+    TrainConfig {
+        epochs,
+        learning_rate: 1e-2,
+        warmup_epochs: 1,
+        optimizer: OptimizerKind::Adam,
+        weight_decay: 0.0,
+        l1: 0.0,
+        dropout: 0.0,
+        batch_norm: false,
+        width: 0,
+        seed: 11,
+        class_weights: [1.0, 4.0, 4.0],
+        patience: None,
+        augment: Augment::NONE,
+        batch_size: 1,
+        architecture: Architecture::Thermonet2,
+        depth_weight: 0.5,
+    }
+}
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[test]
+fn thermonet2_learns_classes_and_depth() {
+    let _turn = serial();
+    let data = &plates().samples;
+    assert!(
+        data[0].depth_mm.iter().any(|d| d.is_finite() && *d > 0.0),
+        "the plates have in-depth pixels"
+    );
+    let (_, reports) =
+        train_thermonet2::<B>(&data[..2], &data[2..], &config(20), QUANT, &Default::default(), |_| {}).unwrap();
+    let (first, last) = (&reports[0], &reports[reports.len() - 1]);
+    assert!(
+        last.train_loss < 0.5 * first.train_loss,
+        "{} → {}",
+        first.train_loss,
+        last.train_loss
+    );
+    let (d0, d1) = (first.depth_mae_mm.unwrap(), last.depth_mae_mm.unwrap());
+    assert!(d1 < d0, "validation depth error {d0} → {d1} mm");
+    // Without the depth loss the depth head learns nothing.
+    let no_depth = TrainConfig {
+        depth_weight: 0.0,
+        ..config(3)
+    };
+    let (_, r) = train_thermonet2::<B>(&data[..2], &data[2..], &no_depth, QUANT, &Default::default(), |_| {}).unwrap();
+    assert!(r[2].depth_mae_mm.unwrap() > d1, "{:?} vs {d1}", r[2].depth_mae_mm);
+}
+
+#[test]
+fn sizes_the_encoder_cannot_halve_three_times_are_refused() {
+    let data = &plates().samples;
+    let mut odd = data[0].clone();
+    odd.height = 30;
+    odd.features.truncate(odd.channels * 30 * 40);
+    odd.labels.truncate(30 * 40);
+    let e = train_thermonet2::<B>(&[odd.clone()], &[odd], &config(1), QUANT, &Default::default(), |_| {})
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("divide by 8"), "{e}");
+}
+
+#[test]
+fn thermonet2_exports_agree_with_burn_and_the_engine() {
+    let _turn = serial();
+    let data = &plates().samples;
+    let device = Default::default();
+    let (model, _) = train_thermonet2::<B>(&data[..2], &data[2..], &config(8), QUANT, &device, |_| {}).unwrap();
+    let net = model.float_net();
+    let dir = tempfile::tempdir().unwrap();
+    let a = export(&net, &data[..2], QUANT, spec(), "tiny2", dir.path()).unwrap();
+    let (h, w) = (data[0].height, data[0].width);
+    let px = h * w;
+
+    // The float ONNX reads back into the same graph (what `trainer finetune` starts from).
+    let back = FloatNet::from_onnx(&std::fs::read(&a.float_onnx).unwrap()).unwrap();
+    assert_eq!(back, net);
+
+    let float = OnnxModel::load(&a.float_onnx, 4, h, w).unwrap();
+    let int8 = OnnxModel::load(&a.int8_onnx, 4, h, w).unwrap();
+    let model_blob = tqc_shared::blob::decode(&a.blob_bytes).unwrap();
+    let (logit_q, depth_q) = (a.quant.tensor(net.outputs[0]), a.quant.tensor(net.outputs[1]));
+    let (mut same, mut within, mut depth_within, mut total) = (0usize, 0usize, 0usize, 0usize);
+    for s in data {
+        // Float ONNX through tract = burn, to 1e-4 on logits and depth.
+        let x = burn::tensor::Tensor::<Inner, 4>::from_data(
+            burn::tensor::TensorData::new(s.features.clone(), [1, s.channels, h, w]),
+            &device,
+        );
+        let (logits, depth) = model.segment_depth(x, None);
+        let burn_outs: Vec<Vec<f32>> = [logits, depth.unwrap()]
+            .into_iter()
+            .map(|t| t.into_data().iter::<f32>().collect())
+            .collect();
+        let onnx = float.outputs(&s.features).unwrap();
+        assert_eq!(onnx.len(), 3, "logits, probabilities, depth");
+        for (what, b, o) in [("logits", &burn_outs[0], &onnx[0]), ("depth", &burn_outs[1], &onnx[2])] {
+            let max = b.iter().zip(o).fold(0.0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(max <= 1e-4, "float ONNX vs burn {what}: max |Δ| {max}");
+        }
+
+        // QDQ ONNX through tract vs the engine on the blob, both outputs.
+        let engine = tqc_eval::infer::run_outputs(&model_blob, &s.image).unwrap();
+        let qdq = int8.outputs(&s.features).unwrap();
+        let classes = argmax_chw(&qdq[0], 3);
+        let lsb = |v: f32, q: QuantParams, e: i8| {
+            let k = ((v / q.scale).round() as i32 + q.zero_point as i32).clamp(-128, 127);
+            (k - e as i32).abs() <= 1
+        };
+        for p in 0..px {
+            total += 1;
+            let engine_class = argmax_chw(&(0..3).map(|c| f32::from(engine[0][p * 3 + c])).collect::<Vec<_>>(), 3)[0];
+            same += usize::from(classes[p] == engine_class);
+            within += usize::from((0..3).all(|c| lsb(qdq[0][c * px + p], logit_q, engine[0][p * 3 + c])));
+            depth_within += usize::from(lsb(qdq[2][p], depth_q, engine[1][p]));
+        }
+    }
+    let share = |n: usize| n as f64 / total as f64;
+    assert!(
+        share(same) >= 0.999,
+        "int8 ONNX vs engine argmax agreement {}",
+        share(same)
+    );
+    assert!(share(within) >= 0.99, "logits within 1 LSB {}", share(within));
+    assert!(
+        share(depth_within) >= 0.99,
+        "depth within 1 LSB {}",
+        share(depth_within)
+    );
+}
