@@ -370,7 +370,7 @@ mod tests {
             channels: 3,
             encoder: [4, 5, 6],
             decoder: [5, 4, 3],
-            input_top: 0.5,
+            input_top: 0.05,
         };
         let net = cfg.init::<B>(0.0, &device);
         let (h, w) = (16, 24);
@@ -396,6 +396,6 @@ mod tests {
             .iter()
             .position(|l| matches!(&l.op, FloatOp::Conv(c) if c.clip.is_some()))
             .unwrap();
-        assert!(acts[clipped + 1].iter().any(|&v| v == 0.5), "no value at the clip");
+        assert!(acts[clipped + 1].iter().any(|&v| v == 0.05), "no value at the clip");
     }
 }
