@@ -138,6 +138,10 @@ pub struct DefectDepth {
     pub pixels: usize,
     /// Median estimate over the footprint.
     pub estimate_mm: f64,
+    /// Whether the network's class map flags at least half the footprint (a defect
+    /// found); `None` when no class map was scored (the probe).
+    #[serde(default)]
+    pub found: Option<bool>,
 }
 
 /// The `--json` file of `trainer depth-head`. Fields in alphabetical order, as the file
@@ -146,12 +150,29 @@ pub struct DefectDepth {
 pub struct DepthFile {
     /// The dataset folder.
     pub data: String,
-    pub head: DepthHead,
+    /// The fitted probe; `None` when the network has a depth head of its own.
+    pub head: Option<DepthHead>,
     /// The float ONNX model probed.
     pub model: String,
     pub report: DepthReport,
     pub split: tqc_data::Split,
 }
+
+/// The defects of one depth band.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DepthBand {
+    pub from_mm: f64,
+    /// `None`: the open last band.
+    pub to_mm: Option<f64>,
+    pub defects: usize,
+    /// Of them found (all, when no class map was scored).
+    pub found: usize,
+    /// Mean absolute error of the found defects' median estimates (none found: `None`).
+    pub mae_mm: Option<f64>,
+}
+
+/// Band edges (mm) of [`DepthReport::bands`]; the last band is open.
+pub const BANDS_MM: [f64; 5] = [0.0, 2.0, 4.0, 6.0, 8.0];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DepthReport {
@@ -161,49 +182,119 @@ pub struct DepthReport {
     /// The same for the training mean depth.
     pub mean_estimate_mae_mm: f64,
     pub defects: Vec<DefectDepth>,
-    /// Mean absolute error of the defects' median estimates.
+    /// Mean absolute error of the defects' median estimates (the found ones, when a class
+    /// map was scored).
     pub defect_mae_mm: f64,
     pub defect_mean_estimate_mae_mm: f64,
+    #[serde(default)]
+    pub bands: Vec<DepthBand>,
 }
 
 /// Scores `head` on the true in-depth pixels of `plates`.
 pub fn score(head: &DepthHead, net: &FloatNet, plates: &[Sample]) -> Result<DepthReport, DepthError> {
+    let estimates: Vec<Vec<f64>> = plates.iter().map(|s| head.estimate(net, s)).collect();
+    score_estimates(plates, &estimates, None, head.mean_depth_mm)
+}
+
+/// Mean depth of the true in-depth pixels of `plates` (the trivial estimate).
+pub fn mean_depth(plates: &[Sample]) -> Result<f64, DepthError> {
+    let (mut n, mut sum) = (0usize, 0.0);
+    for (index, s) in plates.iter().enumerate() {
+        for (_, d) in in_depth(s, index)? {
+            n += 1;
+            sum += d;
+        }
+    }
+    if n == 0 {
+        return Err(DepthError::NoDefects);
+    }
+    Ok(sum / n as f64)
+}
+
+/// The depth output (mm) and the class map of a network with a depth head, per plate.
+pub fn network_estimates(net: &FloatNet, s: &Sample) -> Option<(Vec<f64>, Vec<u8>)> {
+    net.depth_output()?;
+    let outs = net.forward_all(&s.features, s.height, s.width);
+    let classes = crate::onnx_run::argmax_chw(outs.first()?, net.classes());
+    Some((outs.get(1)?.iter().map(|&d| f64::from(d)).collect(), classes))
+}
+
+/// Scores per-pixel depth estimates (mm, one vector per plate) on the true in-depth
+/// pixels of `plates`; with class maps, a defect's median counts only where the map
+/// found it. `mean_depth_mm` is the trivial estimate compared against.
+pub fn score_estimates(
+    plates: &[Sample],
+    estimates: &[Vec<f64>],
+    maps: Option<&[Vec<u8>]>,
+    mean_depth_mm: f64,
+) -> Result<DepthReport, DepthError> {
     let (mut n, mut err, mut trivial) = (0usize, 0.0, 0.0);
     let mut defects = Vec::new();
-    for (index, s) in plates.iter().enumerate() {
+    for (index, (s, est)) in plates.iter().zip(estimates).enumerate() {
         let pixels = in_depth(s, index)?;
         if pixels.is_empty() {
             continue;
         }
-        let est = head.estimate(net, s);
         for &(p, d) in &pixels {
             n += 1;
             err += (est[p] - d).abs();
-            trivial += (head.mean_depth_mm - d).abs();
+            trivial += (mean_depth_mm - d).abs();
         }
         for f in components(&s.labels, Some(&s.depth_mm), s.width, s.height) {
             if f.class != IN_DEPTH {
                 continue;
             }
-            let mut e: Vec<f64> = f.pixels.iter().map(|&p| est[p]).collect();
+            let mut e: Vec<f64> = f.pixels.iter().map(|&p| est[p].max(0.0)).collect();
             e.sort_by(f64::total_cmp);
+            let found = maps.and_then(|m| m.get(index)).map(|m| {
+                let flagged = f.pixels.iter().filter(|&&p| m.get(p).is_some_and(|&c| c != 0)).count();
+                2 * flagged >= f.pixels.len()
+            });
             defects.push(DefectDepth {
                 plate: index,
                 depth_mm: f.depth_mm,
                 pixels: f.pixels.len(),
                 estimate_mm: e[e.len() / 2],
+                found,
             });
         }
     }
     let mean = |v: f64, k: usize| if k == 0 { f64::NAN } else { v / k as f64 };
-    let k = defects.len();
+    let counted: Vec<&DefectDepth> = defects.iter().filter(|d| d.found != Some(false)).collect();
+    let k = counted.len();
+    let bands = BANDS_MM
+        .iter()
+        .enumerate()
+        .map(|(i, &from)| {
+            let upper = BANDS_MM.get(i + 1).copied();
+            let to = upper.unwrap_or(f64::INFINITY);
+            let all: Vec<&DefectDepth> = defects
+                .iter()
+                .filter(|d| d.depth_mm >= from && d.depth_mm < to)
+                .collect();
+            let found: Vec<&&DefectDepth> = all.iter().filter(|d| d.found != Some(false)).collect();
+            DepthBand {
+                from_mm: from,
+                to_mm: upper,
+                defects: all.len(),
+                found: found.len(),
+                mae_mm: (!found.is_empty()).then(|| {
+                    mean(
+                        found.iter().map(|d| (d.estimate_mm - d.depth_mm).abs()).sum(),
+                        found.len(),
+                    )
+                }),
+            }
+        })
+        .collect();
     Ok(DepthReport {
         pixels: n,
         mae_mm: mean(err, n),
         mean_estimate_mae_mm: mean(trivial, n),
-        defect_mae_mm: mean(defects.iter().map(|d| (d.estimate_mm - d.depth_mm).abs()).sum(), k),
-        defect_mean_estimate_mae_mm: mean(defects.iter().map(|d| (head.mean_depth_mm - d.depth_mm).abs()).sum(), k),
+        defect_mae_mm: mean(counted.iter().map(|d| (d.estimate_mm - d.depth_mm).abs()).sum(), k),
+        defect_mean_estimate_mae_mm: mean(counted.iter().map(|d| (mean_depth_mm - d.depth_mm).abs()).sum(), k),
         defects,
+        bands,
     })
 }
 
