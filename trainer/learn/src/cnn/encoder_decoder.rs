@@ -396,6 +396,6 @@ mod tests {
             .iter()
             .position(|l| matches!(&l.op, FloatOp::Conv(c) if c.clip.is_some()))
             .unwrap();
-        assert!(acts[clipped + 1].iter().any(|&v| v == 0.05), "no value at the clip");
+        assert!(acts[clipped + 1].contains(&0.05), "no value at the clip");
     }
 }

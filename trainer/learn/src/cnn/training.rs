@@ -359,7 +359,7 @@ pub fn train_thermonet2<B: AutodiffBackend>(
 ) -> Result<(ThermoNet2<B::InnerBackend>, Vec<EpochReport>), TrainError> {
     check_data(train, validation, cfg)?;
     let first = &train[0];
-    if first.height % 8 != 0 || first.width % 8 != 0 {
+    if !first.height.is_multiple_of(8) || !first.width.is_multiple_of(8) {
         return Err(TrainError::Config(
             "ThermoNet 2 takes frames whose height and width divide by 8",
         ));

@@ -260,11 +260,8 @@ fn shared_ranges(net: &FloatNet, mut ranges: Vec<(f32, f32)>, input: QuantParams
         }
     }
     for (layer, r) in ranges.iter_mut().enumerate() {
-        let g = groups[layer + 1];
-        if g != layer + 1 || union[g].is_some() {
-            if let Some(u) = union[g] {
-                *r = u;
-            }
+        if let Some(u) = union[groups[layer + 1]] {
+            *r = u;
         }
     }
     ranges
