@@ -38,7 +38,8 @@ pub struct ThermoNet2Config {
 }
 
 impl ThermoNet2Config {
-    /// The network of the budget: 52.7 M instructions on the M7's DSP path.
+    /// The standard shape: 29.0 M MACs per 160×120 part, sized for one camera frame of
+    /// device time (its instruction count on the device is not yet benchmarked).
     pub fn standard(channels: usize, input: tqc_shared::model::QuantParams) -> Self {
         ThermoNet2Config {
             channels,
