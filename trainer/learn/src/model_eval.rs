@@ -168,7 +168,8 @@ pub fn evaluate_model(
     let load = |p: &Path| OnnxModel::load(p, input.channels as usize, input.height as usize, input.width as usize);
     let float = float_onnx.map(load).transpose()?;
     let qdq = int8_onnx.map(load).transpose()?;
-    let q_out = model.desc.layers.last().map(|l| l.output);
+    // The logits are the first output (a network with depth has a second, later layer).
+    let q_out = model.outputs().first().map(|&t| model.tensor_quant(t as usize));
     let (mut qdq_same, mut qdq_within, mut qdq_total) = (0usize, 0usize, 0usize);
     let methods = [Method::Contrast, Method::Pct, Method::Ppt, Method::Tsr];
     let mut int8 = MethodScore::new("CNN int8 (engine)");

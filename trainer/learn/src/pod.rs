@@ -129,11 +129,13 @@ impl StudyModel {
         })?;
         // Decoded once; the description borrows the blob, so only its plain values leave.
         let (shape, input_quant, output_scale) = {
-            let desc = tqc_shared::blob::decode(&blob)
-                .map_err(tqc_eval::infer::InferError::from)?
-                .desc;
-            let scale = desc.layers.last().map_or(1.0, |l| l.output.scale);
-            (desc.input.shape, desc.input.quant, scale)
+            let model = tqc_shared::blob::decode(&blob).map_err(tqc_eval::infer::InferError::from)?;
+            // The logits are the first output, not necessarily the last layer.
+            let scale = model
+                .outputs()
+                .first()
+                .map_or(1.0, |&t| model.tensor_quant(t as usize).scale);
+            (model.desc.input.shape, model.desc.input.quant, scale)
         };
         let float = OnnxModel::load(
             float_onnx,

@@ -167,8 +167,8 @@ fn model_card(model: &Path, blob: &[u8], e: &ModelEvaluation, split: Split) -> R
     s += &architecture_section(&m, blob);
     s += &training_section(record.as_ref(), name);
     // The float interval the logits' 256 codes span, as calibrated.
-    let logits = m.desc.layers.last().map_or((0.0, 0.0), |l| {
-        let q = l.output;
+    let logits = m.outputs().first().map_or((0.0, 0.0), |&t| {
+        let q = m.tensor_quant(t as usize);
         let code = |c: i32| (c - i32::from(q.zero_point)) as f32 * q.scale;
         (code(-128), code(127))
     });
