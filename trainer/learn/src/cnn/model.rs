@@ -357,9 +357,10 @@ mod tests {
 
     type B = NdArray<f32>;
 
-    /// `conv_same` is burn's `conv2d` with same padding: outputs, and the gradients of
-    /// input, weight and bias, for 3×3 and 1×1 kernels, one and several plates, on odd
-    /// map sizes (edges are where a padding mistake would show).
+    /// `conv_same` (and its strided form) is burn's `conv2d` padded as TFLite pads "same"
+    /// (stride 2: the odd padding pixel after): outputs, and the gradients of input,
+    /// weight and bias, for 3×3, 5×5 and 1×1 kernels, one and several plates, on odd and
+    /// even map sizes (edges are where a padding mistake would show).
     #[test]
     fn matrix_convolution_equals_burns_convolution_and_its_gradients() {
         use burn::backend::Autodiff;
@@ -368,17 +369,21 @@ mod tests {
         type A = Autodiff<B>;
         let device = Default::default();
         <A as Backend>::seed(&device, 5);
-        for (n, c, o, k, h, w) in [
-            (1, 8, 12, 3, 7, 9),
-            (3, 5, 4, 3, 6, 5),
-            (2, 12, 3, 1, 4, 7),
-            (1, 1, 2, 5, 6, 6),
+        for (n, c, o, k, s, h, w) in [
+            (1, 8, 12, 3, 1usize, 7usize, 9usize),
+            (3, 5, 4, 3, 1, 6, 5),
+            (2, 12, 3, 1, 1, 4, 7),
+            (1, 1, 2, 5, 1, 6, 6),
+            (1, 3, 4, 3, 2, 8, 10),
+            (2, 2, 3, 3, 2, 7, 9),
+            (1, 4, 2, 3, 2, 6, 5),
         ] {
+            let (oh, ow) = (h.div_ceil(s), w.div_ceil(s));
             let x0 = Tensor::<A, 4>::random([n, c, h, w], Distribution::Normal(0.0, 1.0), &device);
             let w0 = Tensor::<A, 4>::random([o, c, k, k], Distribution::Normal(0.0, 1.0), &device);
             let b0 = Tensor::<A, 1>::random([o], Distribution::Normal(0.0, 1.0), &device);
             // A weighting of the outputs, so the gradients are not all-ones sums.
-            let g = Tensor::<A, 4>::random([n, o, h, w], Distribution::Normal(0.0, 1.0), &device);
+            let g = Tensor::<A, 4>::random([n, o, oh, ow], Distribution::Normal(0.0, 1.0), &device);
             let run = |mine: bool| {
                 let (x, wt, b) = (
                     x0.clone().require_grad(),
@@ -386,16 +391,22 @@ mod tests {
                     b0.clone().require_grad(),
                 );
                 let y = if mine {
-                    conv_same(x.clone(), wt.clone(), Some(b.clone()))
+                    super::super::strided_conv_same(x.clone(), wt.clone(), Some(b.clone()), s)
                 } else {
-                    let p = k / 2;
+                    let (pt, pb) = crate::export::fold::same_padding(h, k, s);
+                    let (pl, pr) = crate::export::fold::same_padding(w, k, s);
+                    let padded = x.clone().pad(
+                        [(0, 0), (0, 0), (pt, pb), (pl, pr)],
+                        burn::tensor::ops::PadMode::Constant(0.0),
+                    );
                     conv2d(
-                        x.clone(),
+                        padded,
                         wt.clone(),
                         Some(b.clone()),
-                        ConvOptions::new([1, 1], [p, p], [1, 1], 1),
+                        ConvOptions::new([s, s], [0, 0], [1, 1], 1),
                     )
                 };
+                assert_eq!(y.dims(), [n, o, oh, ow]);
                 let grads = (y.clone() * g.clone()).sum().backward();
                 let v = |t: Tensor<B, 4>| t.into_data().iter::<f32>().collect::<Vec<_>>();
                 (
@@ -416,7 +427,7 @@ mod tests {
                 for (i, (p, q)) in a.iter().zip(b).enumerate() {
                     assert!(
                         (p - q).abs() <= 1e-4 * (1.0 + q.abs()),
-                        "{what} [{i}] of n{n} c{c} o{o} k{k} {h}×{w}: {p} vs {q}"
+                        "{what} [{i}] of n{n} c{c} o{o} k{k} s{s} {h}×{w}: {p} vs {q}"
                     );
                 }
             }
