@@ -10,9 +10,9 @@
 //! convolution; then two 1×1 heads: the class logits and the depth in mm.
 //!
 //! The engine's `Concat` rescales nothing, so the tensors it joins share one int8 grid.
-//! At the last level that is the features' grid: the map joined with them is a ReLU
-//! bounded at the top of that grid (`clip`), so the float network saturates exactly where
-//! the int8 one will.
+//! Every hidden map is therefore a bounded ReLU: at 6 (ReLU6) in general, so joined maps
+//! have comparable ranges, and at the top of the features' grid (≈ 2) for the map joined
+//! with the features themselves — the float network saturates where the int8 one will.
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -35,6 +35,15 @@ pub struct ThermoNet2Config {
     /// Top of the input features' int8 grid (`scale · (127 − zero_point)`): the bound
     /// of the map concatenated with them.
     pub input_top: f32,
+    /// Bound of every other hidden map (a ReLU6): maps joined by a `Concat` share one
+    /// int8 grid, and an unbounded encoder map (seen at 90–140 after a few epochs)
+    /// would leave the decoder map joined with it a handful of codes.
+    #[serde(default = "relu6")]
+    pub hidden_top: f32,
+}
+
+fn relu6() -> f32 {
+    6.0
 }
 
 impl ThermoNet2Config {
@@ -46,6 +55,7 @@ impl ThermoNet2Config {
             encoder: [16, 24, 32],
             decoder: [24, 16, 8],
             input_top: input.scale * (127 - i32::from(input.zero_point)) as f32,
+            hidden_top: relu6(),
         }
     }
 
@@ -59,6 +69,16 @@ impl ThermoNet2Config {
         };
         let [e1, e2, e3] = self.encoder;
         let [m2, m1, m0] = self.decoder;
+        // The map bounded at the features' grid (≈ 2) starts well inside it: a unit
+        // pinned at the bound from the start has no gradient to leave it.
+        let small = |i: usize, o: usize| {
+            Conv2dConfig::new([i, o], [1, 1])
+                .with_initializer(burn::nn::Initializer::KaimingUniform {
+                    gain: 0.25 / 3f64.sqrt(),
+                    fan_out_only: false,
+                })
+                .init(device)
+        };
         ThermoNet2 {
             down1: conv(self.channels, e1, 3, 2),
             down2: conv(e1, e2, 3, 2),
@@ -67,12 +87,13 @@ impl ThermoNet2Config {
             block2: conv(e3, e3, 3, 1),
             bottleneck: conv(e3, e3, 3, 1),
             up2: conv(e3 + e2, m2, 1, 1),
-            up1: conv(m2 + e1, m1, 1, 1),
+            up1: small(m2 + e1, m1),
             up0: conv(m1 + self.channels, m0, 1, 1),
             classes: conv(m0, CLASSES, 1, 1),
             depth: conv(m0, 1, 1, 1),
             dropout: DropoutConfig::new(dropout).init(),
             input_top: self.input_top,
+            hidden_top: self.hidden_top,
         }
     }
 }
@@ -93,6 +114,8 @@ pub struct ThermoNet2<B: Backend> {
     pub(crate) dropout: Dropout,
     #[module(skip)]
     pub(crate) input_top: f32,
+    #[module(skip)]
+    pub(crate) hidden_top: f32,
 }
 
 impl<B: Backend> ThermoNet2<B> {
@@ -103,6 +126,7 @@ impl<B: Backend> ThermoNet2<B> {
             encoder: [out(&self.down1), out(&self.down2), out(&self.down3)],
             decoder: [out(&self.up2), out(&self.up1), out(&self.up0)],
             input_top: self.input_top,
+            hidden_top: self.hidden_top,
         }
     }
 
@@ -113,23 +137,29 @@ impl<B: Backend> ThermoNet2<B> {
         let conv = |c: &Conv2d<B>, x: Tensor<B, 4>, stride: usize| {
             strided_conv_same(x, c.weight.val(), c.bias.as_ref().map(|b| b.val()), stride)
         };
-        let d1 = activation::relu(conv(&self.down1, x.clone(), 2));
-        let d2 = activation::relu(conv(&self.down2, d1.clone(), 2));
-        let d3 = activation::relu(conv(&self.down3, d2.clone(), 2));
-        let b = activation::relu(conv(&self.block1, d3.clone(), 1));
+        let top = self.hidden_top;
+        let bounded = |x: Tensor<B, 4>, top: f32| activation::relu(x).clamp_max(top);
+        let d1 = bounded(conv(&self.down1, x.clone(), 2), top);
+        let d2 = bounded(conv(&self.down2, d1.clone(), 2), top);
+        let d3 = bounded(conv(&self.down3, d2.clone(), 2), top);
+        let b = bounded(conv(&self.block1, d3.clone(), 1), top);
         let b = activation::relu(conv(&self.block2, b, 1) + d3);
-        let b = activation::relu(conv(&self.bottleneck, b, 1));
-        let m = activation::relu(conv(&self.up2, Tensor::cat(vec![upsample2(b), d2], 1), 1));
-        let m = activation::relu(conv(&self.up1, Tensor::cat(vec![upsample2(m), d1], 1), 1)).clamp_max(self.input_top);
-        let h = activation::relu(conv(&self.up0, Tensor::cat(vec![upsample2(m), x], 1), 1));
+        let b = bounded(conv(&self.bottleneck, b, 1), top);
+        let m = bounded(conv(&self.up2, Tensor::cat(vec![upsample2(b), d2], 1), 1), top);
+        let m = bounded(conv(&self.up1, Tensor::cat(vec![upsample2(m), d1], 1), 1), self.input_top);
+        let h = bounded(conv(&self.up0, Tensor::cat(vec![upsample2(m), x], 1), 1), top);
         let h = drop_seeded(h, self.dropout.prob, seed);
         (conv(&self.classes, h.clone(), 1), conv(&self.depth, h, 1))
     }
 
     /// The network as a float graph, in the engine's layer order.
     pub fn float_net(&self) -> FloatNet {
-        let conv = |c: &Conv2d<B>, stride: usize, relu: bool| fold_conv(c, None, stride, relu);
         let cfg = self.config();
+        // ReLUs are bounded at `hidden_top`; the linear convolutions are not.
+        let conv = |c: &Conv2d<B>, stride: usize, relu: bool| FloatConv {
+            clip: relu.then_some(cfg.hidden_top),
+            ..fold_conv(c, None, stride, relu)
+        };
         let mut layers: Vec<FloatLayer> = Vec::new();
         let mut push = |op: FloatOp, inputs: &[usize]| {
             layers.push(FloatLayer {
@@ -306,6 +336,7 @@ mod tests {
             encoder: [4, 5, 6],
             decoder: [5, 4, 3],
             input_top: 0.05,
+            hidden_top: 0.4,
         };
         let net = cfg.init::<B>(0.0, &device);
         let (h, w) = (16, 24);
@@ -324,13 +355,15 @@ mod tests {
                 assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{what} [{i}]: {a} vs {b}");
             }
         }
-        // The clipped map reaches its bound somewhere, so the comparison covers the clip.
+        // The bounded maps reach their bounds somewhere, so the comparison covers them.
         let acts = float.activations(&features, h, w);
-        let clipped = float
-            .layers
-            .iter()
-            .position(|l| matches!(&l.op, FloatOp::Conv(c) if c.clip.is_some()))
-            .unwrap();
-        assert!(acts[clipped + 1].contains(&0.05), "no value at the clip");
+        for top in [0.05, 0.4] {
+            let clipped = float
+                .layers
+                .iter()
+                .position(|l| matches!(&l.op, FloatOp::Conv(c) if c.clip == Some(top)))
+                .unwrap();
+            assert!(acts[clipped + 1].contains(&top), "no value at the clip {top}");
+        }
     }
 }
