@@ -65,9 +65,6 @@ enum Task {
         #[arg(long)]
         log: bool,
     },
-    /// Runs the emulated station (QEMU, `-icount shift=0`) on a recorded or simulated
-    /// sequence with the real firmware: prints the verdict, the LEDs, the defects found,
-    /// instructions per stage (and what they take at 480 MHz) and the fault counters.
     /// Camera fault campaign on the emulated board: each seed sends the recording through
     /// an emulated Lepton link with faults (discard packets, CRC errors, skipped and
     /// repeated packets, invalid segments, frames cut short) in 20–400 ‰ of the frames,
@@ -85,6 +82,9 @@ enum Task {
         #[arg(long, default_value_t = 1)]
         first_seed: u64,
     },
+    /// Runs the emulated station (QEMU, `-icount shift=0`) on a recorded or simulated
+    /// sequence with the real firmware: prints the verdict, the LEDs, the defects found,
+    /// instructions per stage (and what they take at 480 MHz) and the fault counters.
     Qemu {
         /// Recording folder: sequence.npy and times.npy (the trainer's layout).
         #[arg(long)]

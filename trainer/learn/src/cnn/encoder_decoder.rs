@@ -146,7 +146,10 @@ impl<B: Backend> ThermoNet2<B> {
         let b = activation::relu(conv(&self.block2, b, 1) + d3);
         let b = bounded(conv(&self.bottleneck, b, 1), top);
         let m = bounded(conv(&self.up2, Tensor::cat(vec![upsample2(b), d2], 1), 1), top);
-        let m = bounded(conv(&self.up1, Tensor::cat(vec![upsample2(m), d1], 1), 1), self.input_top);
+        let m = bounded(
+            conv(&self.up1, Tensor::cat(vec![upsample2(m), d1], 1), 1),
+            self.input_top,
+        );
         let h = bounded(conv(&self.up0, Tensor::cat(vec![upsample2(m), x], 1), 1), top);
         let h = drop_seeded(h, self.dropout.prob, seed);
         (conv(&self.classes, h.clone(), 1), conv(&self.depth, h, 1))
