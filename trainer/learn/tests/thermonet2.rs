@@ -132,8 +132,19 @@ fn thermonet2_exports_agree_with_burn_and_the_engine() {
     let px = h * w;
 
     // The float ONNX reads back into the same graph (what `trainer finetune` starts from).
-    let back = FloatNet::from_onnx(&std::fs::read(&a.float_onnx).unwrap()).unwrap();
+    let bytes = std::fs::read(&a.float_onnx).unwrap();
+    let back = FloatNet::from_onnx(&bytes).unwrap();
     assert_eq!(back, net);
+    // An upsampling the engine does not run is refused by name, not misread.
+    {
+        use prost::Message;
+        let mut m = tract_onnx::pb::ModelProto::decode(&bytes[..]).unwrap();
+        let g = m.graph.as_mut().unwrap();
+        let scales = g.initializer.iter_mut().find(|t| t.name.ends_with(".scales")).unwrap();
+        scales.raw_data = [1.0f32, 1.0, 3.0, 3.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let e = FloatNet::from_onnx(&m.encode_to_vec()).unwrap_err().to_string();
+        assert!(e.contains("Resize") && e.contains("by 2"), "{e}");
+    }
 
     let float = OnnxModel::load(&a.float_onnx, 4, h, w).unwrap();
     let int8 = OnnxModel::load(&a.int8_onnx, 4, h, w).unwrap();

@@ -599,4 +599,93 @@ mod tests {
         let chw = [1.0, 2.0, -1.0, 0.0].map(|v| v * INPUT.scale);
         assert_eq!(quantize_chw(&chw, 2, INPUT), vec![1, -1, 2, 0]);
     }
+
+    /// A small encoder–decoder graph: a stride-2 convolution, upsampled and concatenated
+    /// with a full-resolution convolution, that concatenated with the input, two heads.
+    fn skip_graph() -> FloatNet {
+        use crate::export::fold::FloatLayer;
+        let conv = |i: usize, o: usize, k: usize, stride: usize, relu: bool, scale: f32| FloatConv {
+            stride,
+            ..FloatConv::new(
+                i,
+                o,
+                k,
+                (0..i * o * k * k)
+                    .map(|j| scale * (((j * 7) % 11) as f32 - 5.0) / 5.0)
+                    .collect(),
+                vec![0.1; o],
+                relu,
+            )
+        };
+        let layer = |op: FloatOp, inputs: &[usize]| FloatLayer {
+            op,
+            inputs: inputs.to_vec(),
+        };
+        FloatNet {
+            in_channels: 2,
+            layers: vec![
+                // 1: wide (×20), 2: narrow, at full resolution.
+                layer(FloatOp::Conv(conv(2, 3, 3, 2, true, 20.0)), &[0]),
+                layer(FloatOp::Conv(conv(2, 2, 1, 1, true, 0.5)), &[0]),
+                layer(FloatOp::Upsample2, &[1]),
+                layer(FloatOp::Concat, &[3, 2]),
+                layer(FloatOp::Conv(conv(5, 2, 1, 1, true, 0.1)), &[4]),
+                layer(FloatOp::Concat, &[5, 0]),
+                layer(FloatOp::Conv(conv(4, 3, 1, 1, false, 1.0)), &[6]),
+                layer(FloatOp::Conv(conv(4, 1, 1, 1, false, 1.0)), &[6]),
+            ],
+            outputs: vec![7, 8],
+        }
+    }
+
+    /// Tensors a Concat or an Upsample joins get one quantization — the union of their
+    /// ranges, or exactly the input's when the input is among them — and the blob the
+    /// engine validates; the other tensors keep their own.
+    #[test]
+    fn joined_tensors_share_one_grid_and_the_inputs_group_keeps_the_input_grid() {
+        let net = skip_graph();
+        assert_eq!(shared_groups(&net), vec![0, 1, 1, 1, 1, 0, 0, 7, 8]);
+        let (h, w) = (8, 6);
+        let features: Vec<f32> = (0..2 * h * w)
+            .map(|j| INPUT.scale * ((j * 13) % 120) as f32 - 0.9)
+            .collect();
+        let sample = Sample {
+            channels: 2,
+            height: h,
+            width: w,
+            features: features.clone(),
+            labels: vec![0; h * w],
+            image: quantize_chw(&features, 2, INPUT),
+            depth_mm: Vec::new(),
+        };
+        let ranges = calibrate(&net, &[sample], INPUT).unwrap();
+        let q = quantize_with(&net, ranges.clone(), INPUT).unwrap();
+        // The wide stride-2 map and the narrow one it is joined with: one grid, spanning
+        // the wide one's range.
+        let wide = ranges[0];
+        for t in [1, 2, 3, 4] {
+            assert_eq!(q.tensor(t), q.tensor(1), "tensor {t}");
+            assert_eq!(ranges[t - 1], wide, "tensor {t}");
+        }
+        assert!(wide.1 > 5.0, "{wide:?}: the wide map is wide");
+        // The map joined with the input takes the input's quantization exactly.
+        for t in [5, 6] {
+            assert_eq!(q.tensor(t), INPUT, "tensor {t}");
+        }
+        // The heads keep their own.
+        assert_ne!(q.tensor(7), q.tensor(8));
+        let blob = q
+            .to_blob("skips", h, w, FeatureSpec::log_spaced(6_000, 34_000, 2, 100).unwrap())
+            .unwrap();
+        let model = tqc_shared::blob::decode(&blob).unwrap();
+        assert_eq!(model.outputs(), &[7, 8]);
+        // Arbitrary ranges are widened the same way: the engine accepts any.
+        let rough: Vec<(f32, f32)> = (0..net.layers.len()).map(|i| (0.0, 1.0 + i as f32)).collect();
+        let q = quantize_with(&net, rough, INPUT).unwrap();
+        assert_eq!(q.tensor(2), q.tensor(4));
+        assert!(
+            q.to_blob("rough", h, w, FeatureSpec::log_spaced(6_000, 34_000, 2, 100).unwrap())
+                .is_ok()
+        );
+    }
 }
