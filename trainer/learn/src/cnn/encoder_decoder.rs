@@ -333,6 +333,7 @@ mod tests {
     #[test]
     fn the_float_graph_is_the_burn_network() {
         let device = Default::default();
+        let _turn = crate::cnn::seeded_turn();
         <B as Backend>::seed(&device, 3);
         let cfg = ThermoNet2Config {
             channels: 3,

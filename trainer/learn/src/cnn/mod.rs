@@ -24,3 +24,11 @@ pub use data::*;
 pub use encoder_decoder::*;
 pub use model::*;
 pub use training::*;
+
+/// burn's NdArray backend seeds one process-wide generator, so unit tests that seed it
+/// and draw from it take turns (in parallel they would draw from each other's stream).
+#[cfg(test)]
+pub(crate) fn seeded_turn() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -368,6 +368,7 @@ mod tests {
         use burn::tensor::ops::ConvOptions;
         type A = Autodiff<B>;
         let device = Default::default();
+        let _turn = crate::cnn::seeded_turn();
         <A as Backend>::seed(&device, 5);
         for (n, c, o, k, s, h, w) in [
             (1, 8, 12, 3, 1usize, 7usize, 9usize),
@@ -436,6 +437,7 @@ mod tests {
 
     #[test]
     fn weights_load_with_the_shape_saved_beside_them() {
+        let _turn = crate::cnn::seeded_turn();
         let dir = tempfile::tempdir().unwrap();
         let device = Default::default();
         let net = ThermoNetConfig {

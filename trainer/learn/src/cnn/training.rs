@@ -637,6 +637,7 @@ mod tests {
     #[test]
     fn per_plate_gradients_are_the_batch_gradient() {
         let device = Default::default();
+        let _turn = crate::cnn::seeded_turn();
         B::seed(&device, 5);
         let model = ThermoNet::<B>::new(2, 3, 0.0, false, &device);
         let cfg = TrainConfig {

@@ -299,8 +299,10 @@ pub enum OnnxReadError {
 }
 
 impl FloatNet {
-    /// Reads a float ONNX file of the shape `trainer` exports — Conv (→ Relu) repeated,
-    /// Softmax at the end — back into float layers; anything else is refused by name.
+    /// Reads a float ONNX file of the shape `trainer` exports — Conv (strides 1 or 2),
+    /// Relu and Clip after it, Add, Concat on channels, Resize nearest ×2, Softmax for the
+    /// probabilities; `logits` and `depth` outputs — back into the float graph. Anything
+    /// else, and any read of a value an activation replaced, is refused by name.
     pub fn from_onnx(bytes: &[u8]) -> Result<FloatNet, OnnxReadError> {
         use prost::Message;
         use tract_onnx::pb;
@@ -410,6 +412,8 @@ impl FloatNet {
                         Some(FloatOp::Add { relu }) if last_writes(x, written) && !*relu => *relu = true,
                         _ => return Err(bad("Relu must follow a Conv or an Add")),
                     }
+                    // The layer now ends in the activation: its value before is gone.
+                    names.remove(&n.input[0]);
                     names.insert(out, x);
                 }
                 "Clip" => {
@@ -428,6 +432,7 @@ impl FloatNet {
                         }
                         _ => return Err(bad("Clip must follow a Conv and its Relu, with minimum 0")),
                     }
+                    names.remove(&n.input[0]);
                     names.insert(out, x);
                 }
                 "Add" | "Concat" => {
