@@ -46,6 +46,21 @@ pub struct Footprint {
     pub pixels: Vec<usize>,
 }
 
+impl Footprint {
+    /// Pixels of the footprint `map` flags (any defect class).
+    pub fn flagged_in(&self, map: &[u8]) -> usize {
+        self.pixels
+            .iter()
+            .filter(|&&i| map.get(i).is_some_and(|&c| c != 0))
+            .count()
+    }
+
+    /// Whether `map` finds the defect: at least half its footprint flagged.
+    pub fn found_in(&self, map: &[u8]) -> bool {
+        !self.pixels.is_empty() && 2 * self.flagged_in(map) >= self.pixels.len()
+    }
+}
+
 /// 4-connected components of non-zero `labels` with the same class, as footprints.
 pub fn components(labels: &[u8], depth: Option<&[f32]>, w: usize, h: usize) -> Vec<Footprint> {
     let mut seen = vec![false; labels.len()];
@@ -158,14 +173,14 @@ pub fn evaluate(map: &[u8], labels: &[u8], footprints: &[Footprint], pixel_mm2: 
     let defects: Vec<DefectScore> = footprints
         .iter()
         .map(|f| {
-            let flagged = f.pixels.iter().filter(|&&i| map[i] != 0).count();
+            let flagged = f.flagged_in(map);
             DefectScore {
                 name: f.name.clone(),
                 class: f.class,
                 depth_mm: f.depth_mm,
                 pixels: f.pixels.len(),
                 flagged,
-                found: !f.pixels.is_empty() && 2 * flagged >= f.pixels.len(),
+                found: f.found_in(map),
             }
         })
         .collect();

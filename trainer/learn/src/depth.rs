@@ -246,10 +246,7 @@ pub fn score_estimates(
             }
             let mut e: Vec<f64> = f.pixels.iter().map(|&p| est[p].max(0.0)).collect();
             e.sort_by(f64::total_cmp);
-            let found = maps.and_then(|m| m.get(index)).map(|m| {
-                let flagged = f.pixels.iter().filter(|&&p| m.get(p).is_some_and(|&c| c != 0)).count();
-                2 * flagged >= f.pixels.len()
-            });
+            let found = maps.and_then(|m| m.get(index)).map(|m| f.found_in(m));
             defects.push(DefectDepth {
                 plate: index,
                 depth_mm: f.depth_mm,

@@ -168,15 +168,8 @@ pub fn validate(plates: &[Sample], maps: &[Vec<u8>]) -> Validation {
         pred.extend_from_slice(map);
         truth.extend_from_slice(&s.labels);
         let footprints = tqc_eval::score::components(&s.labels, None, s.width, s.height);
-        for f in &footprints {
-            let flagged = f
-                .pixels
-                .iter()
-                .filter(|&&i| map.get(i).is_some_and(|&c| c != 0))
-                .count();
-            defects += 1;
-            found += usize::from(2 * flagged >= f.pixels.len());
-        }
+        defects += footprints.len();
+        found += footprints.iter().filter(|f| f.found_in(map)).count();
         if footprints.is_empty() {
             sound += 1;
             let mut m = map.clone();

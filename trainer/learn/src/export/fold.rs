@@ -67,6 +67,14 @@ pub enum FloatOp {
     Upsample2,
 }
 
+impl FloatOp {
+    /// Whether the op's output gets a quantization of its own (convolutions, sums);
+    /// a concatenation or an upsampling writes on its inputs' grid.
+    pub fn own_grid(&self) -> bool {
+        matches!(self, FloatOp::Conv(_) | FloatOp::Add { .. })
+    }
+}
+
 /// A layer of the float graph: tensor 0 is the input, layer `i` writes tensor `i + 1`
 /// from earlier tensors (the engine's model layout).
 #[derive(Clone, Debug, PartialEq)]
@@ -177,27 +185,15 @@ impl FloatNet {
         self.in_channels
     }
 
-    /// Classes of the logits output.
+    /// Classes of the logits output (channels do not depend on the frame size).
     pub fn classes(&self) -> usize {
-        self.outputs.first().map_or(0, |&t| self.channels(t))
+        let shapes = self.shapes(1, 1);
+        self.outputs.first().and_then(|&t| shapes.get(t)).map_or(0, |s| s.0)
     }
 
     /// The tensor of the depth output, if any.
     pub fn depth_output(&self) -> Option<usize> {
         self.outputs.get(1).copied()
-    }
-
-    /// Channels of tensor `t`.
-    pub fn channels(&self, t: usize) -> usize {
-        if t == 0 {
-            return self.in_channels;
-        }
-        let Some(l) = self.layers.get(t - 1) else { return 0 };
-        match &l.op {
-            FloatOp::Conv(c) => c.out_channels,
-            FloatOp::Add { .. } | FloatOp::Upsample2 => l.inputs.first().map_or(0, |&i| self.channels(i)),
-            FloatOp::Concat => l.inputs.iter().map(|&i| self.channels(i)).sum(),
-        }
     }
 
     /// (channels, height, width) of every tensor for a `height`×`width` input.

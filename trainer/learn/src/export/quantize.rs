@@ -140,7 +140,7 @@ pub fn calibrate(net: &FloatNet, samples: &[Sample], input: QuantParams) -> Resu
     let n = net.layers.len();
     let logits = net.outputs.first().copied().unwrap_or(n);
     // Shared-quantization layers take their group's range: nothing to collect.
-    let own_range = |layer: usize| matches!(net.layers[layer].op, FloatOp::Conv(_) | FloatOp::Add { .. });
+    let own_range = |layer: usize| net.layers[layer].op.own_grid();
     let mut collected: Vec<Vec<f32>> = vec![Vec::new(); n];
     // Float class of every pixel of every plate, HW order.
     let mut float_classes: Vec<Vec<u8>> = Vec::with_capacity(samples.len());
@@ -252,7 +252,7 @@ fn shared_ranges(net: &FloatNet, mut ranges: Vec<(f32, f32)>, input: QuantParams
     let mut union: Vec<Option<(f32, f32)>> = vec![None; groups.len()];
     union[0] = Some(input_range);
     for (layer, &(lo, hi)) in ranges.iter().enumerate() {
-        let own = matches!(net.layers[layer].op, FloatOp::Conv(_) | FloatOp::Add { .. });
+        let own = net.layers[layer].op.own_grid();
         let g = groups[layer + 1];
         if own && g != 0 {
             let u = union[g].get_or_insert((lo, hi));
