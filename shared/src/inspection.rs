@@ -258,6 +258,7 @@ mod tests {
                     max_y: u16::MAX,
                     sum_x: u64::MAX,
                     sum_y: u64::MAX,
+                    depth_um: Some(u32::MAX),
                 })
                 .unwrap();
         }

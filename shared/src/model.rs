@@ -549,6 +549,21 @@ impl<'a> Model<'a> {
         self.output_shape_of(0)
     }
 
+    /// The index of an inspection model's depth output: a second (and last) output of
+    /// one channel at the input's size (ThermoNet 2's depth head, mm). The class logits
+    /// are always output 0.
+    pub fn depth_output(&self) -> Option<usize> {
+        let input = self.input_shape();
+        let depth = self.output_shape_of(1);
+        (self.outputs().len() == 2 && depth.channels == 1 && (depth.height, depth.width) == (input.height, input.width))
+            .then_some(1)
+    }
+
+    /// Quantization of output `k`.
+    pub fn output_quant(&self, k: usize) -> Option<QuantParams> {
+        self.outputs().get(k).map(|&t| self.tensor_quant(t as usize))
+    }
+
     /// Which output tensor `t` is, if it is one.
     pub fn output_index(&self, t: usize) -> Option<usize> {
         self.outputs().iter().position(|&o| o as usize == t)

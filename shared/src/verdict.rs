@@ -1,11 +1,12 @@
 //! From a per-pixel class map to the part's verdict: connected defect regions
-//! (8-connected pixels of one defect class) and PASS / FAIL by their size.
+//! (8-connected pixels of one defect class) and PASS / FAIL by their size; with a
+//! model's depth output beside the map, each region's median estimated depth.
 //!
 //! No allocation: the caller lends a stack of one `u32` per pixel (each pixel is pushed
 //! at most once, so it never overflows) and a fixed-capacity list for the regions.
 //! The map is marked in place while searching (bit 7, classes are below 8) and restored.
 
-use crate::model::MAX_CLASSES;
+use crate::model::{MAX_CLASSES, QuantParams};
 
 /// Class 0 of every inspection model is sound material.
 pub const SOUND: u8 = 0;
@@ -83,12 +84,38 @@ pub struct Region {
     /// Sums of the pixel coordinates (centroid = sum / pixels).
     pub sum_x: u64,
     pub sum_y: u64,
+    /// Median of the model's depth estimate over the region's pixels, in µm below the
+    /// inspected face (negative estimates count as 0); `None` without a depth output.
+    /// A depth head is trained on in-depth defects: on other classes it means nothing.
+    pub depth_um: Option<u32>,
 }
 
 impl Region {
     pub fn centroid(&self) -> (f32, f32) {
         let n = self.pixels.max(1) as f32;
         (self.sum_x as f32 / n, self.sum_y as f32 / n)
+    }
+
+    /// [`Region::depth_um`] in mm.
+    pub fn depth_mm(&self) -> Option<f32> {
+        self.depth_um.map(|um| um as f32 / 1000.0)
+    }
+}
+
+/// A model's depth output beside the class map: one int8 code a pixel, row-major like
+/// the map, on the output's grid (mm = `scale · (code − zero_point)`).
+#[derive(Clone, Copy, Debug)]
+pub struct DepthMap<'a> {
+    pub codes: &'a [i8],
+    pub quant: QuantParams,
+}
+
+impl DepthMap<'_> {
+    /// µm of a code, rounded; negative depths are 0 (the face itself).
+    pub fn micrometres(&self, code: i8) -> u32 {
+        let mm = self.quant.scale * (i32::from(code) - i32::from(self.quant.zero_point)) as f32;
+        // `as` saturates: NaN → 0, beyond u32 → u32::MAX.
+        (mm * 1000.0 + 0.5) as u32
     }
 }
 
@@ -100,6 +127,8 @@ pub enum VerdictError {
     Stack { needed: usize, found: usize },
     #[error("class {class} at pixel {pixel} is not a model class")]
     Class { pixel: usize, class: u8 },
+    #[error("depth map holds {found} pixels, the class map {expected}")]
+    DepthSize { expected: usize, found: usize },
 }
 
 /// What the map shows.
@@ -122,12 +151,32 @@ pub fn inspect<const N: usize>(
     stack: &mut [u32],
     cfg: &VerdictConfig,
 ) -> Result<Findings<N>, VerdictError> {
+    inspect_with_depth(map, None, width, height, stack, cfg)
+}
+
+/// [`inspect`], and each region's median depth from `depth` (same pixels as `map`).
+pub fn inspect_with_depth<const N: usize>(
+    map: &mut [u8],
+    depth: Option<DepthMap<'_>>,
+    width: usize,
+    height: usize,
+    stack: &mut [u32],
+    cfg: &VerdictConfig,
+) -> Result<Findings<N>, VerdictError> {
     let px = width * height;
     if map.len() != px {
         return Err(VerdictError::MapSize {
             width,
             height,
             found: map.len(),
+        });
+    }
+    if let Some(d) = &depth
+        && d.codes.len() != px
+    {
+        return Err(VerdictError::DepthSize {
+            expected: px,
+            found: d.codes.len(),
         });
     }
     if stack.len() < px {
@@ -156,7 +205,7 @@ pub fn inspect<const N: usize>(
         if class == SOUND || class & SEEN != 0 {
             continue;
         }
-        let region = flood(map, width, height, start, stack);
+        let region = flood(map, depth.as_ref(), width, height, start, stack);
         findings.region_count += 1;
         if region.pixels >= cfg.min_region_pixels {
             findings.verdict = Verdict::Fail;
@@ -169,8 +218,18 @@ pub fn inspect<const N: usize>(
     Ok(findings)
 }
 
-fn flood(map: &mut [u8], width: usize, height: usize, start: usize, stack: &mut [u32]) -> Region {
+fn flood(
+    map: &mut [u8],
+    depth: Option<&DepthMap<'_>>,
+    width: usize,
+    height: usize,
+    start: usize,
+    stack: &mut [u32],
+) -> Region {
     let class = map.get(start).copied().unwrap_or(0);
+    // Depth codes of the region's pixels, counted per code (index = code + 128): the
+    // median without storing the pixels.
+    let mut histogram = [0u32; 256];
     let mut r = Region {
         class,
         pixels: 0,
@@ -180,6 +239,7 @@ fn flood(map: &mut [u8], width: usize, height: usize, start: usize, stack: &mut 
         max_y: 0,
         sum_x: 0,
         sum_y: 0,
+        depth_um: None,
     };
     let width = width.max(1);
     // The stack holds a word per pixel (checked by `inspect`) and a pixel enters it at
@@ -206,6 +266,11 @@ fn flood(map: &mut [u8], width: usize, height: usize, start: usize, stack: &mut 
         r.max_y = r.max_y.max(y as u16);
         r.sum_x += x as u64;
         r.sum_y += y as u64;
+        if let Some(&code) = depth.and_then(|d| d.codes.get(p))
+            && let Some(n) = histogram.get_mut((i16::from(code) + 128) as usize)
+        {
+            *n += 1;
+        }
         for (dx, dy) in [(-1, -1), (0, -1), (1, -1), (-1, 0), (1, 0), (-1, 1), (0, 1), (1, 1)] {
             let (nx, ny) = (x as isize + dx, y as isize + dy);
             if nx < 0 || ny < 0 || nx >= width as isize || ny >= height as isize {
@@ -217,7 +282,26 @@ fn flood(map: &mut [u8], width: usize, height: usize, start: usize, stack: &mut 
             }
         }
     }
+    if let Some(d) = depth {
+        r.depth_um = median_code(&histogram, r.pixels).map(|code| d.micrometres(code));
+    }
     r
+}
+
+/// The lower median of `n` codes counted in `histogram` (index = code + 128).
+fn median_code(histogram: &[u32; 256], n: u32) -> Option<i8> {
+    if n == 0 {
+        return None;
+    }
+    let half = n.div_ceil(2);
+    let mut seen = 0u32;
+    for (i, &count) in histogram.iter().enumerate() {
+        seen = seen.saturating_add(count);
+        if seen >= half {
+            return i8::try_from(i as i16 - 128).ok();
+        }
+    }
+    None
 }
 
 fn keep_largest<const N: usize>(regions: &mut heapless::Vec<Region, N>, region: Region) {

@@ -372,6 +372,8 @@ pub struct StationRun {
     pub report: Report,
     /// The class map (row-major), when inference ran.
     pub classes: Option<Vec<u8>>,
+    /// The depth output's codes (row-major), when inference ran a model with one.
+    pub depth: Option<Vec<i8>>,
     /// The decoded defmt log.
     pub log: Vec<String>,
     pub leds: Leds,
@@ -546,6 +548,13 @@ pub fn run_station(job: &StationJob<'_>) -> Result<StationRun, EmulatorError> {
     } else {
         None
     };
+    let depth_path = job.workdir.join("depth.i8");
+    let depth = if depth_path.is_file() {
+        let bytes = std::fs::read(&depth_path).map_err(io(&depth_path))?;
+        Some(bytes.into_iter().map(|b| b as i8).collect())
+    } else {
+        None
+    };
     let (delivered_ms, injected) = if job.camera_faults.is_some() {
         let path = job.workdir.join("delivered.i32");
         let bytes = std::fs::read(&path).map_err(io(&path))?;
@@ -564,6 +573,7 @@ pub fn run_station(job: &StationJob<'_>) -> Result<StationRun, EmulatorError> {
     Ok(StationRun {
         report,
         classes,
+        depth,
         log,
         leds: parse_leds(&trace_text),
         wall,

@@ -165,6 +165,12 @@ fn assert_host_twin(run: &StationRun, blob: &[u8], dir: &Path) {
     assert_eq!(device.len(), host.classes.len());
     let differ = device.iter().zip(&host.classes).filter(|(a, b)| a != b).count();
     assert_eq!(differ, 0, "class maps differ on {differ} pixels");
+    // A model with a depth output: the same codes, and each region's median depth.
+    assert_eq!(
+        run.depth.as_deref(),
+        host.depth.as_ref().map(|(codes, _)| &codes[..]),
+        "depth maps"
+    );
     assert_eq!(run.report.region_count, host.findings.region_count);
     assert_eq!(
         &run.report.regions[..],
@@ -175,7 +181,8 @@ fn assert_host_twin(run: &StationRun, blob: &[u8], dir: &Path) {
 
 /// The reference encoder–decoder (seeded weights, the shipped model's features): its
 /// skips and delay lines run in the work region the features free, the feature image
-/// read in place, and the class map is the host twin's.
+/// read in place, and the class map, the depth map and the regions' depths are the host
+/// twin's.
 #[test]
 fn an_encoder_decoder_runs_on_the_emulated_station_with_the_host_twins_class_map() {
     let shipped = std::fs::read(shipped_model()).unwrap();
@@ -193,6 +200,12 @@ fn an_encoder_decoder_runs_on_the_emulated_station_with_the_host_twins_class_map
         run.log.join("\n")
     );
     assert_host_twin(&run, &blob, dir);
+    assert!(run.depth.is_some(), "the board wrote the depth codes");
+    assert!(
+        run.report.regions.iter().all(|r| r.depth_um.is_some()),
+        "{:?}",
+        run.report.regions
+    );
     assert_stack_margin(&run);
 }
 

@@ -1,8 +1,10 @@
 //! Defect regions and the verdict against a straightforward reference: union-find over
-//! 8-neighbours of equal non-sound class.
+//! 8-neighbours of equal non-sound class; each region's median depth against sorting its
+//! pixels' depth codes.
 
 use proptest::prelude::*;
-use tqc_shared::verdict::{Verdict, VerdictConfig, VerdictError, inspect};
+use tqc_shared::model::QuantParams;
+use tqc_shared::verdict::{DepthMap, Verdict, VerdictConfig, VerdictError, inspect, inspect_with_depth};
 
 fn find(parent: &mut [usize], mut i: usize) -> usize {
     while parent[i] != i {
@@ -14,6 +16,16 @@ fn find(parent: &mut [usize], mut i: usize) -> usize {
 
 /// Sizes and classes of the regions, largest first (ties by class, then size).
 fn reference(map: &[u8], w: usize, h: usize) -> Vec<(u32, u8)> {
+    let mut v: Vec<(u32, u8)> = components(map, w, h)
+        .iter()
+        .map(|c| (c.len() as u32, map[c[0]]))
+        .collect();
+    v.sort_by(|a, b| b.cmp(a));
+    v
+}
+
+/// The pixels of each region (union-find over 8-neighbours of equal non-sound class).
+fn components(map: &[u8], w: usize, h: usize) -> Vec<Vec<usize>> {
     let mut parent: Vec<usize> = (0..map.len()).collect();
     for y in 0..h {
         for x in 0..w {
@@ -34,16 +46,14 @@ fn reference(map: &[u8], w: usize, h: usize) -> Vec<(u32, u8)> {
             }
         }
     }
-    let mut sizes = std::collections::HashMap::new();
+    let mut members = std::collections::BTreeMap::<usize, Vec<usize>>::new();
     for (p, &class) in map.iter().enumerate() {
         if class != 0 {
             let r = find(&mut parent, p);
-            sizes.entry(r).or_insert((0u32, class)).0 += 1;
+            members.entry(r).or_default().push(p);
         }
     }
-    let mut v: Vec<(u32, u8)> = sizes.into_values().collect();
-    v.sort_by(|a, b| b.cmp(a));
-    v
+    members.into_values().collect()
 }
 
 fn maps() -> impl Strategy<Value = (usize, usize, Vec<u8>)> {
@@ -84,6 +94,83 @@ proptest! {
             prop_assert!(r.min_y as f32 <= cy && cy <= r.max_y as f32);
         }
     }
+}
+
+proptest! {
+    /// Each region's depth is the lower median of its pixels' codes, in µm.
+    #[test]
+    fn region_depth_is_the_median_of_its_pixels(
+        (w, h, map) in maps(),
+        seed in any::<u64>(),
+        scale in 0.001f32..0.2,
+        zero_point in any::<i8>(),
+    ) {
+        // Depth codes from a small generator: any code, often repeated.
+        let mut state = seed | 1;
+        let codes: Vec<i8> = (0..w * h)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                (state >> 56) as i8
+            })
+            .collect();
+        let depth = DepthMap { codes: &codes, quant: QuantParams { scale, zero_point } };
+        let mut work = map.clone();
+        let mut stack = vec![0u32; w * h];
+        let cfg = VerdictConfig::DEFAULT;
+        let f = inspect_with_depth::<1024>(&mut work, Some(depth), w, h, &mut stack, &cfg).unwrap();
+        let mut want: Vec<(u32, u64, u64, Option<u32>)> = components(&map, w, h)
+            .iter()
+            .map(|c| {
+                let mut d: Vec<i8> = c.iter().map(|&p| codes[p]).collect();
+                d.sort();
+                let sx = c.iter().map(|&p| (p % w) as u64).sum();
+                let sy = c.iter().map(|&p| (p / w) as u64).sum();
+                (c.len() as u32, sx, sy, Some(depth.micrometres(d[(d.len() - 1) / 2])))
+            })
+            .collect();
+        let mut got: Vec<(u32, u64, u64, Option<u32>)> =
+            f.regions.iter().map(|r| (r.pixels, r.sum_x, r.sum_y, r.depth_um)).collect();
+        want.sort();
+        got.sort();
+        prop_assert_eq!(got, want);
+        // Without a depth map, no region has a depth.
+        let f = inspect::<1024>(&mut work, w, h, &mut stack, &cfg).unwrap();
+        prop_assert!(f.regions.iter().all(|r| r.depth_um.is_none()));
+    }
+}
+
+#[test]
+fn depth_codes_become_micrometres_below_the_face() {
+    let d = DepthMap {
+        codes: &[],
+        quant: QuantParams {
+            scale: 0.05,
+            zero_point: -100,
+        },
+    };
+    assert_eq!(d.micrometres(-100), 0);
+    assert_eq!(d.micrometres(-80), 1000);
+    assert_eq!(d.micrometres(127), 11_350);
+    // Above the face is the face.
+    assert_eq!(d.micrometres(-128), 0);
+}
+
+#[test]
+fn a_depth_map_of_another_size_is_an_error() {
+    let mut stack = vec![0u32; 4];
+    let depth = DepthMap {
+        codes: &[0; 3],
+        quant: QuantParams {
+            scale: 1.0,
+            zero_point: 0,
+        },
+    };
+    assert!(matches!(
+        inspect_with_depth::<4>(&mut [0u8; 4], Some(depth), 2, 2, &mut stack, &VerdictConfig::DEFAULT),
+        Err(VerdictError::DepthSize { expected: 4, found: 3 })
+    ));
 }
 
 #[test]

@@ -7,7 +7,8 @@
 //! ```text
 //! acquisition   frame (2 B) | cold reference sum (4 B) | window sums (4 B)
 //! inference     engine arena (the feature image is read in place, outside it)
-//! verdict       the region search's stack (4 B)
+//!               | depth codes (1 B, the last bytes; only for a model with a depth output)
+//! verdict       the region search's stack (4 B) … depth codes
 //! ```
 //!
 //! The frame and the running sums are dead once the features are complete, and the
@@ -120,9 +121,29 @@ impl<'a> Memory<'a> {
         })
     }
 
-    /// The work region as the region search's stack, a word a pixel.
-    pub(crate) fn stack(work: &mut [u8], pixels: usize) -> Option<&mut [u32]> {
-        bytemuck::try_cast_slice_mut(work.get_mut(..4 * pixels)?).ok()
+    /// The work region during inference: the engine's arena and, for a model with a
+    /// depth output, the depth codes in its last `pixels` bytes (they outlive the arena).
+    pub(crate) fn inference(work: &mut [u8], pixels: usize, depth: bool) -> Option<(&mut [u8], Option<&mut [i8]>)> {
+        if !depth {
+            return Some((work, None));
+        }
+        let at = work.len().checked_sub(pixels)?;
+        let (arena, codes) = work.split_at_mut_checked(at)?;
+        Some((arena, Some(bytemuck::cast_slice_mut(codes))))
+    }
+
+    /// The work region during the verdict: the region search's stack, a word a pixel,
+    /// and the depth codes inference left at the end.
+    pub(crate) fn verdict(work: &mut [u8], pixels: usize, depth: bool) -> Option<(&mut [u32], Option<&[i8]>)> {
+        let (head, codes) = Self::inference(work, pixels, depth)?;
+        let stack = bytemuck::try_cast_slice_mut(head.get_mut(..4 * pixels)?).ok()?;
+        Some((stack, codes.map(|c| &*c)))
+    }
+
+    /// The depth codes inference left at the end of the work region.
+    pub(crate) fn depth_codes(&self) -> Option<&[i8]> {
+        let at = self.work.len().checked_sub(self.pixels())?;
+        Some(bytemuck::cast_slice(self.work.get(at..)?))
     }
 
     /// Every buffer at once, for the inspection cycle.

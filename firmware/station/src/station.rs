@@ -4,8 +4,9 @@
 //! Idle ─trigger─► PreHeat (N frames, lamp off: the cold reference)
 //!      ─► Heating (lamp on for the programmed time; frames recorded)
 //!      ─► Recording (lamp off; frames until the model's feature schedule is complete)
-//!      ─► Inference (int8 engine over the static arena, argmax per pixel)
-//!      ─► Verdict (defect regions) ─► LEDs ─► Idle
+//!      ─► Inference (int8 engine over the static arena, argmax per pixel; a depth
+//!         output's codes kept beside the arena)
+//!      ─► Verdict (defect regions, each with its median depth) ─► LEDs ─► Idle
 //! ```
 //!
 //! Features are computed on the fly, frame by frame, with the shared extractor: the
@@ -22,7 +23,7 @@ use tqc_shared::inspection::{Acquisition, Fault, Report, Stage};
 use tqc_shared::kernels::argmax;
 use tqc_shared::model::Model;
 use tqc_shared::planner::Mode;
-use tqc_shared::verdict::{Verdict, inspect};
+use tqc_shared::verdict::{DepthMap, Verdict, inspect_with_depth};
 
 use crate::config::StationConfig;
 use crate::fmt::{Disp, error, info, warning};
@@ -39,6 +40,8 @@ pub enum ModelFault {
     NotInspection,
     /// The model's input or output is not one class per camera pixel.
     Shape { height: u16, width: u16, pixels: usize },
+    /// A second output that is not one depth per camera pixel, or more than two outputs.
+    Outputs { outputs: usize },
     /// The feature image needs more bytes than the station has.
     FeatureMemory { needed: usize, available: usize },
     /// The engine refuses the arena (too small or misaligned).
@@ -53,6 +56,10 @@ impl core::fmt::Display for ModelFault {
             ModelFault::Shape { height, width, pixels } => write!(
                 f,
                 "the model maps {height}×{width} to a class map of another size, the camera has {pixels} pixels"
+            ),
+            ModelFault::Outputs { outputs } => write!(
+                f,
+                "the model has {outputs} outputs: the station reads the class logits and at most one depth map of the camera's size"
             ),
             ModelFault::FeatureMemory { needed, available } => {
                 write!(f, "feature image needs {needed} bytes, the station has {available}")
@@ -88,6 +95,10 @@ fn validate<'a>(blob_bytes: &'a [u8], mem: &mut Memory<'_>) -> Result<(Model<'a>
             pixels,
         });
     }
+    let outputs = model.outputs().len();
+    if outputs > 2 || (outputs == 2 && model.depth_output().is_none()) {
+        return Err(ModelFault::Outputs { outputs });
+    }
     let needed = pixels * spec.channels();
     if needed > mem.features.len() {
         return Err(ModelFault::FeatureMemory {
@@ -97,7 +108,13 @@ fn validate<'a>(blob_bytes: &'a [u8], mem: &mut Memory<'_>) -> Result<(Model<'a>
     }
     // The feature image is resident: the first layers read it in place, the arena holds
     // only the rings and delay lines after it.
-    let arena = Engine::new(&model, mem.arena(), Mode::ResidentInput)
+    let with_depth = model.depth_output().is_some();
+    let (arena, _) = Memory::inference(mem.arena(), pixels, with_depth).ok_or(ModelFault::Shape {
+        height: input.height,
+        width: input.width,
+        pixels,
+    })?;
+    let arena = Engine::new(&model, arena, Mode::ResidentInput)
         .map_err(ModelFault::Arena)?
         .arena_used();
     Ok((model, arena))
@@ -158,6 +175,13 @@ where
     /// The class map of the last inspection that reached inference (row-major).
     pub fn classes(&self) -> &[u8] {
         self.mem.classes
+    }
+
+    /// The depth codes of the last inspection that reached inference (row-major, on
+    /// the depth output's grid), for a model with a depth output.
+    pub fn depth_codes(&self) -> Option<&[i8]> {
+        self.model.as_ref().ok()?.depth_output()?;
+        self.mem.depth_codes()
     }
 
     pub fn hardware(&mut self) -> &mut Hardware<C, K, L, I, W> {
@@ -453,24 +477,34 @@ fn run<C: Camera, K: Clock, L: Lamp, I: Indicator, W: Watchdog>(
         acquisition.frames, acquisition.saturated
     );
 
-    // Inference: one output row at a time, straight into the class map.
-    let depth = model.output_shape().channels as usize;
+    // Inference: one output row at a time, straight into the class map (and the
+    // depth codes, at the end of the work region).
+    let class_count = model.output_shape().channels as usize;
+    let depth_k = model.depth_output();
     let features: &[i8] = features;
     let watchdog = &mut hw.watchdog;
     let feeds = &mut report.counters.watchdog_feeds;
     let mut classes_written = 0usize;
+    let mut depths_written = 0usize;
+    let (arena, mut depth_codes) = Memory::inference(&mut *work, pixels, depth_k.is_some()).ok_or(Fault::Model)?;
     let inferred = Stopwatch { clock: &mut hw.clock }.time(&mut report.stage_cycles[Stage::Inference as usize], || {
-        // Then the whole work region is the arena.
-        let mut engine = Engine::new(model, &mut *work, Mode::ResidentInput)?;
+        let mut engine = Engine::new(model, arena, Mode::ResidentInput)?;
         engine.run_streaming(features, &mut |k, y, row| {
-            if k != 0 {
-                return;
-            }
-            for (x, logits) in row.chunks_exact(depth.max(1)).enumerate() {
-                if let Some(c) = classes.get_mut(y * width + x) {
-                    *c = argmax(logits).unwrap_or(0) as u8;
-                    classes_written += 1;
+            if k == 0 {
+                for (x, logits) in row.chunks_exact(class_count.max(1)).enumerate() {
+                    if let Some(c) = classes.get_mut(y * width + x) {
+                        *c = argmax(logits).unwrap_or(0) as u8;
+                        classes_written += 1;
+                    }
                 }
+            } else if Some(k) == depth_k
+                && let Some(dst) = depth_codes
+                    .as_deref_mut()
+                    .and_then(|d| d.get_mut(y * width..(y + 1) * width))
+                && dst.len() == row.len()
+            {
+                dst.copy_from_slice(row);
+                depths_written += row.len();
             }
             watchdog.feed();
             *feeds += 1;
@@ -484,11 +518,26 @@ fn run<C: Camera, K: Clock, L: Lamp, I: Indicator, W: Watchdog>(
         error!("inference wrote {} of {} classes", classes_written, pixels);
         return Err(Fault::Inference);
     }
+    if depth_k.is_some() && depths_written != pixels {
+        error!("inference wrote {} of {} depths", depths_written, pixels);
+        return Err(Fault::Inference);
+    }
 
     // Verdict: the arena is done with; it lends the region search its stack.
-    let stack = Memory::stack(work, pixels).ok_or(Fault::Model)?;
+    let (stack, depth_codes) = Memory::verdict(work, pixels, depth_k.is_some()).ok_or(Fault::Model)?;
+    let depth = match (depth_k.and_then(|k| model.output_quant(k)), depth_codes) {
+        (Some(quant), Some(codes)) => Some(DepthMap { codes, quant }),
+        _ => None,
+    };
     let findings = Stopwatch { clock: &mut hw.clock }.time(&mut report.stage_cycles[Stage::Verdict as usize], || {
-        inspect::<{ tqc_shared::inspection::REPORT_REGIONS }>(classes, width, height, stack, &cfg.verdict)
+        inspect_with_depth::<{ tqc_shared::inspection::REPORT_REGIONS }>(
+            classes,
+            depth,
+            width,
+            height,
+            stack,
+            &cfg.verdict,
+        )
     });
     let findings = findings.map_err(|e| {
         error!("verdict: {}", Disp(&e));

@@ -253,7 +253,12 @@ fn station<'a>(mem: &'a mut Mem, blob: &'a [u8], setup: Setup, cfg: StationConfi
 /// The shared pipeline run straight on the synthetic recording: features with the
 /// recording's own times, the engine, argmax.
 fn reference_classes(setup: &Setup, cfg: &StationConfig) -> Vec<u8> {
-    let model = tqc_shared::blob::decode(BLOB).unwrap();
+    reference_outputs(BLOB, setup, cfg).0
+}
+
+/// [`reference_classes`] of `blob`, and its depth codes if it has a depth output.
+fn reference_outputs(blob: &[u8], setup: &Setup, cfg: &StationConfig) -> (Vec<u8>, Option<Vec<i8>>) {
+    let model = tqc_shared::blob::decode(blob).unwrap();
     let spec = model.desc.input.features.clone().unwrap();
     let (mut cold, mut window, mut reference) = (vec![0u32; PX], vec![0i32; PX], vec![0u16; PX]);
     let mut features = vec![0i8; PX * spec.channels()];
@@ -280,18 +285,20 @@ fn reference_classes(setup: &Setup, cfg: &StationConfig) -> Vec<u8> {
     let mut arena = vec![0u64; model.desc.arena_bytes as usize / 8 + 1];
     let mut engine = Engine::new(&model, bytemuck::cast_slice_mut(&mut arena), Mode::Streaming).unwrap();
     let mut classes = vec![0u8; PX];
-    let depth = model.output_shape().channels as usize;
+    let mut depth = model.depth_output().map(|_| vec![0i8; PX]);
+    let class_count = model.output_shape().channels as usize;
     engine
         .run_streaming(&features, &mut |k, y, row| {
-            if k != 0 {
-                return;
-            }
-            for (x, l) in row.chunks_exact(depth).enumerate() {
-                classes[y * W + x] = argmax(l).unwrap() as u8;
+            if k == 0 {
+                for (x, l) in row.chunks_exact(class_count).enumerate() {
+                    classes[y * W + x] = argmax(l).unwrap() as u8;
+                }
+            } else if let Some(d) = depth.as_mut() {
+                d[y * W..(y + 1) * W].copy_from_slice(row);
             }
         })
         .unwrap();
-    classes
+    (classes, depth)
 }
 
 #[test]
@@ -540,6 +547,92 @@ fn bare_hardware() -> Hardware<SynthCamera, SynthClock, LampRelay<LampPin>, LedL
         leds: LedLog::default(),
         watchdog: Dog::default(),
     }
+}
+
+/// A model for the shipped model's features with class logits and a depth output of
+/// `depth_channels` (1 is a depth map), each a 1×1 convolution of the features with
+/// weights from a fixed pattern, so the class map has regions and the depths vary.
+fn depth_model(depth_channels: usize) -> Vec<u8> {
+    let shipped = tqc_shared::blob::decode(BLOB).unwrap();
+    let channels = shipped.input_shape().channels as usize;
+    let head = |out: usize, salt: usize, scale: f32, zero_point: i8| OwnedLayer {
+        op: Op::Conv2d {
+            kernel_h: 1,
+            kernel_w: 1,
+            stride: 1,
+            padding: Padding::Same,
+            out_channels: out as u16,
+        },
+        inputs: vec![0],
+        activation: Activation::None,
+        output: QuantParams { scale, zero_point },
+        weights: (0..out * channels)
+            .map(|i| ((((i * 37 + salt * 11) % 29) as i8 - 14) * 4) as u8)
+            .collect(),
+        weight_scales: (0..out).flat_map(|_| 0.02f32.to_le_bytes()).collect(),
+        bias: (0..out)
+            .flat_map(|o| (if o == 0 { 400i32 } else { 0 }).to_le_bytes())
+            .collect(),
+    };
+    OwnedModel {
+        name: "depth".into(),
+        input: shipped.desc.input.clone(),
+        classes: shipped.desc.classes.iter().map(|c| c.to_string()).collect(),
+        layers: vec![head(3, 1, 0.1, 0), head(depth_channels, 2, 0.002, 0)],
+        outputs: vec![1, 2],
+    }
+    .to_blob()
+    .unwrap()
+}
+
+#[test]
+fn a_depth_output_gives_each_region_its_median_depth_as_the_shared_pipeline_does() {
+    let cfg = StationConfig::DEFAULT;
+    let blob = depth_model(1);
+    let mut mem = buffers();
+    let (mut st, _) = station(&mut mem, &blob, Setup::default(), cfg);
+    assert!(st.model_fault().is_none(), "{:?}", st.model_fault());
+    let report = st.inspect();
+    assert_eq!(report.fault, None, "{report:?}");
+    let (classes, depth) = reference_outputs(&blob, &Setup::default(), &cfg);
+    assert_eq!(st.classes(), &classes[..]);
+    let depth = depth.unwrap();
+    let model = tqc_shared::blob::decode(&blob).unwrap();
+    let mut map = classes.clone();
+    let mut stack = vec![0u32; PX];
+    let want = tqc_shared::verdict::inspect_with_depth::<{ tqc_shared::inspection::REPORT_REGIONS }>(
+        &mut map,
+        Some(tqc_shared::verdict::DepthMap {
+            codes: &depth,
+            quant: model.output_quant(1).unwrap(),
+        }),
+        W,
+        H,
+        &mut stack,
+        &cfg.verdict,
+    )
+    .unwrap();
+    assert!(report.region_count >= 1, "the pattern gives the warm disc: {report:?}");
+    assert_eq!(report.regions.as_slice(), want.regions.as_slice());
+    assert!(
+        report.regions.iter().all(|r| r.depth_um.is_some()),
+        "every region has a depth"
+    );
+    // The depths inside the disc differ, so the median is a choice the test checks.
+    let disc = &report.regions[0];
+    let inside: std::collections::BTreeSet<i8> = (0..PX)
+        .filter(|&p| {
+            let (x, y) = ((p % W) as u16, (p / W) as u16);
+            classes[p] == disc.class && (disc.min_x..=disc.max_x).contains(&x) && (disc.min_y..=disc.max_y).contains(&y)
+        })
+        .map(|p| depth[p])
+        .collect();
+    assert!(inside.len() >= 3, "{inside:?}");
+    // A second output of two channels is not a depth map: refused at boot.
+    let two = depth_model(2);
+    let mut mem = buffers();
+    let (st, _) = station(&mut mem, &two, Setup::default(), cfg);
+    assert_eq!(st.model_fault(), Some(&tqc_station::ModelFault::Outputs { outputs: 2 }));
 }
 
 /// A model for the shipped model's features whose second layer is 15 rows tall: its

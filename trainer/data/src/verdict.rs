@@ -56,6 +56,10 @@ pub struct RegionEntry {
     pub centroid_px: [f64; 2],
     /// The model's class name.
     pub class: String,
+    /// Median of the model's depth estimate over the region, mm below the inspected face
+    /// (models with a depth output; meaningful for in-depth classes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub depth_mm: Option<f64>,
     /// Diameter of the disc of the region's area, mm (simulated recordings only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub equivalent_diameter_mm: Option<f64>,
@@ -82,6 +86,10 @@ pub struct TrueDefect {
     /// Below the inspected face, mm (none for surface defects).
     pub depth_mm: Option<f64>,
     pub equivalent_diameter_mm: f64,
+    /// The depth the station reports for it: that of the listed region holding most of
+    /// its flagged pixels (models with a depth output, defects found by a region).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_depth_mm: Option<f64>,
     /// Its pixels flagged as a defect of any class.
     pub flagged_pixels: usize,
     pub found: bool,
@@ -157,6 +165,7 @@ mod tests {
                 centroid_mm: None,
                 centroid_px: [0.5, 0.5],
                 class: "surface".into(),
+                depth_mm: None,
                 equivalent_diameter_mm: None,
                 equivalent_diameter_px: 1.6,
                 pixels: 2,

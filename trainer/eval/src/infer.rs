@@ -10,7 +10,7 @@ use tqc_shared::kernels::argmax;
 use tqc_shared::kernels::mac::Portable;
 use tqc_shared::model::{Model, ModelError};
 use tqc_shared::planner::Mode;
-use tqc_shared::verdict::{Findings, Verdict, VerdictConfig, VerdictError, inspect};
+use tqc_shared::verdict::{DepthMap, Findings, Verdict, VerdictConfig, VerdictError, inspect_with_depth};
 
 use tqc_data::sequence::Sequence;
 
@@ -52,6 +52,9 @@ pub struct Inference {
     pub logits: Vec<i8>,
     /// Class per pixel, row-major.
     pub classes: Vec<u8>,
+    /// The depth output's int8 codes per pixel, row-major, for a model with one
+    /// ([`Model::depth_output`]); the regions carry their median depth from it.
+    pub depth: Option<(Vec<i8>, tqc_shared::model::QuantParams)>,
     pub class_names: Vec<String>,
     pub findings: Findings<MAX_REGIONS>,
     /// Frames, saturated readings and heating rise of the recording.
@@ -68,12 +71,16 @@ pub fn run_features(blob_bytes: &[u8], features: &[i8]) -> Result<(Vec<i8>, Vec<
 /// Runs `model` on a feature image (HWC int8): logits and classes.
 pub fn run_model(model: &Model<'_>, features: &[i8]) -> Result<(Vec<i8>, Vec<u8>), InferError> {
     let logits = run_outputs(model, features)?.into_iter().next().unwrap_or_default();
-    let depth = model.output_shape().channels as usize;
-    let classes = logits
-        .chunks_exact(depth)
-        .map(|px| argmax(px).unwrap_or(0) as u8)
-        .collect();
+    let classes = class_map(model, &logits);
     Ok((logits, classes))
+}
+
+/// The class per pixel of `model`'s logits (HWC int8): the device's argmax.
+fn class_map(model: &Model<'_>, logits: &[i8]) -> Vec<u8> {
+    logits
+        .chunks_exact(model.output_shape().channels.max(1) as usize)
+        .map(|px| argmax(px).unwrap_or(0) as u8)
+        .collect()
 }
 
 /// Runs `model` on a feature image (HWC int8): every output (HWC int8), in the model's
@@ -132,10 +139,16 @@ pub fn infer(
     };
     let (features, acquisition) = crate::features::feature_image(seq, &spec, model.desc.input.quant)?;
     let fault = limits.check(&acquisition).err();
-    let (logits, classes) = run_model(&model, &features)?;
+    let mut outputs = run_outputs(&model, &features)?.into_iter();
+    let logits = outputs.next().unwrap_or_default();
+    let classes = class_map(&model, &logits);
+    let depth = model
+        .depth_output()
+        .and_then(|k| Some((outputs.nth(k - 1)?, model.output_quant(k)?)));
     let mut map = classes.clone();
     let mut stack = vec![0u32; map.len()];
-    let mut findings = inspect::<MAX_REGIONS>(&mut map, seq.width, seq.height, &mut stack, cfg)?;
+    let depth_map = depth.as_ref().map(|(codes, quant)| DepthMap { codes, quant: *quant });
+    let mut findings = inspect_with_depth::<MAX_REGIONS>(&mut map, depth_map, seq.width, seq.height, &mut stack, cfg)?;
     if fault.is_some() {
         findings.verdict = Verdict::Retest;
     }
@@ -145,6 +158,7 @@ pub fn infer(
         features,
         logits,
         classes,
+        depth,
         class_names: model.desc.classes.iter().map(|s| s.to_string()).collect(),
         findings,
         acquisition,

@@ -44,6 +44,7 @@ pub fn verdict_file(
                 centroid_mm: geometry.map(|g| g.mm(cx as f64, cy as f64)),
                 centroid_px: [cx as f64, cy as f64],
                 class: class_name(out, r.class),
+                depth_mm: r.depth_mm().map(f64::from),
                 equivalent_diameter_mm: geometry.map(|g| equivalent_diameter(r.pixels as f64 * g.pixel_mm2())),
                 equivalent_diameter_px: equivalent_diameter(r.pixels as f64),
                 pixels: r.pixels,
@@ -101,6 +102,9 @@ fn truth(
                 class: class_name(out, d.class),
                 depth_mm: d.depth_mm.is_finite().then_some(d.depth_mm),
                 equivalent_diameter_mm: equivalent_diameter(f.pixels.len() as f64 * pixel_mm2),
+                estimated_depth_mm: covering_region(out, &f.pixels)
+                    .and_then(|r| r.depth_mm())
+                    .map(f64::from),
                 flagged_pixels: d.flagged,
                 found: d.found,
                 name: d.name.clone(),
@@ -114,6 +118,29 @@ fn truth(
         found: e.found,
         pixel_mm: [geo.dx, geo.dy],
     })
+}
+
+/// The listed region that holds most of `pixels` flagged (of its class, inside its
+/// box: regions of one class are disjoint, so a box rarely holds another's pixels).
+fn covering_region<'a>(out: &'a Inference, pixels: &[usize]) -> Option<&'a tqc_shared::verdict::Region> {
+    let holds = |r: &tqc_shared::verdict::Region| {
+        pixels
+            .iter()
+            .filter(|&&p| {
+                let (x, y) = ((p % out.width) as u16, (p / out.width) as u16);
+                out.classes.get(p) == Some(&r.class)
+                    && (r.min_x..=r.max_x).contains(&x)
+                    && (r.min_y..=r.max_y).contains(&y)
+            })
+            .count()
+    };
+    out.findings
+        .regions
+        .iter()
+        .map(|r| (holds(r), r))
+        .filter(|(n, _)| *n > 0)
+        .max_by_key(|(n, _)| *n)
+        .map(|(_, r)| r)
 }
 
 /// The frame of largest spatial spread of the rise over the cold image: where defects

@@ -5,7 +5,7 @@
 //! optionally, `model.tqm` (instead of the embedded `onnx_models/thermonet.tqm`). The
 //! recording's arrival is the trigger: the board inspects one part, writes `report.bin`
 //! (postcard [`Report`]) and, when inference ran, `classes.u8` (the class map,
-//! row-major), and exits. LEDs on the SCC register; defmt over semihosting.
+//! row-major) and, for a model with a depth output, `depth.i8` (its codes), and exits. LEDs on the SCC register; defmt over semihosting.
 //!
 //! Fault injection (emulation only): a file `stall-at-frame` holding a decimal frame
 //! number makes the camera hang at that frame, as a wedged SPI transfer would; the
@@ -222,7 +222,7 @@ fn write_file(name: &core::ffi::CStr, data: &[u8]) -> bool {
 
 /// Sends the report to the host and ends the emulation (success: the board worked,
 /// whatever the verdict).
-fn finish(report: &Report, classes: Option<&[u8]>, injected: Option<InjectedFaults>) -> ! {
+fn finish(report: &Report, maps: Option<(&[u8], Option<&[i8]>)>, injected: Option<InjectedFaults>) -> ! {
     if let Some(i) = injected {
         defmt::info!(
             "camera faults injected: {=u32} frames sent, {=u32} discards, {=u32} CRC errors, {=u32} skipped, {=u32} repeated, {=u32} invalid segments, {=u32} cut short, {=u32} resyncs",
@@ -242,14 +242,16 @@ fn finish(report: &Report, classes: Option<&[u8]>, injected: Option<InjectedFaul
         Ok(bytes) => write_file(c"report.bin", bytes),
         Err(_) => false,
     };
-    let classes_written = classes.is_none_or(|c| write_file(c"classes.u8", c));
+    let maps_written = maps.is_none_or(|(classes, depth)| {
+        write_file(c"classes.u8", classes) && depth.is_none_or(|d| write_file(c"depth.i8", bytemuck::cast_slice(d)))
+    });
     defmt::info!(
         "LEDs {=u32:#07b} (bit 0 PASS, 1 FAIL, 2 RETEST, 3 BUSY, 4 LAMP)",
         board::leds()
     );
     let (used, size) = tqc_qemu::stack::high_water();
     defmt::info!("stack: {=usize} of {=usize} B used", used, size);
-    exit(written && classes_written)
+    exit(written && maps_written)
 }
 
 #[entry]
@@ -348,7 +350,11 @@ fn main() -> ! {
     let report = station.inspect();
     let inferred = report.fault.is_none();
     let injected = link.and_then(|l| l.try_borrow().ok().map(|l| l.injected));
-    finish(&report, inferred.then(|| station.classes()), injected);
+    finish(
+        &report,
+        inferred.then(|| (station.classes(), station.depth_codes())),
+        injected,
+    );
 }
 
 /// The watchdog's first expiry: the station stopped making progress.
