@@ -281,7 +281,6 @@ fn reference_outputs(blob: &[u8], setup: &Setup, cfg: &StationConfig) -> (Vec<u8
         }
     }
     fx.finish().unwrap();
-    drop(fx);
     let mut arena = vec![0u64; model.desc.arena_bytes as usize / 8 + 1];
     let mut engine = Engine::new(&model, bytemuck::cast_slice_mut(&mut arena), Mode::Streaming).unwrap();
     let mut classes = vec![0u8; PX];
