@@ -111,11 +111,15 @@ pub struct DepthMap<'a> {
 }
 
 impl DepthMap<'_> {
+    /// The depth a code stands for, mm (negative: above the face).
+    pub fn millimetres(&self, code: i8) -> f32 {
+        self.quant.scale * (i32::from(code) - i32::from(self.quant.zero_point)) as f32
+    }
+
     /// µm of a code, rounded; negative depths are 0 (the face itself).
     pub fn micrometres(&self, code: i8) -> u32 {
-        let mm = self.quant.scale * (i32::from(code) - i32::from(self.quant.zero_point)) as f32;
         // `as` saturates: NaN → 0, beyond u32 → u32::MAX.
-        (mm * 1000.0 + 0.5) as u32
+        (self.millimetres(code) * 1000.0 + 0.5) as u32
     }
 }
 

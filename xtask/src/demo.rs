@@ -24,17 +24,16 @@ pub struct DemoArgs {
     pub out: PathBuf,
     /// A trainer executable to run instead of building one.
     pub trainer: Option<PathBuf>,
+    /// A model blob instead of the shipped (embedded) one.
+    pub model: Option<PathBuf>,
 }
 
-/// The data of a u8 `.npy` file (header skipped).
-fn npy_data(path: &Path) -> Result<Vec<u8>> {
+/// The data of an `.npy` file the host twin wrote.
+fn npy_data<T: npyz::Deserialize>(path: &Path) -> Result<Vec<T>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let header = match (bytes.get(6), bytes.get(8..12)) {
-        (Some(1), Some(h)) => 10 + u16::from_le_bytes([h[0], h[1]]) as usize,
-        (Some(2 | 3), Some(h)) => 12 + u32::from_le_bytes([h[0], h[1], h[2], h[3]]) as usize,
-        _ => bail!("{} is not an .npy file", path.display()),
-    };
-    Ok(bytes.get(header..).unwrap_or_default().to_vec())
+    npyz::NpyFile::new(bytes.as_slice())
+        .and_then(|f| f.into_vec())
+        .with_context(|| format!("{} is not the .npy file trainer infer writes", path.display()))
 }
 
 fn spinner(msg: &str) -> indicatif::ProgressBar {
@@ -84,7 +83,11 @@ pub fn demo(args: DemoArgs) -> Result<DemoOutcome> {
     let images = if device { Some(build_firmware()?) } else { None };
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
     let out = std::fs::canonicalize(&args.out).with_context(|| format!("{}", args.out.display()))?;
-    let model = root().join("onnx_models/thermonet.tqm");
+    let shipped = root().join("onnx_models/thermonet.tqm");
+    let model = match &args.model {
+        Some(m) => std::fs::canonicalize(m).with_context(|| format!("model {}", m.display()))?,
+        None => shipped,
+    };
 
     let recording = match &args.sequence {
         Some(dir) => dir.clone(),
@@ -131,7 +134,7 @@ pub fn demo(args: DemoArgs) -> Result<DemoOutcome> {
                 board: args.board.emulated(),
                 elf: images.get("station")?,
                 sequence: &recording,
-                model: None,
+                model: args.model.as_ref().map(|_| model.as_path()),
                 workdir: &out.join("device"),
                 timeout: Duration::from_secs(1800),
                 stall_at_frame: None,
@@ -141,12 +144,13 @@ pub fn demo(args: DemoArgs) -> Result<DemoOutcome> {
             let run = run?;
             // The device and its host twin must agree to the byte.
             if let Some(classes) = &run.classes {
-                let host_classes = npy_data(&host_dir.join("classes.npy"))?;
+                let host_classes: Vec<u8> = npy_data(&host_dir.join("classes.npy"))?;
                 if *classes != host_classes {
                     let differ = classes.iter().zip(&host_classes).filter(|(a, b)| a != b).count();
                     bail!("the device's class map differs from the host twin's on {differ} pixels");
                 }
             }
+            check_depth_map(&run, &model, &host_dir)?;
             Some(run)
         }
     };
@@ -164,6 +168,37 @@ pub fn demo(args: DemoArgs) -> Result<DemoOutcome> {
     );
     println!("total time {:.1?}", started.elapsed());
     Ok(DemoOutcome { host, device })
+}
+
+/// The device's depth codes against the host twin's depth map (mm, from the same codes
+/// by the same formula): equal, or both absent.
+fn check_depth_map(run: &StationRun, model: &Path, host_dir: &Path) -> Result<()> {
+    let host_file = host_dir.join("depth_mm.npy");
+    match (&run.depth, host_file.is_file()) {
+        (None, false) => Ok(()),
+        (Some(codes), true) => {
+            let blob = std::fs::read(model).with_context(|| format!("cannot read {}", model.display()))?;
+            let decoded = tqc_shared::blob::decode(&blob).map_err(|e| anyhow::anyhow!("{}: {e}", model.display()))?;
+            let quant = decoded
+                .depth_output()
+                .and_then(|k| decoded.output_quant(k))
+                .context("the device wrote depths for a model without a depth output")?;
+            let map = tqc_shared::verdict::DepthMap { codes, quant };
+            let device: Vec<f32> = codes.iter().map(|&c| map.millimetres(c)).collect();
+            let host: Vec<f32> = npy_data(&host_file)?;
+            let differ = device
+                .iter()
+                .zip(&host)
+                .filter(|(a, b)| a.to_bits() != b.to_bits())
+                .count();
+            if differ > 0 || device.len() != host.len() {
+                bail!("the device's depth map differs from the host twin's on {differ} pixels");
+            }
+            Ok(())
+        }
+        (Some(_), false) => bail!("the device wrote a depth map, the host twin none"),
+        (None, true) => bail!("the host twin wrote a depth map, the device none"),
+    }
 }
 
 fn mm(v: Option<[f64; 2]>) -> String {
@@ -194,7 +229,11 @@ fn render(
             if let Some(f) = &r.fault {
                 writeln!(s, "\nFault: {f}")?;
             }
-            writeln!(s, "\nThe device's class map equals the host twin's byte for byte.")?;
+            writeln!(
+                s,
+                "\nThe device's class map{} equals the host twin's byte for byte.",
+                if run.depth.is_some() { " and depth map" } else { "" }
+            )?;
         }
         None => {
             let why = if host_only {
@@ -218,21 +257,32 @@ fn render(
     }
     writeln!(s, "\n![class map over the best-contrast image](overlay.png)\n")?;
     writeln!(s, "## Defects found\n")?;
+    let with_depth = host.regions.iter().any(|r| r.depth_mm.is_some());
+    // A depth head is trained on in-depth defects: other classes get no depth.
+    let in_depth = tqc_data::Class::Subsurface.name();
+    let depth_of = |class: &str, depth: Option<f64>| {
+        depth
+            .filter(|_| class == in_depth)
+            .map_or("–".into(), |d| format!("{d:.1}"))
+    };
     writeln!(
         s,
-        "| class | pixels | centre (mm) | equivalent ⌀ (mm) |\n| --- | ---: | --- | ---: |"
+        "| class | pixels | centre (mm) | equivalent ⌀ (mm) | estimated depth (mm) |\n| --- | ---: | --- | ---: | ---: |"
     )?;
     for r in &host.regions {
         writeln!(
             s,
-            "| {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} |",
             r.class,
             r.pixels,
             mm(r.centroid_mm),
-            r.equivalent_diameter_mm.map_or("–".into(), |d| format!("{d:.1}"))
+            r.equivalent_diameter_mm.map_or("–".into(), |d| format!("{d:.1}")),
+            depth_of(&r.class, r.depth_mm)
         )?;
     }
-    writeln!(s, "\n(no depth head yet: depths are not estimated)")?;
+    if !with_depth {
+        writeln!(s, "\n(this model has no depth output: depths are not estimated)")?;
+    }
     if let Some(truth) = &host.truth {
         writeln!(
             s,
@@ -258,7 +308,7 @@ fn render(
         }
         writeln!(
             s,
-            "| defect | class | centre (mm) | ⌀ (mm) | depth (mm) | aspect ratio | vs a90 | found |\n| --- | --- | --- | ---: | ---: | ---: | --- | --- |"
+            "| defect | class | centre (mm) | ⌀ (mm) | depth (mm) | estimated depth (mm) | aspect ratio | vs a90 | found |\n| --- | --- | --- | ---: | ---: | ---: | ---: | --- | --- |"
         )?;
         for d in &truth.defects {
             let ratio = d.depth_mm.filter(|&v| v > 0.0).map(|v| d.equivalent_diameter_mm / v);
@@ -269,12 +319,13 @@ fn render(
             };
             writeln!(
                 s,
-                "| {} | {} | {} | {:.1} | {} | {} | {expected} | {} |",
+                "| {} | {} | {} | {:.1} | {} | {} | {} | {expected} | {} |",
                 d.name,
                 d.class,
                 mm(Some(d.centre_mm)),
                 d.equivalent_diameter_mm,
                 d.depth_mm.map_or("–".into(), |v| format!("{v:.2}")),
+                depth_of(&d.class, d.estimated_depth_mm),
                 ratio.map_or("–".into(), |r| format!("{r:.2}")),
                 if d.found { "yes" } else { "no" }
             )?;
@@ -321,6 +372,7 @@ pub fn check(board: Board, trainer: &Path) -> Result<()> {
         board,
         out: device_out.clone(),
         trainer: Some(trainer.to_path_buf()),
+        model: None,
     })?;
     for f in [
         "report.md",
@@ -358,6 +410,7 @@ pub fn check(board: Board, trainer: &Path) -> Result<()> {
         board,
         out: host_out.clone(),
         trainer: Some(trainer.to_path_buf()),
+        model: None,
     })?;
     let host = VerdictFile::read(&host_out.join("host"))?;
     if host.verdict != Verdict::Fail {
@@ -367,7 +420,7 @@ pub fn check(board: Board, trainer: &Path) -> Result<()> {
         );
     }
     let device_classes = std::fs::read(device_out.join("device/classes.u8"))?;
-    if npy_data(&host_out.join("host/classes.npy"))? != device_classes {
+    if npy_data::<u8>(&host_out.join("host/classes.npy"))? != device_classes {
         bail!("demo check: --host and the emulated board give different class maps");
     }
     // A machine without QEMU: the demo says so and falls back to the host twin.
@@ -397,7 +450,7 @@ pub fn check(board: Board, trainer: &Path) -> Result<()> {
             String::from_utf8_lossy(&fallback.stderr)
         );
     }
-    if npy_data(&fallback_out.join("host/classes.npy"))? != device_classes {
+    if npy_data::<u8>(&fallback_out.join("host/classes.npy"))? != device_classes {
         bail!("demo check: the fallback's class map differs from the emulated board's");
     }
     println!("demo check: emulated board, --host and the no-QEMU fallback agree (FAIL, identical class maps)");

@@ -120,6 +120,10 @@ enum Task {
         /// A trainer executable to use instead of building one with `cargo run -p trainer`.
         #[arg(long, value_name = "EXE")]
         trainer: Option<PathBuf>,
+        /// Another model blob (.tqm) for the board (loaded from the host instead of the
+        /// embedded one) and the host twin, e.g. a fresh `trainer train` export.
+        #[arg(long, value_name = "TQM")]
+        model: Option<PathBuf>,
     },
     /// Trains the shipped model from scratch (CPU, about an hour on 2 cores): simulates the
     /// dataset (144 randomized plates, ~6.4 GB under target/xtask/train), trains the float
@@ -764,6 +768,7 @@ fn main() -> ExitCode {
             board,
             out,
             trainer,
+            model,
         } => demo::demo(demo::DemoArgs {
             specimen,
             sequence,
@@ -771,6 +776,7 @@ fn main() -> ExitCode {
             board,
             out: if out.is_absolute() { out } else { root().join(out) },
             trainer,
+            model,
         })
         .map(|_| ()),
         Task::Faults {

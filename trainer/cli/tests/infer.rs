@@ -106,6 +106,73 @@ fn infer_writes_the_device_bytes_and_a_verdict() {
     assert!(std::fs::metadata(dir.join("overlay.png")).unwrap().len() > 1000);
 }
 
+/// A model with a depth output (seeded weights, the setup's features): `trainer infer`
+/// writes the depth map, each in-depth region's median depth and, on a simulated plate,
+/// each true defect's estimated depth — the same figures the host twin computes.
+#[test]
+fn a_depth_output_gives_depths_per_region_and_per_true_defect() {
+    use tqc_shared::quant::Activation;
+    use tqc_shared::tensor::Padding;
+    let s = setup();
+    let input = tqc_shared::blob::decode(&s.blob_bytes).unwrap().desc.input.clone();
+    let mut g = tests::graph::GraphBuilder::new(input.shape);
+    let h = g.conv(0, 3, 1, Padding::Same, 6, Activation::Relu).unwrap();
+    let classes = g.conv(h, 1, 1, Padding::Same, 3, Activation::None).unwrap();
+    let depth = g.conv(h, 1, 1, Padding::Same, 1, Activation::None).unwrap();
+    let mut model = g.build_for("depth", &[classes, depth], 5, Some(input)).unwrap();
+    model.classes = vec!["sound".into(), "subsurface".into(), "surface".into()];
+    let blob = model.to_blob().unwrap();
+    let path = s.plate.parent().unwrap().join("depth.tqm");
+    std::fs::write(&path, &blob).unwrap();
+    let seq = Sequence::open(&s.plate, &Default::default()).unwrap();
+    let out = infer(
+        &blob,
+        &seq,
+        &VerdictConfig { min_region_pixels: 1 },
+        &AcquisitionLimits::DEFAULT,
+    )
+    .unwrap();
+    let (codes, quant) = out.depth.clone().expect("a depth output");
+    assert!(out.findings.regions.iter().all(|r| r.depth_um.is_some()));
+    let dir = s.plate.parent().unwrap().join("infer-depth");
+    let status = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .args(["infer", "--min-region-pixels", "1", "--model"])
+        .arg(&path)
+        .arg("--sequence")
+        .arg(&s.plate)
+        .arg("--out")
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mm: Vec<f32> = npyz::NpyFile::new(std::fs::read(dir.join("depth_mm.npy")).unwrap().as_slice())
+        .unwrap()
+        .into_vec()
+        .unwrap();
+    let want: Vec<f32> = codes
+        .iter()
+        .map(|&c| quant.scale * (i32::from(c) - i32::from(quant.zero_point)) as f32)
+        .collect();
+    assert_eq!(mm, want);
+    let verdict = tqc_data::VerdictFile::read(&dir).unwrap();
+    assert!(!verdict.regions.is_empty(), "the seeded model flags something");
+    for (entry, region) in verdict.regions.iter().zip(&out.findings.regions) {
+        assert_eq!(entry.depth_mm, region.depth_mm().map(f64::from));
+    }
+    // A found true defect carries the depth of a region that covers it.
+    let truth = verdict.truth.expect("a simulated plate has its truth");
+    let region_depths: Vec<Option<f64>> = verdict.regions.iter().map(|r| r.depth_mm).collect();
+    for d in &truth.defects {
+        if let Some(e) = d.estimated_depth_mm {
+            assert!(d.flagged_pixels > 0 && region_depths.contains(&Some(e)), "{d:?}");
+        }
+    }
+    assert!(
+        truth.defects.iter().any(|d| d.estimated_depth_mm.is_some()),
+        "{truth:?}"
+    );
+}
+
 #[test]
 fn bad_inputs_are_named_errors() {
     let s = setup();
