@@ -157,7 +157,14 @@ pub fn demo(args: DemoArgs) -> Result<DemoOutcome> {
 
     // The shipped model's qualification, when `trainer pod` has been run for it.
     let qualification = tqc_data::io::read_json::<PodSummary>(&model.with_extension(SUMMARY_FILE)).ok();
-    let report = render(&host, device.as_ref(), &recording, args.host, qualification.as_ref())?;
+    let report = render(
+        &host,
+        device.as_ref(),
+        &recording,
+        args.host,
+        qualification.as_ref(),
+        args.model.as_deref(),
+    )?;
     print!("{report}");
     let report_path = out.join("report.md");
     std::fs::write(&report_path, &report).with_context(|| format!("cannot write {}", report_path.display()))?;
@@ -212,6 +219,7 @@ fn render(
     recording: &Path,
     host_only: bool,
     qualification: Option<&PodSummary>,
+    model: Option<&Path>,
 ) -> Result<String> {
     let mut s = String::new();
     writeln!(s, "\n# ThermoQC demo\n")?;
@@ -219,7 +227,14 @@ fn render(
     match device {
         Some(run) => {
             let r = &run.report;
-            writeln!(s, "Ran on: the emulated board (QEMU, real firmware, embedded model)\n")?;
+            writeln!(
+                s,
+                "Ran on: the emulated board (QEMU, real firmware, {})\n",
+                match model {
+                    Some(m) => format!("model `{}` loaded from the host", m.display()),
+                    None => "embedded model".to_string(),
+                }
+            )?;
             writeln!(
                 s,
                 "**Verdict: {}** — LED lit: {}",
@@ -231,8 +246,12 @@ fn render(
             }
             writeln!(
                 s,
-                "\nThe device's class map{} equals the host twin's byte for byte.",
-                if run.depth.is_some() { " and depth map" } else { "" }
+                "\nThe device's {} the host twin's byte for byte.",
+                if run.depth.is_some() {
+                    "class map and depth map equal"
+                } else {
+                    "class map equals"
+                }
             )?;
         }
         None => {
