@@ -56,10 +56,12 @@ enum Command {
     Finetune(cmd::train::FinetuneArgs),
     /// Inspects a recording with a model blob exactly as the device does (shared feature
     /// extractor, shared int8 engine, the device's acquisition limits): writes classes.npy
-    /// (u8 per pixel), logits.npy, contrast.png (the best-contrast image), overlay.png (the
-    /// class map over it) and verdict.json (PASS, FAIL or RETEST with the fault; defect
-    /// regions with position and size, in mm for simulated recordings, and their true
-    /// defects found or missed).
+    /// (u8 per pixel), logits.npy, depth_mm.npy (f32, for a model with a depth output),
+    /// contrast.png (the best-contrast image), overlay.png (the class map over it with a
+    /// legend, the true outlines of a simulated part and each in-depth region's estimated
+    /// depth) and verdict.json (PASS, FAIL or RETEST with the fault; defect regions with
+    /// position, size and median depth, in mm for simulated recordings, and their true
+    /// defects found or missed with the depth estimated for them).
     Infer(cmd::infer::InferArgs),
     /// How much defect depth a trained network carries: fits a 1×1 depth head (least
     /// squares, trunk frozen) from the last hidden maps of the float ONNX model to the true
