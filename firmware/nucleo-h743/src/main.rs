@@ -155,7 +155,15 @@ fn main() -> ! {
         leds,
         watchdog: Iwdg(watchdog),
     };
-    let mut station = Station::new(hw, BUFFERS.take().memory(), MODEL, cfg);
+    // `main` runs once, so the buffers are always there; `try_take` keeps the
+    // already-taken panic out of the image.
+    let Some(buffers) = BUFFERS.try_take() else {
+        defmt::error!("station buffers already taken");
+        loop {
+            cortex_m::asm::wfi();
+        }
+    };
+    let mut station = Station::new(hw, buffers.memory(), MODEL, cfg);
     loop {
         let hw = station.hardware();
         let now = hw.clock.now_ms();

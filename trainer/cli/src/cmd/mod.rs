@@ -76,8 +76,9 @@ pub struct RunArgs {
     /// Loss weights of sound, subsurface, surface pixels.
     #[arg(long, value_delimiter = ',', default_value = "1,30,30")]
     pub class_weights: Vec<f32>,
-    /// The network: `thermonet` (four full-resolution convolutions, classes) or
-    /// `thermonet2` (the encoder–decoder: a 63-pixel view, classes and depth).
+    /// The network: `thermonet` (four full-resolution convolutions, classes),
+    /// `thermonet2` (the encoder–decoder: a 63-pixel view, classes and depth) or
+    /// `thermonet2-refined` (with 3×3 refinements at 1/4 and 1/2 of the frame).
     #[arg(long, value_enum, default_value_t = Architecture::Thermonet)]
     pub architecture: Architecture,
     /// Weight of the depth loss (pseudo-Huber, mm, over the in-depth pixels) against the

@@ -522,16 +522,19 @@ pub fn summarize(outcomes: &[PlateOutcome], methods: &[String], reference: &str)
         let own = list[0].1.operating;
         let at_reference_rate = match reference_rate {
             Some(rate) if name != reference => {
-                // Thresholds rise with strictness: the most sensitive one within the rate,
-                // or the strictest there is.
-                let t = (0..n_t)
-                    .filter(|&t| sweep[t].false_calls.per_m2 <= rate + 1e-12)
-                    .min_by(|&a, &b| sweep[a].threshold.total_cmp(&sweep[b].threshold))
-                    .unwrap_or_else(|| {
-                        (0..n_t)
-                            .max_by(|&a, &b| sweep[a].threshold.total_cmp(&sweep[b].threshold))
-                            .unwrap_or(own)
-                    });
+                // Thresholds rise with strictness. From the strictest down, the most
+                // sensitive one before the rate is first exceeded (or the strictest): a
+                // threshold flagging nearly everything merges its calls into one region a
+                // plate, and that falling count is no low rate.
+                let mut order: Vec<usize> = (0..n_t).collect();
+                order.sort_by(|&a, &b| sweep[b].threshold.total_cmp(&sweep[a].threshold));
+                let mut t = order.first().copied().unwrap_or(own);
+                for &k in &order {
+                    if sweep[k].false_calls.per_m2 > rate + 1e-12 {
+                        break;
+                    }
+                    t = k;
+                }
                 Some(operating(list, t))
             }
             _ => None,
@@ -610,6 +613,54 @@ mod tests {
         };
         let o = method_outcome("m", &score, &|_| 1, &plate, one, &cfg);
         assert_eq!((o.false_calls[0], o.fails[0]), (0, true));
+    }
+
+    /// At the reference method's rate, another method is read from its strictest
+    /// threshold down: a loose threshold whose calls have merged into one plate-wide
+    /// region (few calls, every part failed) is not taken for a low rate.
+    #[test]
+    fn equal_rate_is_read_from_the_strict_end() {
+        let thresholds = vec![-8.0, 0.0, 1.0, 2.0];
+        // Calls per plate at each threshold: merged at −8, many at 0, few above.
+        let other = |plate: usize| MethodOutcome {
+            method: "other".into(),
+            thresholds: thresholds.clone(),
+            operating: 1,
+            detection: vec![if plate % 2 == 0 { 1.5 } else { -1.0 }],
+            false_calls: vec![1, 9, 2, 0],
+            fails: vec![true, true, true, false],
+        };
+        let reference = MethodOutcome {
+            method: "ref".into(),
+            thresholds: vec![0.0],
+            operating: 0,
+            detection: vec![0.5],
+            false_calls: vec![2],
+            fails: vec![true],
+        };
+        let outcomes: Vec<PlateOutcome> = (0..20)
+            .map(|plate| PlateOutcome {
+                format_version: OUTCOME_VERSION,
+                plate,
+                dir: format!("plate-{plate:05}"),
+                provenance: String::new(),
+                area_m2: 0.1,
+                sound_area_m2: 0.09,
+                defects: vec![DefectTruth {
+                    kind: DefectKind::Hole,
+                    diameter_mm: 10.0,
+                    depth_mm: 1.0 + plate as f64 * 0.2,
+                    pixels: 30,
+                }],
+                methods: vec![reference.clone(), other(plate)],
+            })
+            .collect();
+        let report = summarize(&outcomes, &["ref".into(), "other".into()], "ref").unwrap();
+        let other = &report.methods[1];
+        let at = other.at_reference_rate.as_ref().unwrap();
+        // Within the reference's 2 calls a plate: thresholds 2 and 1; 0 exceeds it, so
+        // −8 (1 call, merged) is never reached.
+        assert_eq!(at.point.threshold, 1.0);
     }
 
     #[test]
