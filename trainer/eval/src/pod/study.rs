@@ -626,7 +626,7 @@ mod tests {
             method: "other".into(),
             thresholds: thresholds.clone(),
             operating: 1,
-            detection: vec![if plate % 2 == 0 { 1.5 } else { -1.0 }],
+            detection: vec![if plate.is_multiple_of(2) { 1.5 } else { -1.0 }],
             false_calls: vec![1, 9, 2, 0],
             fails: vec![true, true, true, false],
         };
