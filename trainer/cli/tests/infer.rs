@@ -55,6 +55,29 @@ fn setup() -> Setup {
     }
 }
 
+/// `trainer infer` with `model` on `plate` into `out`, which must succeed.
+fn trainer_infer(model: &Path, plate: &Path, out: &Path, extra: &[&str]) {
+    let status = Command::new(env!("CARGO_BIN_EXE_trainer"))
+        .arg("infer")
+        .args(extra)
+        .arg("--model")
+        .arg(model)
+        .arg("--sequence")
+        .arg(plate)
+        .arg("--out")
+        .arg(out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn read_npy<T: npyz::Deserialize>(path: &Path) -> Vec<T> {
+    npyz::NpyFile::new(std::fs::read(path).unwrap().as_slice())
+        .unwrap()
+        .into_vec()
+        .unwrap()
+}
+
 fn write_f32_npy(path: &Path, shape: &[u64], data: &[f32]) {
     let mut w = npyz::WriteOptions::<f32>::new()
         .default_dtype()
@@ -81,20 +104,8 @@ fn infer_writes_the_device_bytes_and_a_verdict() {
     assert_eq!((logits, classes), (out.logits.clone(), out.classes.clone()));
     assert_eq!(out.classes.len(), 40 * 30);
     let dir = s.plate.parent().unwrap().join("infer");
-    let status = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .args(["infer", "--model"])
-        .arg(&s.blob)
-        .arg("--sequence")
-        .arg(&s.plate)
-        .arg("--out")
-        .arg(&dir)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let classes: Vec<u8> = npyz::NpyFile::new(std::fs::read(dir.join("classes.npy")).unwrap().as_slice())
-        .unwrap()
-        .into_vec()
-        .unwrap();
+    trainer_infer(&s.blob, &s.plate, &dir, &[]);
+    let classes: Vec<u8> = read_npy(&dir.join("classes.npy"));
     assert_eq!(classes, out.classes, "the CLI writes the twin's bytes");
     let verdict = tqc_data::VerdictFile::read(&dir).unwrap();
     assert_eq!(verdict.verdict, out.findings.verdict);
@@ -135,20 +146,8 @@ fn a_depth_output_gives_depths_per_region_and_per_true_defect() {
     let (codes, quant) = out.depth.clone().expect("a depth output");
     assert!(out.findings.regions.iter().all(|r| r.depth_um.is_some()));
     let dir = s.plate.parent().unwrap().join("infer-depth");
-    let status = Command::new(env!("CARGO_BIN_EXE_trainer"))
-        .args(["infer", "--min-region-pixels", "1", "--model"])
-        .arg(&path)
-        .arg("--sequence")
-        .arg(&s.plate)
-        .arg("--out")
-        .arg(&dir)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mm: Vec<f32> = npyz::NpyFile::new(std::fs::read(dir.join("depth_mm.npy")).unwrap().as_slice())
-        .unwrap()
-        .into_vec()
-        .unwrap();
+    trainer_infer(&path, &s.plate, &dir, &["--min-region-pixels", "1"]);
+    let mm: Vec<f32> = read_npy(&dir.join("depth_mm.npy"));
     let want: Vec<f32> = codes
         .iter()
         .map(|&c| quant.scale * (i32::from(c) - i32::from(quant.zero_point)) as f32)
