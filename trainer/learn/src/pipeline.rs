@@ -296,7 +296,7 @@ pub fn run(
             };
             run_job(data, out, cfg, opts, job, progress)
         }
-        Architecture::Thermonet2 | Architecture::Thermonet2Refined => {
+        Architecture::Thermonet2 | Architecture::Thermonet2Refined | Architecture::Thermonet2Sharp => {
             let job = Job {
                 spec,
                 source: None,

@@ -77,8 +77,9 @@ pub struct RunArgs {
     #[arg(long, value_delimiter = ',', default_value = "1,30,30")]
     pub class_weights: Vec<f32>,
     /// The network: `thermonet` (four full-resolution convolutions, classes),
-    /// `thermonet2` (the encoder–decoder: a 63-pixel view, classes and depth) or
-    /// `thermonet2-refined` (with 3×3 refinements at 1/4 and 1/2 of the frame).
+    /// `thermonet2` (the encoder–decoder: a 63-pixel view, classes and depth),
+    /// `thermonet2-refined` (with 3×3 refinements at 1/4 and 1/2 of the frame) or
+    /// `thermonet2-sharp` (narrower, with a 3×3 class head at full resolution).
     #[arg(long, value_enum, default_value_t = Architecture::Thermonet)]
     pub architecture: Architecture,
     /// Weight of the depth loss (pseudo-Huber, mm, over the in-depth pixels) against the

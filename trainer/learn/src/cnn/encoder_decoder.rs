@@ -47,6 +47,14 @@ pub struct ThermoNet2Config {
     /// grids (without it the maps are blocks of the 1/8 grid, seen as false calls).
     #[serde(default)]
     pub refine: bool,
+    /// Kernel of the class head (1 or 3): a 3×3 decides each pixel with its neighbours
+    /// at full resolution, where the rest of the decoder only mixes maps pixel by pixel.
+    #[serde(default = "one")]
+    pub class_kernel: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 fn relu6() -> f32 {
@@ -71,6 +79,18 @@ impl ThermoNet2Config {
             input_top: input.scale * (127 - i32::from(input.zero_point)) as f32,
             hidden_top: relu6(),
             refine,
+            class_kernel: 1,
+        }
+    }
+
+    /// The narrower encoder–decoder (encoder 16/24/24, decoder 16/8/8) with a 3×3 class
+    /// head: 24.8 M MACs per 160×120 part with 8 feature channels.
+    pub fn sharp(channels: usize, input: tqc_shared::model::QuantParams) -> Self {
+        ThermoNet2Config {
+            encoder: [16, 24, 24],
+            decoder: [16, 8, 8],
+            class_kernel: 3,
+            ..Self::standard(channels, input, false)
         }
     }
 
@@ -127,7 +147,7 @@ impl ThermoNet2Config {
             up1: small(m2 + e1, m1),
             refine1: self.refine.then(|| refine(m1)),
             up0: conv(m1 + self.channels, m0, 1, 1),
-            classes: conv(m0, CLASSES, 1, 1),
+            classes: conv(m0, CLASSES, self.class_kernel, 1),
             depth: conv(m0, 1, 1, 1),
             dropout: DropoutConfig::new(dropout).init(),
             input_top: self.input_top,
@@ -168,6 +188,7 @@ impl<B: Backend> ThermoNet2<B> {
             input_top: self.input_top,
             hidden_top: self.hidden_top,
             refine: self.refine1.is_some(),
+            class_kernel: self.classes.weight.dims()[2],
         }
     }
 
@@ -389,12 +410,12 @@ mod tests {
     /// calibrates on and the ONNX export writes) give the same logits and depth.
     #[test]
     fn the_float_graph_is_the_burn_network() {
-        for refine in [false, true] {
-            float_graph_matches(refine);
+        for (refine, class_kernel) in [(false, 1), (true, 1), (false, 3)] {
+            float_graph_matches(refine, class_kernel);
         }
     }
 
-    fn float_graph_matches(refine: bool) {
+    fn float_graph_matches(refine: bool, class_kernel: usize) {
         let device = Default::default();
         let _turn = crate::cnn::seeded_turn();
         <B as Backend>::seed(&device, 3);
@@ -405,6 +426,7 @@ mod tests {
             input_top: 0.01,
             hidden_top: 0.4,
             refine,
+            class_kernel,
         };
         let net = cfg.init::<B>(0.0, &device);
         let (h, w) = (16, 24);

@@ -104,6 +104,9 @@ pub enum Architecture {
     /// 75-pixel view, 26.6 M MACs).
     #[cfg_attr(feature = "clap", value(name = "thermonet2-refined"))]
     Thermonet2Refined,
+    /// A narrower ThermoNet 2 whose class head is a 3×3 at full resolution (24.8 M MACs).
+    #[cfg_attr(feature = "clap", value(name = "thermonet2-sharp"))]
+    Thermonet2Sharp,
 }
 
 /// Width (mm) of the quadratic core of the depth loss: errors beyond it cost linearly,
@@ -362,8 +365,11 @@ pub fn train_thermonet2<B: AutodiffBackend>(
         ));
     }
     B::seed(device, cfg.seed);
-    let refine = cfg.architecture == Architecture::Thermonet2Refined;
-    let model = ThermoNet2Config::standard(first.channels, quant, refine).init::<B>(cfg.dropout, device);
+    let shape = match cfg.architecture {
+        Architecture::Thermonet2Sharp => ThermoNet2Config::sharp(first.channels, quant),
+        a => ThermoNet2Config::standard(first.channels, quant, a == Architecture::Thermonet2Refined),
+    };
+    let model = shape.init::<B>(cfg.dropout, device);
     continue_training(model, train, validation, cfg, quant, device, on_epoch)
 }
 
