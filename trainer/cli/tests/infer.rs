@@ -164,6 +164,7 @@ fn a_depth_output_gives_depths_per_region_and_per_true_defect() {
     for d in &truth.defects {
         if let Some(e) = d.estimated_depth_mm {
             assert!(d.flagged_pixels > 0 && region_depths.contains(&Some(e)), "{d:?}");
+            assert_eq!(d.class, "subsurface", "only in-depth defects get a depth: {d:?}");
         }
     }
     assert!(

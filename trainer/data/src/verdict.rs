@@ -86,8 +86,9 @@ pub struct TrueDefect {
     /// Below the inspected face, mm (none for surface defects).
     pub depth_mm: Option<f64>,
     pub equivalent_diameter_mm: f64,
-    /// The depth the station reports for it: that of the listed region holding most of
-    /// its flagged pixels (models with a depth output, defects found by a region).
+    /// The depth the station reports for an in-depth defect: that of the listed region
+    /// holding most of its flagged pixels (models with a depth output, defects a region
+    /// covers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub estimated_depth_mm: Option<f64>,
     /// Its pixels flagged as a defect of any class.

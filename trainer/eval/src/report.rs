@@ -102,7 +102,10 @@ fn truth(
                 class: class_name(out, d.class),
                 depth_mm: d.depth_mm.is_finite().then_some(d.depth_mm),
                 equivalent_diameter_mm: equivalent_diameter(f.pixels.len() as f64 * pixel_mm2),
-                estimated_depth_mm: covering_region(out, &f.pixels)
+                // A depth head is trained on in-depth defects only.
+                estimated_depth_mm: (d.class == tqc_data::Class::Subsurface.index())
+                    .then(|| covering_region(out, &f.pixels))
+                    .flatten()
                     .and_then(|r| r.depth_mm())
                     .map(f64::from),
                 flagged_pixels: d.flagged,
