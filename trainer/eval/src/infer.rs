@@ -8,7 +8,7 @@ use tqc_shared::engine::{Engine, EngineError};
 use tqc_shared::inspection::{Acquisition, AcquisitionLimits, Fault};
 use tqc_shared::kernels::argmax;
 use tqc_shared::kernels::mac::Portable;
-use tqc_shared::model::{Model, ModelError};
+use tqc_shared::model::{Model, ModelError, QuantParams};
 use tqc_shared::planner::Mode;
 use tqc_shared::verdict::{DepthMap, Findings, Verdict, VerdictConfig, VerdictError, inspect_with_depth};
 
@@ -54,7 +54,7 @@ pub struct Inference {
     pub classes: Vec<u8>,
     /// The depth output's int8 codes per pixel, row-major, for a model with one
     /// ([`Model::depth_output`]); the regions carry their median depth from it.
-    pub depth: Option<(Vec<i8>, tqc_shared::model::QuantParams)>,
+    pub depth: Option<(Vec<i8>, QuantParams)>,
     pub class_names: Vec<String>,
     pub findings: Findings<MAX_REGIONS>,
     /// Frames, saturated readings and heating rise of the recording.
@@ -81,6 +81,18 @@ fn class_map(model: &Model<'_>, logits: &[i8]) -> Vec<u8> {
         .chunks_exact(model.output_shape().channels.max(1) as usize)
         .map(|px| argmax(px).unwrap_or(0) as u8)
         .collect()
+}
+
+/// The depth codes of an [`Inference`] as the verdict code reads them.
+fn depth_map(depth: &Option<(Vec<i8>, QuantParams)>) -> Option<DepthMap<'_>> {
+    depth.as_ref().map(|(codes, quant)| DepthMap { codes, quant: *quant })
+}
+
+impl Inference {
+    /// The depth output as the verdict code reads it (for a model with one).
+    pub fn depth_map(&self) -> Option<DepthMap<'_>> {
+        depth_map(&self.depth)
+    }
 }
 
 /// Runs `model` on a feature image (HWC int8): every output (HWC int8), in the model's

@@ -10,7 +10,7 @@ use tqc_data::sequence::Sequence;
 use tqc_data::verdict::{AcquisitionEntry, RegionEntry, TrueDefect, Truth, VerdictFile};
 
 use crate::infer::Inference;
-use crate::score::{ScoreError, evaluate, footprints_in};
+use crate::score::{Footprint, ScoreError, evaluate};
 
 /// Diameter of the disc of `area`.
 fn equivalent_diameter(area: f64) -> f64 {
@@ -22,12 +22,15 @@ fn class_name(out: &Inference, class: u8) -> String {
 }
 
 /// The verdict file of `out`, the inspection of the recording in `recording` by `model`;
-/// `labels` are the recording's ground truth, if it has any (`Sequence::labels`).
+/// `labels` are the recording's ground truth, if it has any (`Sequence::labels`), and
+/// `footprints` its defects' footprints and pixel area ([`footprints_of`], read once by
+/// the caller, which may draw them too).
 pub fn verdict_file(
     out: &Inference,
     model: &str,
     recording: &Path,
     labels: Option<&[u8]>,
+    footprints: Option<&(Vec<Footprint>, f64)>,
 ) -> Result<VerdictFile, ScoreError> {
     let f = &out.findings;
     let meta = RecordingMeta::find(recording)?;
@@ -70,8 +73,8 @@ pub fn verdict_file(
         model: model.to_string(),
         region_count: f.region_count,
         regions,
-        truth: match (&meta, geometry, labels) {
-            (Some(meta), Some(geometry), Some(labels)) => Some(truth(meta, recording, labels, out, geometry)?),
+        truth: match (geometry, labels, footprints) {
+            (Some(geometry), Some(labels), Some(footprints)) => Some(truth(footprints, labels, out, geometry)),
             _ => None,
         },
         verdict: f.verdict,
@@ -81,15 +84,9 @@ pub fn verdict_file(
 
 /// The true defects of a simulated recording against the class map: for each, where it
 /// is, how large, how deep, and whether a defect region covers it.
-fn truth(
-    meta: &RecordingMeta,
-    dir: &Path,
-    labels: &[u8],
-    out: &Inference,
-    geo: PlateGeometry,
-) -> Result<Truth, ScoreError> {
-    let (footprints, pixel_mm2) = footprints_in(meta, dir)?;
-    let e = evaluate(&out.classes, labels, &footprints, Some(pixel_mm2));
+fn truth((footprints, pixel_mm2): &(Vec<Footprint>, f64), labels: &[u8], out: &Inference, geo: PlateGeometry) -> Truth {
+    let pixel_mm2 = *pixel_mm2;
+    let e = evaluate(&out.classes, labels, footprints, Some(pixel_mm2));
     let defects = footprints
         .iter()
         .zip(&e.defects)
@@ -115,12 +112,12 @@ fn truth(
             }
         })
         .collect();
-    Ok(Truth {
+    Truth {
         defects,
         false_call_pixels: e.false_call_pixels,
         found: e.found,
         pixel_mm: [geo.dx, geo.dy],
-    })
+    }
 }
 
 /// The listed region that holds most of `pixels` flagged (of its class, inside its

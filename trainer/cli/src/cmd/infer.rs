@@ -5,12 +5,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use tqc_data::io::write_npy;
-use tqc_data::{ReadOptions, RecordingMeta, Sequence};
+use tqc_data::{ReadOptions, Sequence};
 use tqc_eval::infer::infer;
 use tqc_eval::report::{best_contrast, verdict_file};
-use tqc_eval::score::footprints_in;
+use tqc_eval::score::footprints_of;
 use tqc_shared::inspection::AcquisitionLimits;
-use tqc_shared::verdict::{DepthMap, VerdictConfig};
+use tqc_shared::verdict::VerdictConfig;
 
 use super::ReadArgs;
 use crate::plot::{class_colour, write_rgb_png};
@@ -159,23 +159,27 @@ pub fn run(model: &Path, sequence: &Path, out_dir: &Path, opts: &ReadOptions, mi
     write_npy(&out_dir.join("classes.npy"), &[h, w], &out.classes)?;
     let depth = out.logits.len() as u64 / (h * w);
     write_npy(&out_dir.join("logits.npy"), &[h, w, depth], &out.logits)?;
-    if let Some((codes, quant)) = &out.depth {
-        let map = DepthMap { codes, quant: *quant };
-        let mm: Vec<f32> = codes.iter().map(|&c| map.millimetres(c)).collect();
+    if let Some(map) = out.depth_map() {
+        let mm: Vec<f32> = map.codes.iter().map(|&c| map.millimetres(c)).collect();
         write_npy(&out_dir.join("depth_mm.npy"), &[h, w], &mm)?;
     }
-    let verdict = verdict_file(&out, &model.display().to_string(), sequence, seq.labels.as_deref())?;
+    // Simulated recordings (with their labels): the true footprints, for the verdict
+    // and outlined.
+    let footprints = match &seq.labels {
+        Some(_) => footprints_of(sequence)?,
+        None => None,
+    };
+    let verdict = verdict_file(
+        &out,
+        &model.display().to_string(),
+        sequence,
+        seq.labels.as_deref(),
+        footprints.as_ref(),
+    )?;
     let background = best_contrast(&seq);
     let size = (out.width, out.height);
-    // Simulated recordings: the true footprints, outlined.
-    let outlines: Vec<Vec<usize>> = match (RecordingMeta::find(sequence)?, &seq.labels) {
-        (Some(meta), Some(_)) => footprints_in(&meta, sequence)?
-            .0
-            .into_iter()
-            .map(|f| f.pixels)
-            .collect(),
-        _ => Vec::new(),
-    };
+    let outlines: Vec<Vec<usize>> =
+        footprints.map_or_else(Vec::new, |(fps, _)| fps.into_iter().map(|f| f.pixels).collect());
     let in_depth = tqc_data::Class::Subsurface.index();
     let labels: Vec<((f64, f64), String)> = out
         .findings
