@@ -22,7 +22,7 @@ fn work() -> PathBuf {
 }
 
 fn shipped_model() -> PathBuf {
-    emulator::root().join("onnx_models/thermonet.tqm")
+    emulator::root().join("onnx_models/thermonet2.tqm")
 }
 
 /// Builds the image once per test run; the station image's path, wherever cargo put it.

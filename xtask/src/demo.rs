@@ -83,7 +83,7 @@ pub fn demo(args: DemoArgs) -> Result<DemoOutcome> {
     let images = if device { Some(build_firmware()?) } else { None };
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
     let out = std::fs::canonicalize(&args.out).with_context(|| format!("{}", args.out.display()))?;
-    let shipped = root().join("onnx_models/thermonet.tqm");
+    let shipped = root().join("onnx_models/thermonet2.tqm");
     let model = match &args.model {
         Some(m) => std::fs::canonicalize(m).with_context(|| format!("model {}", m.display()))?,
         None => shipped,

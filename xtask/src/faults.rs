@@ -27,7 +27,7 @@ pub fn campaign(sequence: &Path, seeds: u64, first_seed: u64) -> Result<()> {
     let elf = images.get("station")?;
     let seq = Sequence::open(sequence, &ReadOptions::default())
         .with_context(|| format!("recording {}", sequence.display()))?;
-    let blob_path = emulator::root().join("onnx_models/thermonet.tqm");
+    let blob_path = emulator::root().join("onnx_models/thermonet2.tqm");
     let blob = std::fs::read(&blob_path).with_context(|| format!("cannot read {}", blob_path.display()))?;
     let workdir = super::work_dir("faults")?;
     println!(

@@ -43,7 +43,7 @@ const WORK: usize = work_bytes(PIXELS);
 const CPU_HZ: u32 = 480_000_000;
 
 static BUFFERS: ConstStaticCell<Buffers<PIXELS, FEATURE_BYTES, WORK>> = ConstStaticCell::new(Buffers::new());
-static MODEL: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../onnx_models/thermonet.tqm"));
+static MODEL: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../onnx_models/thermonet2.tqm"));
 
 /// The DWT cycle counter, extended to 64 bits (it wraps every 8.9 s; the station reads
 /// it at least once per frame and the idle loop every millisecond).

@@ -76,7 +76,7 @@ pub fn run_model(model: &Model<'_>, features: &[i8]) -> Result<(Vec<i8>, Vec<u8>
 }
 
 /// The class per pixel of `model`'s logits (HWC int8): the device's argmax.
-fn class_map(model: &Model<'_>, logits: &[i8]) -> Vec<u8> {
+pub fn class_map(model: &Model<'_>, logits: &[i8]) -> Vec<u8> {
     logits
         .chunks_exact(model.output_shape().channels.max(1) as usize)
         .map(|px| argmax(px).unwrap_or(0) as u8)

@@ -219,6 +219,45 @@ pub fn network_estimates(net: &FloatNet, s: &Sample) -> Option<(Vec<f64>, Vec<u8
     Some((outs.get(1)?.iter().map(|&d| f64::from(d)).collect(), classes))
 }
 
+/// What the device computes: the int8 engine's depth output (dequantized, mm) and class
+/// map for one plate, `None` for a model without a depth output. The plate's features are
+/// the extractor's codes on `input`'s grid (as [`crate::cnn::load_sample`] made them).
+pub fn engine_estimates(
+    model: &tqc_shared::model::Model<'_>,
+    s: &Sample,
+    input: tqc_shared::model::QuantParams,
+) -> Result<Option<(Vec<f64>, Vec<u8>)>, tqc_eval::infer::InferError> {
+    let Some((k, depth_quant)) = model.depth_output().and_then(|k| Some((k, model.output_quant(k)?))) else {
+        return Ok(None);
+    };
+    // CHW floats back to the HWC codes they were dequantized from.
+    let (c, pixels) = (s.channels, s.height * s.width);
+    let mut codes = vec![0i8; c * pixels];
+    for (k, plane) in s.features.chunks_exact(pixels.max(1)).enumerate().take(c) {
+        for (p, &v) in plane.iter().enumerate() {
+            let q = (v / input.scale).round() as i32 + i32::from(input.zero_point);
+            codes[p * c + k] = q.clamp(-128, 127) as i8;
+        }
+    }
+    let outputs = tqc_eval::infer::run_outputs(model, &codes)?;
+    let classes = tqc_eval::infer::class_map(model, outputs.first().map_or(&[][..], Vec::as_slice));
+    let depth = outputs
+        .get(k)
+        .map(|d| {
+            d.iter()
+                .map(|&q| {
+                    f64::from(tqc_shared::quant::dequantize(
+                        q,
+                        depth_quant.scale,
+                        depth_quant.zero_point.into(),
+                    ))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Some((depth, classes)))
+}
+
 /// Scores per-pixel depth estimates (mm, one vector per plate) on the true in-depth
 /// pixels of `plates`; with class maps, a defect's median counts only where the map
 /// found it. `mean_depth_mm` is the trivial estimate compared against.

@@ -1,8 +1,9 @@
 //! Transfer learning from a shipped model: burn-import generated (at build time, from
-//! `onnx_models/thermonet.onnx`) a burn network of the shipped architecture; its weights
-//! are filled at run time from the ONNX file the user names, and the usual training loop
-//! continues from there. Batch norm is already folded into those convolutions, so the
-//! fine-tuned network has none: the learning rate should stay small.
+//! `onnx_models/thermonet.onnx` and `onnx_models/thermonet2.onnx`) a burn network of each
+//! shipped architecture; the weights are filled at run time from the ONNX file the user
+//! names, and the usual training loop continues from there (ThermoNet 2 with its depth
+//! head, so the depth keeps being trained). Batch norm is already folded into those
+//! convolutions, so the fine-tuned network has none: the learning rate should stay small.
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::backend::Backend;
@@ -11,15 +12,34 @@ use burn::tensor::{Tensor, TensorData};
 use crate::cnn::Segmenter;
 use crate::export::fold::FloatNet;
 
-/// The network burn-import generated from the shipped ONNX file.
-#[cfg(shipped_model)]
+/// The network burn-import generated from `onnx_models/thermonet.onnx`.
+#[cfg(shipped_thermonet)]
 #[allow(clippy::all, unused, missing_docs)]
-pub mod shipped {
+pub mod thermonet {
     include!(concat!(env!("OUT_DIR"), "/shipped/thermonet.rs"));
 }
 
-#[cfg(shipped_model)]
-pub use shipped::Model as ShippedNet;
+/// The network burn-import generated from `onnx_models/thermonet2.onnx`.
+#[cfg(shipped_thermonet2)]
+#[allow(clippy::all, unused, missing_docs)]
+pub mod thermonet2 {
+    include!(concat!(env!("OUT_DIR"), "/shipped/thermonet2.rs"));
+}
+
+/// The four-layer ThermoNet as burn-import generated it.
+#[cfg(shipped_thermonet)]
+pub use thermonet::Model as ShippedNet;
+/// ThermoNet 2 (encoder–decoder, logits and depth) as burn-import generated it.
+#[cfg(shipped_thermonet2)]
+pub use thermonet2::Model as ShippedNet2;
+
+/// A network burn-import generated from a shipped ONNX file: built empty, then filled by
+/// [`load`].
+pub trait Generated<B: Backend>: Segmenter<B> {
+    /// The shipped file it was generated from (for messages).
+    const FILE: &'static str;
+    fn empty(device: &B::Device) -> Self;
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum FinetuneError {
@@ -85,11 +105,10 @@ impl<B: Backend> ModuleVisitor<B> for L1<B> {
     }
 }
 
-/// The generated network with the weights of `net` (an ONNX file read by
+/// The generated network `M` with the weights of `net` (an ONNX file read by
 /// [`FloatNet::from_onnx`]).
-#[cfg(shipped_model)]
-pub fn load<B: Backend>(net: &FloatNet, device: &B::Device) -> Result<ShippedNet<B>, FinetuneError> {
-    let model = ShippedNet::<B>::new(device);
+pub fn load<B: Backend, M: Generated<B>>(net: &FloatNet, device: &B::Device) -> Result<M, FinetuneError> {
+    let model = M::empty(device);
     let mut shapes = Shapes(Vec::new());
     model.visit(&mut shapes);
     let tensors: Vec<(Vec<usize>, Vec<f32>)> = net
@@ -120,8 +139,7 @@ pub fn load<B: Backend>(net: &FloatNet, device: &B::Device) -> Result<ShippedNet
 /// The float graph `template` (the ONNX file the generated network was loaded from) with
 /// the convolution weights of the (fine-tuned) generated network, in graph order — the
 /// order burn-import declares them in and [`load`] fills them.
-#[cfg(shipped_model)]
-pub fn to_float_net<B: Backend>(model: &ShippedNet<B>, template: &FloatNet) -> FloatNet {
+pub fn to_float_net<B: Backend, M: Module<B>>(model: &M, template: &FloatNet) -> FloatNet {
     let mut v = Values(Vec::new());
     model.visit(&mut v);
     let mut net = template.clone();
@@ -137,15 +155,52 @@ pub fn to_float_net<B: Backend>(model: &ShippedNet<B>, template: &FloatNet) -> F
     net
 }
 
-#[cfg(shipped_model)]
+fn l1_of<B: Backend, M: Module<B>>(model: &M) -> Option<Tensor<B, 1>> {
+    let mut l1 = L1(None);
+    model.visit(&mut l1);
+    l1.0
+}
+
+// The generated forward returns the logits, their softmax and (ThermoNet 2) the depth.
+#[cfg(shipped_thermonet)]
 impl<B: Backend> Segmenter<B> for ShippedNet<B> {
     fn segment(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         self.forward(x).0
     }
 
     fn l1(&self) -> Option<Tensor<B, 1>> {
-        let mut l1 = L1(None);
-        self.visit(&mut l1);
-        l1.0
+        l1_of(self)
+    }
+}
+
+#[cfg(shipped_thermonet)]
+impl<B: Backend> Generated<B> for ShippedNet<B> {
+    const FILE: &'static str = "onnx_models/thermonet.onnx";
+    fn empty(device: &B::Device) -> Self {
+        Self::new(device)
+    }
+}
+
+#[cfg(shipped_thermonet2)]
+impl<B: Backend> Segmenter<B> for ShippedNet2<B> {
+    fn segment(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        self.forward(x).0
+    }
+
+    fn segment_depth(&self, x: Tensor<B, 4>, _seed: Option<u64>) -> (Tensor<B, 4>, Option<Tensor<B, 4>>) {
+        let (logits, _, depth) = self.forward(x);
+        (logits, Some(depth))
+    }
+
+    fn l1(&self) -> Option<Tensor<B, 1>> {
+        l1_of(self)
+    }
+}
+
+#[cfg(shipped_thermonet2)]
+impl<B: Backend> Generated<B> for ShippedNet2<B> {
+    const FILE: &'static str = "onnx_models/thermonet2.onnx";
+    fn empty(device: &B::Device) -> Self {
+        Self::new(device)
     }
 }

@@ -2,7 +2,7 @@
 //! model, with the camera replaced by a recording read from the host.
 //!
 //! In QEMU's working directory: `sequence.npy` and `times.npy` (the trainer's layout) and,
-//! optionally, `model.tqm` (instead of the embedded `onnx_models/thermonet.tqm`). The
+//! optionally, `model.tqm` (instead of the embedded `onnx_models/thermonet2.tqm`). The
 //! recording's arrival is the trigger: the board inspects one part, writes `report.bin`
 //! (postcard [`Report`]) and, when inference ran, `classes.u8` (the class map,
 //! row-major) and, for a model with a depth output, `depth.i8` (its codes), and exits. LEDs on the SCC register; defmt over semihosting.
@@ -53,7 +53,7 @@ static TIMELINE: Timeline = Timeline::new();
 /// The frame the emulated Lepton link is sending (fault injection only).
 static LINK_FRAME: ConstStaticCell<[u16; PIXELS]> = ConstStaticCell::new([0; PIXELS]);
 static LINK: static_cell::StaticCell<EmulatedLink> = static_cell::StaticCell::new();
-static SHIPPED_MODEL: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../onnx_models/thermonet.tqm"));
+static SHIPPED_MODEL: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../onnx_models/thermonet2.tqm"));
 
 type Recorded = Playback<'static, HostFile, HostFile>;
 type EmulatedLink = RefCell<Link<'static, Recorded>>;
@@ -184,7 +184,7 @@ fn cycles() -> u64 {
 /// cannot be read whole becomes an empty blob, which the station refuses.
 fn model() -> &'static [u8] {
     let Ok(mut file) = HostFile::open(c"model.tqm") else {
-        defmt::info!("model: embedded thermonet.tqm ({=usize} B)", SHIPPED_MODEL.len());
+        defmt::info!("model: embedded thermonet2.tqm ({=usize} B)", SHIPPED_MODEL.len());
         return SHIPPED_MODEL;
     };
     let Some(buffer) = MODEL_BUFFER.try_take() else {

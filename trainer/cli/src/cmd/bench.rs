@@ -58,7 +58,7 @@ pub fn run(model: &Path, iterations: usize) -> Result<()> {
 /// The arguments of `trainer bench`.
 #[derive(clap::Args)]
 pub struct BenchArgs {
-    #[arg(long, default_value = "onnx_models/thermonet.tqm")]
+    #[arg(long, default_value = "onnx_models/thermonet2.tqm")]
     model: PathBuf,
     #[arg(long, default_value_t = 20)]
     iterations: usize,

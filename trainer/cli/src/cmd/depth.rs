@@ -1,5 +1,6 @@
-//! `trainer depth-head`: a network's own depth head scored on a held-out split, or, for a
-//! network without one, how much defect depth its last hidden maps
+//! `trainer depth-head`: a network's own depth head scored on a held-out split — the float
+//! ONNX file's, or the int8 blob's as the device computes it — or, for a network without
+//! one, how much defect depth its last hidden maps
 //! carry — a least-squares 1×1 depth head on the training plates, scored on a held-out
 //! split (table + JSON).
 
@@ -7,14 +8,21 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
-use tqc_learn::depth::{DepthFile, DepthReport, fit, mean_depth, network_estimates, score, score_estimates};
+use tqc_learn::depth::{
+    DepthFile, DepthReport, engine_estimates, fit, mean_depth, network_estimates, score, score_estimates,
+};
 
 use tqc_data::index::{Split, split_dirs};
 use tqc_learn::pipeline::{load_plates, read_float_model};
 
 pub fn run(model: &Path, data: &Path, split: Split, json: Option<&Path>) -> Result<()> {
-    let (net, meta) = read_float_model(model)?;
     let (train_dirs, held_dirs) = (split_dirs(data, Split::Train)?, split_dirs(data, split)?);
+    if model.extension().is_some_and(|e| e == "tqm") {
+        let report = engine_report(model, data, split, &train_dirs, &held_dirs)?;
+        print!("{}", table(&report, split, &plate_names(&held_dirs), None));
+        return write_report(json, data, model, None, report, split);
+    }
+    let (net, meta) = read_float_model(model)?;
     if train_dirs.is_empty() || held_dirs.is_empty() {
         bail!(
             "{}: the index needs plates in the train and the {split} split",
@@ -35,17 +43,85 @@ pub fn run(model: &Path, data: &Path, split: Split, json: Option<&Path>) -> Resu
         let report = score(&head, &net, &held).with_context(|| format!("scoring on the {split} plates"))?;
         (Some(head), report)
     };
-    let names: Vec<String> = held_dirs
-        .iter()
+    print!(
+        "{}",
+        table(
+            &report,
+            split,
+            &plate_names(&held_dirs),
+            head.as_ref().map(|h| h.training_pixels)
+        )
+    );
+    write_report(json, data, model, head, report, split)
+}
+
+/// The int8 blob's depth output, as the device computes it, on the defects the blob's
+/// own class map finds.
+pub fn engine_report(
+    model: &Path,
+    data: &Path,
+    split: Split,
+    train_dirs: &[PathBuf],
+    held_dirs: &[PathBuf],
+) -> Result<DepthReport> {
+    if train_dirs.is_empty() || held_dirs.is_empty() {
+        bail!(
+            "{}: the index needs plates in the train and the {split} split",
+            data.display()
+        );
+    }
+    let blob = std::fs::read(model).with_context(|| format!("cannot read {}", model.display()))?;
+    let m =
+        tqc_shared::blob::decode(&blob).with_context(|| format!("{} is not a valid model blob", model.display()))?;
+    if m.depth_output().is_none() {
+        bail!("{}: the model has no depth output", model.display());
+    }
+    let spec = m
+        .desc
+        .input
+        .features
+        .clone()
+        .with_context(|| format!("{}: no feature schedule in the blob", model.display()))?;
+    let input = m.desc.input.quant;
+    if input != tqc_eval::features::FEATURE_QUANT {
+        bail!(
+            "{}: input quantization {input:?} differs from the trainer's {:?}",
+            model.display(),
+            tqc_eval::features::FEATURE_QUANT
+        );
+    }
+    let train = load_plates(train_dirs, &spec)?;
+    let held = load_plates(held_dirs, &spec)?;
+    let mut estimates = Vec::with_capacity(held.len());
+    let mut maps = Vec::with_capacity(held.len());
+    for (s, dir) in held.iter().zip(held_dirs) {
+        let (e, m) = engine_estimates(&m, s, input)
+            .with_context(|| format!("{}: the engine", dir.display()))?
+            .context("no depth output")?;
+        estimates.push(e);
+        maps.push(m);
+    }
+    let trivial = mean_depth(&train).context("the training plates' mean depth")?;
+    score_estimates(&held, &estimates, Some(&maps), trivial).with_context(|| format!("scoring on the {split} plates"))
+}
+
+pub fn plate_names(dirs: &[PathBuf]) -> Vec<String> {
+    dirs.iter()
         .map(|d| {
             d.file_name()
                 .map_or_else(|| d.display().to_string(), |n| n.to_string_lossy().into_owned())
         })
-        .collect();
-    print!(
-        "{}",
-        table(&report, split, &names, head.as_ref().map(|h| h.training_pixels))
-    );
+        .collect()
+}
+
+fn write_report(
+    json: Option<&Path>,
+    data: &Path,
+    model: &Path,
+    head: Option<tqc_learn::depth::DepthHead>,
+    report: DepthReport,
+    split: Split,
+) -> Result<()> {
     if let Some(path) = json {
         let file = DepthFile {
             data: data.display().to_string(),
@@ -60,7 +136,7 @@ pub fn run(model: &Path, data: &Path, split: Split, json: Option<&Path>) -> Resu
     Ok(())
 }
 
-fn table(r: &DepthReport, split: Split, names: &[String], probe_pixels: Option<usize>) -> String {
+pub fn table(r: &DepthReport, split: Split, names: &[String], probe_pixels: Option<usize>) -> String {
     let mut s = String::new();
     let plates = names.len();
     let _ = match probe_pixels {
@@ -123,8 +199,10 @@ fn table(r: &DepthReport, split: Split, names: &[String], probe_pixels: Option<u
 /// The arguments of `trainer depth-head`.
 #[derive(clap::Args)]
 pub struct DepthHeadArgs {
-    /// The float ONNX model (e.g. onnx_models/thermonet.onnx).
-    #[arg(long, default_value = "onnx_models/thermonet.onnx")]
+    /// The model: a float ONNX file (e.g. onnx_models/thermonet2.onnx), or an int8 blob
+    /// (`.tqm`, e.g. onnx_models/thermonet2.tqm) whose depth output is scored as the
+    /// device computes it.
+    #[arg(long, default_value = "onnx_models/thermonet2.tqm")]
     model: PathBuf,
     /// A dataset folder (from `trainer dataset`).
     #[arg(long)]

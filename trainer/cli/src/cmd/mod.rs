@@ -86,6 +86,12 @@ pub struct RunArgs {
     /// class loss; only a network with a depth head (thermonet2) uses it.
     #[arg(long, default_value_t = 0.2)]
     pub depth_weight: f32,
+    /// Logit margin a pixel's best defect class needs over sound to be called a defect,
+    /// folded into the exported class head's sound bias (the station's argmax then
+    /// applies it): fewer false calls for some detection — `trainer pod` shows the
+    /// trade (its CNN threshold is this margin). 0: the plain argmax.
+    #[arg(long, default_value_t = 0.0)]
+    pub decision_margin: f32,
 }
 
 impl RunArgs {

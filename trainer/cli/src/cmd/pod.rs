@@ -22,13 +22,13 @@ pub struct PodArgs {
     data: PathBuf,
     /// Model blob; its float ONNX twin is the file beside it with the .onnx extension
     /// (thermonet.tqm → thermonet.onnx) unless --float is given.
-    #[arg(long, default_value = "onnx_models/thermonet.tqm")]
+    #[arg(long, default_value = "onnx_models/thermonet2.tqm")]
     model: PathBuf,
     #[arg(long)]
     float: Option<PathBuf>,
     /// Study folder: plates/plate-NNNNN.json per plate, then pod.json, pod.md, PNGs and
     /// pod-summary.json (the CNN int8's figures, what the demo shows; the shipped model's
-    /// is onnx_models/thermonet.pod-summary.json).
+    /// is onnx_models/thermonet2.pod-summary.json).
     #[arg(long, default_value = "pod")]
     out: PathBuf,
     /// Compute only shard K of N of the plates (contiguous blocks) and stop; a run without

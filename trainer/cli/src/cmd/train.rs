@@ -286,6 +286,7 @@ impl TrainArgs {
             name: &self.name,
             export_to: &export_to,
             qat: self.run.qat(&cfg),
+            decision_margin: self.run.decision_margin,
         };
         let outcome = pipeline::run(&self.data, &self.out, &cfg, features, &opts, &mut EpochBars::default())?;
         report(&self.out, &cfg, &outcome)
@@ -295,7 +296,7 @@ impl TrainArgs {
 /// The arguments of `trainer finetune`.
 #[derive(clap::Args)]
 pub struct FinetuneArgs {
-    /// The float ONNX model to start from (e.g. onnx_models/thermonet.onnx).
+    /// The float ONNX model to start from (e.g. onnx_models/thermonet2.onnx).
     #[arg(long)]
     from: PathBuf,
     #[arg(long)]
@@ -322,6 +323,7 @@ impl FinetuneArgs {
             name: &self.name,
             export_to: &export_to,
             qat: self.run.qat(&cfg),
+            decision_margin: self.run.decision_margin,
         };
         let outcome = pipeline::finetune(
             &self.from,

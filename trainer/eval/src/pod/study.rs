@@ -357,7 +357,7 @@ pub struct PodSummary {
 }
 
 /// File name of a study's summary (and of the shipped model's, beside it in
-/// `onnx_models/`: `thermonet.pod-summary.json`).
+/// `onnx_models/`: `thermonet2.pod-summary.json`).
 pub const SUMMARY_FILE: &str = "pod-summary.json";
 
 impl PodReport {

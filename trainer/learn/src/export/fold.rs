@@ -83,6 +83,15 @@ pub struct FloatLayer {
     pub inputs: Vec<usize>,
 }
 
+/// Why a decision margin cannot be folded into a network.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum MarginError {
+    #[error("decision margin {0}: must be a finite logit difference ≥ 0")]
+    Value(f32),
+    #[error("the class logits do not come straight from a convolution: no bias to fold a decision margin into")]
+    Head,
+}
+
 /// The folded network: a graph of float layers, its outputs the class logits first and
 /// the depth estimate (mm) second, if the network has one.
 #[derive(Clone, Debug, PartialEq)]
@@ -189,6 +198,31 @@ impl FloatNet {
     pub fn classes(&self) -> usize {
         let shapes = self.shapes(1, 1);
         self.outputs.first().and_then(|&t| shapes.get(t)).map_or(0, |s| s.0)
+    }
+
+    /// The network with a decision margin folded into the class head: the sound logit's
+    /// bias grows by `margin`, so a pixel is called a defect only when its best defect
+    /// logit exceeds the sound logit by more than `margin` — the station's argmax then
+    /// applies the stricter threshold with no code of its own. The logits must come
+    /// straight from a convolution (no activation).
+    pub fn with_decision_margin(mut self, margin: f32) -> Result<FloatNet, MarginError> {
+        if !margin.is_finite() || margin < 0.0 {
+            return Err(MarginError::Value(margin));
+        }
+        let head = self
+            .outputs
+            .first()
+            .and_then(|&t| t.checked_sub(1))
+            .and_then(|l| self.layers.get_mut(l));
+        match head.map(|l| &mut l.op) {
+            Some(FloatOp::Conv(c)) if !c.relu && c.clip.is_none() => {
+                if let Some(sound) = c.bias.first_mut() {
+                    *sound += margin;
+                }
+                Ok(self)
+            }
+            _ => Err(MarginError::Head),
+        }
     }
 
     /// The tensor of the depth output, if any.
@@ -535,4 +569,57 @@ fn conv_same(l: &FloatConv, x: &[f32], h: usize, w: usize) -> Vec<f32> {
         }
     }
     y
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 1×1 class head on 2 input channels: logits = W·x + b, 3 classes.
+    fn head(relu: bool) -> FloatNet {
+        let weight = vec![0.5, -1.0, 1.5, 0.25, -0.75, 2.0];
+        FloatNet::chain(vec![FloatConv::new(2, 3, 1, weight, vec![0.1, -0.2, 0.3], relu)])
+    }
+
+    fn argmax(l: &[f32]) -> usize {
+        (1..l.len()).fold(0, |best, c| if l[c] > l[best] { c } else { best })
+    }
+
+    #[test]
+    fn a_decision_margin_is_the_sound_logits_lead_the_argmax_applies() {
+        let plain = head(false);
+        let margin = 0.8;
+        let strict = plain.clone().with_decision_margin(margin).unwrap();
+        // A grid of pixels, each classified by both.
+        let mut calls = [0usize; 2];
+        for i in 0..41 {
+            for j in 0..41 {
+                let x = [i as f32 / 10.0 - 2.0, j as f32 / 10.0 - 2.0];
+                let l = plain.forward(&x, 1, 1);
+                let best_defect = if l[1] >= l[2] { 1 } else { 2 };
+                if (l[best_defect] - l[0] - margin).abs() < 1e-4 {
+                    continue; // on the boundary, float rounding decides
+                }
+                let want = if l[best_defect] > l[0] + margin { best_defect } else { 0 };
+                assert_eq!(argmax(&strict.forward(&x, 1, 1)), want, "x = {x:?}, logits {l:?}");
+                calls[0] += (argmax(&l) != 0) as usize;
+                calls[1] += (want != 0) as usize;
+            }
+        }
+        assert!(
+            calls[1] < calls[0] && calls[1] > 0,
+            "defect calls plain / strict: {calls:?}"
+        );
+        assert_eq!(plain.clone().with_decision_margin(0.0).unwrap(), plain);
+    }
+
+    #[test]
+    fn a_margin_needs_a_plain_head_and_a_sane_value() {
+        assert_eq!(head(true).with_decision_margin(1.0), Err(MarginError::Head));
+        assert_eq!(head(false).with_decision_margin(-1.0), Err(MarginError::Value(-1.0)));
+        assert!(matches!(
+            head(false).with_decision_margin(f32::NAN),
+            Err(MarginError::Value(_))
+        ));
+    }
 }
