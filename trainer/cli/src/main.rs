@@ -95,6 +95,11 @@ enum Command {
     /// over its threshold and also compared at the CNN's false-call rate. Writes
     /// pod.json, pod.md, a POD plot per method and pod-vs-false-calls.png.
     Pod(cmd::pod::PodArgs),
+    /// Measures what one input scale for all feature channels costs: the int8 codes each
+    /// channel takes on the shared grid and on a power-of-two grid of its own (sized to the
+    /// channel's spread on the training plates), and the same ThermoNet 2 trained (float,
+    /// same recipe and seed) on both inputs, scored on validation and held-out plates.
+    InputScale(cmd::input_scale::InputScaleArgs),
 }
 
 fn main() -> ExitCode {
@@ -120,5 +125,6 @@ fn run(cli: Cli) -> Result<()> {
         Command::Baseline(args) => args.run(),
         Command::Evaluate(args) => args.run(),
         Command::Pod(args) => args.run(),
+        Command::InputScale(args) => args.run(),
     }
 }

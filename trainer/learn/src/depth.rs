@@ -370,6 +370,7 @@ mod tests {
             labels,
             image: Vec::new(),
             depth_mm,
+            grid: None,
         };
         let fitted = fit(&net, std::slice::from_ref(&s)).unwrap();
         assert!((fitted.weight[0] - 3.0).abs() < 1e-2, "{fitted:?}");

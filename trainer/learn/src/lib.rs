@@ -12,6 +12,7 @@ pub mod crossval;
 pub mod depth;
 pub mod export;
 pub mod finetune;
+pub mod input_scale;
 pub mod model_eval;
 pub mod onnx_run;
 pub mod pipeline;

@@ -8,6 +8,7 @@ pub mod dataset;
 pub mod depth;
 pub mod evaluate;
 pub mod infer;
+pub mod input_scale;
 pub mod inspect;
 pub mod model_card;
 pub mod pod;

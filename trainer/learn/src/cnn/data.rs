@@ -24,6 +24,10 @@ pub struct Sample {
     /// True defect depth per pixel in mm (NaN sound, 0 surface) from `depth.npy`; empty
     /// when the recording has none.
     pub depth_mm: Vec<f32>,
+    /// The step of each channel's int8 grid (zero point 0) when the features were computed
+    /// with one scale per channel ([`load_sample_rescaled`]); `None`: the model input's
+    /// grid, the same for every channel.
+    pub grid: Option<Vec<f32>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,10 +68,58 @@ pub fn load_sample(
         labels,
         image,
         depth_mm: seq.depth_mm.clone().unwrap_or_default(),
+        grid: None,
     })
 }
 
-/// An augmented copy of `s`; features stay on the int8 grid of `quant`.
+/// A plate whose channel `k` is computed by the shared extractor on a grid of step
+/// `scales[k]` (zero point 0) instead of one grid for all: what a per-channel input
+/// scale would give the network. One extractor pass per distinct scale.
+pub fn load_sample_rescaled(
+    dir: &std::path::Path,
+    spec: &tqc_shared::features::FeatureSpec,
+    scales: &[f32],
+) -> Result<Sample, DataError> {
+    let c = spec.channels();
+    let seq = Sequence::open(dir, &ReadOptions::default())?;
+    let labels = seq
+        .labels
+        .clone()
+        .ok_or_else(|| DataError::NoLabels(dir.display().to_string()))?;
+    let px = seq.pixels();
+    let mut features = vec![0.0f32; c * px];
+    let mut done = vec![false; c];
+    for k in 0..c {
+        if done[k] {
+            continue;
+        }
+        let scale = scales.get(k).copied().unwrap_or(1.0);
+        let quant = tqc_shared::model::QuantParams { scale, zero_point: 0 };
+        let (image, _) =
+            tqc_eval::features::feature_image(&seq, spec, quant).map_err(|source| DataError::Features {
+                path: dir.display().to_string(),
+                source,
+            })?;
+        let chw = tqc_eval::features::dequantize_chw(&image, c, quant);
+        for j in (k..c).filter(|&j| scales.get(j).copied().unwrap_or(1.0) == scale) {
+            features[j * px..(j + 1) * px].copy_from_slice(&chw[j * px..(j + 1) * px]);
+            done[j] = true;
+        }
+    }
+    Ok(Sample {
+        channels: c,
+        height: seq.height,
+        width: seq.width,
+        features,
+        labels,
+        image: Vec::new(),
+        depth_mm: seq.depth_mm.clone().unwrap_or_default(),
+        grid: Some((0..c).map(|k| scales.get(k).copied().unwrap_or(1.0)).collect()),
+    })
+}
+
+/// An augmented copy of `s`; features stay on the int8 grid of `quant` (or on the sample's
+/// own per-channel grid).
 pub fn augment(s: &Sample, a: &Augment, quant: tqc_shared::model::QuantParams, rng: &mut ChaCha8Rng) -> Sample {
     let (c, h, w) = (s.channels, s.height, s.width);
     let px = h * w;
@@ -82,10 +134,17 @@ pub fn augment(s: &Sample, a: &Augment, quant: tqc_shared::model::QuantParams, r
         a.tilt * (2.0 * rng.random::<f32>() - 1.0),
     );
     let noise = Normal::new(0.0f32, a.noise.max(0.0)).ok();
-    let (lo, hi) = (
-        quant.scale * (-128 - quant.zero_point as i32) as f32,
-        quant.scale * (127 - quant.zero_point as i32) as f32,
-    );
+    // Each channel's grid: step, lowest and highest value.
+    let grids: Vec<(f32, f32, f32)> = (0..c)
+        .map(|k| match s.grid.as_ref().and_then(|g| g.get(k)) {
+            Some(&step) => (step, -128.0 * step, 127.0 * step),
+            None => (
+                quant.scale,
+                quant.scale * (-128 - quant.zero_point as i32) as f32,
+                quant.scale * (127 - quant.zero_point as i32) as f32,
+            ),
+        })
+        .collect();
     let mut out = Sample {
         channels: c,
         height: h,
@@ -98,6 +157,7 @@ pub fn augment(s: &Sample, a: &Augment, quant: tqc_shared::model::QuantParams, r
         } else {
             Vec::new()
         },
+        grid: s.grid.clone(),
     };
     for y in 0..h {
         let sy = if flip_y { h - 1 - y } else { y };
@@ -120,7 +180,8 @@ pub fn augment(s: &Sample, a: &Augment, quant: tqc_shared::model::QuantParams, r
                     f += n.sample(rng);
                 }
                 // Back onto the device's grid: the network only ever sees int8 features.
-                let q = (f / quant.scale).round() * quant.scale;
+                let (step, lo, hi) = grids[k];
+                let q = (f / step).round() * step;
                 out.features[k * px + d] = q.clamp(lo, hi);
             }
         }

@@ -622,6 +622,7 @@ mod tests {
             labels: (0..h * w).map(|_| rng.random_range(0..CLASSES as u8)).collect(),
             image: Vec::new(),
             depth_mm: Vec::new(),
+            grid: None,
         }
     }
 

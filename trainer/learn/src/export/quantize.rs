@@ -566,6 +566,7 @@ mod tests {
             labels: vec![0; h * w],
             image: pixels.concat(),
             depth_mm: Vec::new(),
+            grid: None,
         };
         (net, vec![sample])
     }
@@ -657,6 +658,7 @@ mod tests {
             labels: vec![0; h * w],
             image: quantize_chw(&features, 2, INPUT),
             depth_mm: Vec::new(),
+            grid: None,
         };
         let ranges = calibrate(&net, &[sample], INPUT).unwrap();
         let q = quantize_with(&net, ranges.clone(), INPUT).unwrap();
