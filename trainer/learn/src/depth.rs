@@ -212,12 +212,15 @@ pub fn mean_depth(plates: &[Sample]) -> Result<f64, DepthError> {
 }
 
 /// The depth output (mm) and the class map of a network with a depth head, per plate.
-pub fn network_estimates(net: &FloatNet, s: &Sample) -> Option<(Vec<f64>, Vec<u8>)> {
+pub fn network_estimates(net: &FloatNet, s: &Sample) -> Option<Estimates> {
     net.depth_output()?;
     let outs = net.forward_all(&s.features, s.height, s.width);
     let classes = crate::onnx_run::argmax_chw(outs.first()?, net.classes());
     Some((outs.get(1)?.iter().map(|&d| f64::from(d)).collect(), classes))
 }
+
+/// Per-pixel depth estimates (mm) and the class map they go with.
+pub type Estimates = (Vec<f64>, Vec<u8>);
 
 /// What the device computes: the int8 engine's depth output (dequantized, mm) and class
 /// map for one plate, `None` for a model without a depth output. The plate's features are
@@ -226,7 +229,7 @@ pub fn engine_estimates(
     model: &tqc_shared::model::Model<'_>,
     s: &Sample,
     input: tqc_shared::model::QuantParams,
-) -> Result<Option<(Vec<f64>, Vec<u8>)>, tqc_eval::infer::InferError> {
+) -> Result<Option<Estimates>, tqc_eval::infer::InferError> {
     let Some((k, depth_quant)) = model.depth_output().and_then(|k| Some((k, model.output_quant(k)?))) else {
         return Ok(None);
     };

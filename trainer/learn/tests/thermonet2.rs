@@ -185,6 +185,27 @@ fn thermonet2_exports_agree_with_burn_and_the_engine() {
             depth_within += usize::from(lsb(qdq[2][p], depth_q, engine[1][p]));
         }
     }
+    // What `trainer depth-head --model X.tqm` scores: the engine's depth in mm from the
+    // sample's float features (re-coded), against the QDQ file's depth.
+    for s in data {
+        let (depth, classes) = tqc_learn::depth::engine_estimates(&model_blob, s, QUANT)
+            .unwrap()
+            .unwrap();
+        let qdq = int8.outputs(&s.features).unwrap();
+        let close = depth
+            .iter()
+            .zip(&qdq[2])
+            .filter(|(e, q)| (**e - f64::from(**q)).abs() <= f64::from(depth_q.scale) * 1.01)
+            .count();
+        assert!(
+            close as f64 >= 0.99 * px as f64,
+            "engine depth within 1 LSB of the QDQ file: {close}/{px}"
+        );
+        assert_eq!(
+            tqc_eval::infer::run_features(&a.blob_bytes, &s.image).unwrap().1,
+            classes
+        );
+    }
     let share = |n: usize| n as f64 / total as f64;
     assert!(
         share(same) >= 0.999,
@@ -197,4 +218,52 @@ fn thermonet2_exports_agree_with_burn_and_the_engine() {
         "depth within 1 LSB {}",
         share(depth_within)
     );
+}
+
+#[test]
+fn per_channel_grids_refine_the_same_ratios() {
+    let _turn = serial();
+    let plate = tempfile::tempdir().unwrap();
+    let text = include_str!("../../fixtures/small-part.toml").replace("pixels = [40, 30]", "pixels = [40, 32]");
+    let s = Specimen::parse(&text, "small.toml").unwrap();
+    simulate_to_dir(&s, 7, tqc_sim::WallClock::Record, plate.path(), |_, _| {}).unwrap();
+    let shared = load_sample(plate.path(), &spec(), QUANT).unwrap();
+    // The shared step everywhere: the very same features.
+    let same = tqc_learn::cnn::load_sample_rescaled(plate.path(), &spec(), &[QUANT.scale; 4]).unwrap();
+    assert_eq!(same.features, shared.features);
+    assert_eq!(same.grid.as_deref(), Some(&[QUANT.scale; 4][..]));
+    // Finer steps on channels 1–3: each value within half a step of each grid of the
+    // one ratio, so within half the sum of the steps of the shared value — or saturated
+    // at the finer grid's end.
+    let steps = [QUANT.scale, 1.0 / 512.0, 1.0 / 1024.0, 1.0 / 4096.0];
+    let fine = tqc_learn::cnn::load_sample_rescaled(plate.path(), &spec(), &steps).unwrap();
+    let px = shared.height * shared.width;
+    let mut finer = 0;
+    for (k, step) in steps.iter().enumerate() {
+        for p in 0..px {
+            let (a, b) = (shared.features[k * px + p], fine.features[k * px + p]);
+            let (lo, hi) = (-128.0 * step, 127.0 * step);
+            let saturated = (b == lo && a <= lo + 0.5 * QUANT.scale) || (b == hi && a >= hi - 0.5 * QUANT.scale);
+            assert!(
+                saturated || (a - b).abs() <= 0.5 * (QUANT.scale + step) + 1e-6,
+                "channel {k} pixel {p}: {a} vs {b}"
+            );
+            assert!((b / step - (b / step).round()).abs() < 1e-3, "on its own grid");
+            finer += usize::from(a != b);
+        }
+    }
+    assert!(
+        finer > px,
+        "the finer grids resolve what the shared one rounds ({finer} values)"
+    );
+    // Augmentation keeps each channel on its own grid.
+    let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(3);
+    let aug = tqc_learn::cnn::augment(&fine, &Augment::DEFAULT, QUANT, &mut rng);
+    for (k, step) in steps.iter().enumerate() {
+        assert!(
+            aug.features[k * px..(k + 1) * px]
+                .iter()
+                .all(|v| (v / step - (v / step).round()).abs() < 1e-3)
+        );
+    }
 }

@@ -170,7 +170,7 @@ pub fn augment(s: &Sample, a: &Augment, quant: tqc_shared::model::QuantParams, r
             }
             let u = 2.0 * x as f32 / (w.max(2) - 1) as f32 - 1.0;
             let v = 2.0 * y as f32 / (h.max(2) - 1) as f32 - 1.0;
-            for k in 0..c {
+            for (k, &(step, lo, hi)) in grids.iter().enumerate() {
                 let mut f = s.features[k * px + src];
                 if k == 0 {
                     // The amplitude is a ratio stored as its deviation from 1.
@@ -180,7 +180,6 @@ pub fn augment(s: &Sample, a: &Augment, quant: tqc_shared::model::QuantParams, r
                     f += n.sample(rng);
                 }
                 // Back onto the device's grid: the network only ever sees int8 features.
-                let (step, lo, hi) = grids[k];
                 let q = (f / step).round() * step;
                 out.features[k * px + d] = q.clamp(lo, hi);
             }
