@@ -28,9 +28,12 @@ pub struct ChannelGrid {
     /// Step of the shared grid and the codes the channel uses on it (training plates).
     pub shared_step: f32,
     pub shared_codes: usize,
-    /// Its own step and the codes it uses on that grid.
+    /// The median over the training plates of the codes it uses on one plate.
+    pub shared_codes_per_plate: usize,
+    /// Its own step and the codes it uses on that grid (all plates, median per plate).
     pub own_step: f32,
     pub own_codes: usize,
+    pub own_codes_per_plate: usize,
 }
 
 /// 99.9th percentile of |value| of channel `k` over `samples`.
@@ -64,6 +67,16 @@ fn codes(samples: &[Sample], k: usize, step: f32) -> usize {
         .len()
 }
 
+/// The median over `samples` of the codes channel `k` takes on one plate.
+fn codes_per_plate(samples: &[Sample], k: usize, step: f32) -> usize {
+    let mut n: Vec<usize> = samples
+        .iter()
+        .map(|s| codes(std::slice::from_ref(s), k, step))
+        .collect();
+    n.sort_unstable();
+    n.get(n.len() / 2).copied().unwrap_or(0)
+}
+
 /// A grid per channel for plates computed on the shared grid of `shared_step`: the
 /// power-of-two step whose 127 codes cover [`HEADROOM`] × the channel's 99.9th
 /// percentile, never coarser than the shared step nor finer than [`FINEST_STEP`].
@@ -90,8 +103,10 @@ pub fn grids(shared: &[Sample], own: &[Sample], shared_step: f32, steps: &[f32])
             p999_abs: p999_abs(shared, k),
             shared_step,
             shared_codes: codes(shared, k, shared_step),
+            shared_codes_per_plate: codes_per_plate(shared, k, shared_step),
             own_step,
             own_codes: codes(own, k, own_step),
+            own_codes_per_plate: codes_per_plate(own, k, own_step),
         })
         .collect()
 }
@@ -150,7 +165,8 @@ pub struct InputScaleStudy {
 
 /// The study on a dataset folder: the schedule of `trainer train` for `features`
 /// (channels, amplitude window), both inputs of every split, then one training per input
-/// (`epochs_of` tells each epoch, with the input's name).
+/// (`on_epoch` tells each epoch, with the input's name); with `cfg.epochs` 0 the codes
+/// only.
 pub fn study(
     data: &std::path::Path,
     features: (usize, u16),
@@ -190,7 +206,12 @@ pub fn study(
         .collect::<Result<_, _>>()?;
     let channels = grids(&shared[0], &own[0], FEATURE_QUANT.scale, &steps);
     let mut runs = Vec::new();
-    for (name, plates) in [("shared scale", &shared), ("per-channel scale", &own)] {
+    let inputs = if cfg.epochs == 0 {
+        Vec::new()
+    } else {
+        vec![("shared scale", &shared), ("per-channel scale", &own)]
+    };
+    for (name, plates) in inputs {
         on_stage(name);
         let run = train_and_score(name, (&plates[0], &plates[1], &plates[2]), cfg, FEATURE_QUANT, |r| {
             on_epoch(name, r)

@@ -82,18 +82,20 @@ fn table(s: &InputScaleStudy, split: Split) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "codes per channel on the training plates\n\n| channel | p99.9 of abs(value) | shared step | codes | own step | codes |\n| ---: | ---: | ---: | ---: | ---: | ---: |"
+        "codes per channel on the training plates (all plates; median of one plate)\n\n| channel | p99.9 of abs(value) | shared step | codes | per plate | own step | codes | per plate |\n| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
     for c in &s.channels {
         let _ = writeln!(
             t,
-            "| {} | {:.4} | 1/{:.0} | {} | 1/{:.0} | {} |",
+            "| {} | {:.4} | 1/{:.0} | {} | {} | 1/{:.0} | {} | {} |",
             c.channel,
             c.p999_abs,
             1.0 / c.shared_step,
             c.shared_codes,
+            c.shared_codes_per_plate,
             1.0 / c.own_step,
-            c.own_codes
+            c.own_codes,
+            c.own_codes_per_plate
         );
     }
     let _ = writeln!(
@@ -101,6 +103,9 @@ fn table(s: &InputScaleStudy, split: Split) -> String {
         "\nThe same network and recipe ({:?}, {} epochs, seed {}) on each input; float class maps\n\n| input | best epoch | validation score | validation IoU sub / surf | validation found | {split}: IoU sub / surf | {split}: found | {split}: sound plates failed |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
         s.config.architecture, s.config.epochs, s.config.seed
     );
+    if s.runs.is_empty() {
+        let _ = writeln!(t, "(--epochs 0: no training)");
+    }
     for r in &s.runs {
         let _ = writeln!(
             t,
