@@ -185,6 +185,8 @@ pub fn plate_outcome(
     let pixel_m2 = scene.dx * scene.dy;
     // A defect too small to hold a pixel centre is not in the ground truth either.
     let seen: Vec<&tqc_sim::scene::DefectView> = scene.defects.iter().filter(|d| !d.pixels.is_empty()).collect();
+    let netd = meta.specimen.station.camera.netd_k;
+    let after_s = meta.heating_s() + 1.0 / meta.specimen.station.recording.frame_rate_hz;
     let defects: Vec<DefectTruth> = seen
         .iter()
         .map(|d| DefectTruth {
@@ -192,6 +194,7 @@ pub fn plate_outcome(
             diameter_mm: d.diameter_mm,
             depth_mm: d.depth_mm,
             pixels: d.pixels.len(),
+            peak_contrast_netd: peak_contrast(&seq, &d.pixels, &d.ring, after_s).map(|c| c / netd),
         })
         .collect();
     let footprints: Vec<Vec<usize>> = seen.iter().map(|d| d.pixels.clone()).collect();
@@ -278,6 +281,31 @@ pub fn plate_outcome(
     })
 }
 
+/// The largest local contrast (K) of a footprint over its sound ring in the frames from
+/// `after_s` on — after the heating, when the emissivity texture under a footprint no
+/// longer passes for contrast — by magnitude (a surface spot may be darker); `None`
+/// without a ring or a frame.
+pub fn peak_contrast(seq: &Sequence, pixels: &[usize], ring: &[usize], after_s: f64) -> Option<f64> {
+    if pixels.is_empty() || ring.is_empty() {
+        return None;
+    }
+    let mean = |frame: &[f32], at: &[usize]| {
+        at.iter()
+            .filter_map(|&i| frame.get(i))
+            .map(|&v| f64::from(v))
+            .sum::<f64>()
+            / at.len() as f64
+    };
+    (0..seq.frames)
+        .filter(|&k| seq.times.get(k).is_some_and(|&t| t >= after_s))
+        .map(|k| {
+            let frame = seq.frame(k);
+            mean(frame, pixels) - mean(frame, ring)
+        })
+        .filter(|c| c.is_finite())
+        .max_by(|a, b| a.abs().total_cmp(&b.abs()))
+}
+
 /// Reads an outcome file if it is there and was made by `provenance`.
 fn cached(path: &Path, provenance: &str) -> Option<PlateOutcome> {
     match read_json::<PlateOutcome>(path) {
@@ -345,4 +373,33 @@ pub fn read_outcomes(data: &Path, out: &Path, provenance: &str) -> Result<Vec<Pl
         });
     }
     Ok(outcomes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tqc_data::specimen::Specimen;
+
+    #[test]
+    fn a_brighter_spot_has_a_peak_contrast_and_its_own_ring_none() {
+        let text = include_str!("../../fixtures/small-part.toml");
+        let specimen = Specimen::parse(text, "small.toml").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        tqc_sim::simulate_to_dir(&specimen, 5, tqc_sim::WallClock::Record, dir.path(), |_, _| {}).unwrap();
+        let seq = Sequence::open(dir.path(), &ReadOptions::default()).unwrap();
+        let meta = RecordingMeta::find(dir.path()).unwrap().unwrap();
+        let scene = Scene::build(&meta.specimen, meta.seed).unwrap();
+        let after = meta.heating_s() + 1.0 / meta.specimen.station.recording.frame_rate_hz;
+        let netd = meta.specimen.station.camera.netd_k;
+        let spot = scene.defects.iter().find(|d| !d.kind.in_depth()).unwrap();
+        // Absorptivity × 1.1 on a 4 kW/m² step: well above the 0.05 K NETD, and warmer.
+        let c = peak_contrast(&seq, &spot.pixels, &spot.ring, after).unwrap();
+        assert!(c / netd > 3.0, "spot: {c} K");
+        // The ring against itself: only the frames' rounding.
+        let flat = peak_contrast(&seq, &spot.ring, &spot.ring, after).unwrap();
+        assert!(flat.abs() < 1e-9, "{flat}");
+        // Before any frame after the recording: nothing to measure.
+        assert_eq!(peak_contrast(&seq, &spot.pixels, &spot.ring, 1e9), None);
+        assert_eq!(peak_contrast(&seq, &spot.pixels, &[], after), None);
+    }
 }

@@ -226,6 +226,13 @@ pub fn markdown(r: &PodReport) -> String {
         }
         s += "\n";
     }
+    s += &format!(
+        "\n### Surface spots the camera sees (own setting)\n\nSpots whose peak local contrast after the heating reaches {} × NETD (footprint mean − its sound ring, measured on the recording):\n\n| method | found |\n| --- | ---: |\n",
+        tqc_eval::pod::study::VISIBLE_NETD
+    );
+    for m in &r.methods {
+        s += &format!("| {} | {} |\n", m.method, pct(&m.operating.visible_surface_found));
+    }
     s += &format!("\nRules: {}.\n", r.rules);
     let unfitted: Vec<String> = r
         .methods

@@ -30,7 +30,10 @@ pub const CONFIDENCE: f64 = 0.95;
 pub const NEAR_PX: isize = 2;
 
 /// Per-plate outcome file format.
-pub const OUTCOME_VERSION: u32 = 1;
+pub const OUTCOME_VERSION: u32 = 2;
+
+/// Peak contrast over NETD from which a surface spot is one the station must find.
+pub const VISIBLE_NETD: f64 = 3.0;
 
 /// A true defect of a plate.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -41,6 +44,10 @@ pub struct DefectTruth {
     pub depth_mm: f64,
     /// Footprint pixels.
     pub pixels: usize,
+    /// Peak local contrast after the heating (footprint mean − its sound ring, largest
+    /// magnitude over the recorded frames) over the camera's NETD.
+    #[serde(default)]
+    pub peak_contrast_netd: Option<f64>,
 }
 
 impl DefectTruth {
@@ -202,8 +209,8 @@ fn regions(map: &[u8], w: usize, h: usize, min_pixels: usize) -> Vec<Vec<usize>>
     out
 }
 
-/// A proportion with its Clopper–Pearson interval.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// A proportion with its Clopper–Pearson interval (the default: none of none).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Proportion {
     pub k: usize,
     pub n: usize,
@@ -321,6 +328,9 @@ pub struct Operating {
     pub depth_by_diameter: Vec<Curve>,
     /// Detection rate per defect kind.
     pub by_kind: Vec<(DefectKind, Proportion)>,
+    /// Surface spots whose peak contrast reaches [`VISIBLE_NETD`] × NETD, found.
+    #[serde(default)]
+    pub visible_surface_found: Proportion,
 }
 
 /// The whole study.
@@ -467,6 +477,7 @@ fn operating(outcomes: &[(&PlateOutcome, &MethodOutcome)], t: usize) -> Operatin
         aspect_holes,
         depth_by_diameter,
         by_kind: kinds.iter().map(|&k| (k, prop(&|d| d.kind == k))).collect(),
+        visible_surface_found: prop(&|d| !d.kind.in_depth() && d.peak_contrast_netd.is_some_and(|c| c >= VISIBLE_NETD)),
     }
 }
 
@@ -651,6 +662,7 @@ mod tests {
                     diameter_mm: 10.0,
                     depth_mm: 1.0 + plate as f64 * 0.2,
                     pixels: 30,
+                    peak_contrast_netd: None,
                 }],
                 methods: vec![reference.clone(), other(plate)],
             })
