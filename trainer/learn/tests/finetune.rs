@@ -26,22 +26,7 @@ const WIDTH: usize = 12;
 #[test]
 fn finetuning_starts_from_the_file_and_trains() {
     let spec = FeatureSpec::log_spaced(6_000, 34_000, CHANNELS, 100).unwrap();
-    let text = include_str!("../../fixtures/small-part.toml");
-    let samples: Vec<_> = (0..2)
-        .map(|i| {
-            let s = Specimen::parse(
-                &text.replace(
-                    "center_mm = [25.0, 30.0]",
-                    &format!("center_mm = [{}.0, 30.0]", 22 + 6 * i),
-                ),
-                "small.toml",
-            )
-            .unwrap();
-            let dir = tempfile::tempdir().unwrap();
-            simulate_to_dir(&s, 200 + i as u64, tqc_sim::WallClock::Record, dir.path(), |_, _| {}).unwrap();
-            load_sample(dir.path(), &spec, QUANT).unwrap()
-        })
-        .collect();
+    let samples = small_plates(&spec, [40, 30], 200);
     let (h, w) = (samples[0].height, samples[0].width);
     let device = Default::default();
     // A network of the shipped shape with its own random weights, exported as trainer does.
@@ -107,9 +92,10 @@ fn another_architecture_is_refused() {
     assert!(FloatNet::from_onnx(b"not a model").is_err());
 }
 
-/// Two 40 × 32 plates (ThermoNet 2 halves the frame three times), the hole moved about.
-fn small_plates(spec: &FeatureSpec) -> Vec<tqc_learn::cnn::Sample> {
-    let text = include_str!("../../fixtures/small-part.toml").replace("pixels = [40, 30]", "pixels = [40, 32]");
+/// Two small plates of `pixels`, the hole moved about, simulated with seeds from `seed`.
+fn small_plates(spec: &FeatureSpec, pixels: [usize; 2], seed: u64) -> Vec<tqc_learn::cnn::Sample> {
+    let text = include_str!("../../fixtures/small-part.toml")
+        .replace("pixels = [40, 30]", &format!("pixels = [{}, {}]", pixels[0], pixels[1]));
     (0..2)
         .map(|i| {
             let s = Specimen::parse(
@@ -121,7 +107,7 @@ fn small_plates(spec: &FeatureSpec) -> Vec<tqc_learn::cnn::Sample> {
             )
             .unwrap();
             let dir = tempfile::tempdir().unwrap();
-            simulate_to_dir(&s, 300 + i as u64, tqc_sim::WallClock::Record, dir.path(), |_, _| {}).unwrap();
+            simulate_to_dir(&s, seed + i as u64, tqc_sim::WallClock::Record, dir.path(), |_, _| {}).unwrap();
             load_sample(dir.path(), spec, QUANT).unwrap()
         })
         .collect()
@@ -136,7 +122,8 @@ fn thermonet2_finetunes_from_the_shipped_file_with_its_depth_head() {
         "the shipped ThermoNet 2 has a depth output"
     );
     let spec = FeatureSpec::log_spaced(6_000, 34_000, shipped.in_channels(), 100).unwrap();
-    let samples = small_plates(&spec);
+    // 40 × 32: ThermoNet 2 halves the frame three times.
+    let samples = small_plates(&spec, [40, 32], 300);
     let (h, w) = (samples[0].height, samples[0].width);
     let device = Default::default();
 

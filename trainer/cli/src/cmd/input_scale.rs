@@ -27,12 +27,8 @@ pub struct InputScaleArgs {
     /// Training options, the same for both inputs (a ThermoNet 2 architecture).
     #[command(flatten)]
     run: RunArgs,
-    /// Feature channels (log-spaced sample times).
-    #[arg(long, default_value_t = 8)]
-    channels: usize,
-    /// Side of the amplitude channel's reference window (as `trainer train`).
-    #[arg(long, default_value_t = 31)]
-    amplitude_window: u16,
+    #[command(flatten)]
+    features: super::FeatureArgs,
     #[arg(long, default_value_t = 1)]
     seed: u64,
 }
@@ -47,7 +43,7 @@ impl InputScaleArgs {
         let bar = std::cell::RefCell::new(None::<indicatif::ProgressBar>);
         let study = study(
             &self.data,
-            (self.channels, self.amplitude_window),
+            self.features.schedule(),
             self.split,
             &cfg,
             |_, r| {

@@ -20,6 +20,26 @@ use tqc_data::ReadOptions;
 use tqc_learn::cnn::{Architecture, Augment, OptimizerKind, TrainConfig};
 use tqc_learn::pipeline::Qat;
 
+/// The feature schedule a fresh network is trained on (`train`, `input-scale`).
+#[derive(clap::Args)]
+pub struct FeatureArgs {
+    /// Feature channels (log-spaced sample times).
+    #[arg(long, default_value_t = 8)]
+    pub channels: usize,
+    /// Side (pixels, odd, 3..=81) of the window whose mean rise the amplitude channel
+    /// is relative to — a few defect diameters, so the lamp's smooth non-uniformity
+    /// cancels and spots stand out; 0 uses the image median instead.
+    #[arg(long, default_value_t = 31)]
+    pub amplitude_window: u16,
+}
+
+impl FeatureArgs {
+    /// (channels, amplitude window), as the pipeline takes them.
+    pub fn schedule(&self) -> (usize, u16) {
+        (self.channels, self.amplitude_window)
+    }
+}
+
 /// Options of a training run (`train` and `finetune`).
 #[derive(clap::Args)]
 pub struct RunArgs {

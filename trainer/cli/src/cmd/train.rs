@@ -254,14 +254,8 @@ pub struct TrainArgs {
     /// Feature maps per hidden layer.
     #[arg(long, default_value_t = 12)]
     width: usize,
-    /// Feature channels (log-spaced sample times).
-    #[arg(long, default_value_t = 8)]
-    channels: usize,
-    /// Side (pixels, odd, 3..=81) of the window whose mean rise the amplitude channel
-    /// is relative to — a few defect diameters, so the lamp's smooth non-uniformity
-    /// cancels and spots stand out; 0 uses the image median instead.
-    #[arg(long, default_value_t = 31)]
-    amplitude_window: u16,
+    #[command(flatten)]
+    features: super::FeatureArgs,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Instead of one run and an export: K-fold cross-validation over the train and
@@ -274,7 +268,7 @@ pub struct TrainArgs {
 impl TrainArgs {
     pub fn run(self) -> Result<()> {
         let cfg = self.run.config(3e-3, self.width, self.seed)?;
-        let features = (self.channels, self.amplitude_window);
+        let features = self.features.schedule();
         if let Some(folds) = self.folds {
             if self.run.qat_epochs > 0 {
                 anyhow::bail!("--folds exports nothing, so it takes no --qat-epochs");

@@ -49,15 +49,8 @@ pub fn load_sample(
     spec: &tqc_shared::features::FeatureSpec,
     quant: tqc_shared::model::QuantParams,
 ) -> Result<Sample, DataError> {
-    let seq = Sequence::open(dir, &ReadOptions::default())?;
-    let labels = seq
-        .labels
-        .clone()
-        .ok_or_else(|| DataError::NoLabels(dir.display().to_string()))?;
-    let (image, _) = tqc_eval::features::feature_image(&seq, spec, quant).map_err(|source| DataError::Features {
-        path: dir.display().to_string(),
-        source,
-    })?;
+    let (seq, labels) = labelled(dir)?;
+    let image = feature_image(&seq, spec, quant, dir)?;
     let c = spec.channels();
     let features = tqc_eval::features::dequantize_chw(&image, c, quant);
     Ok(Sample {
@@ -72,6 +65,30 @@ pub fn load_sample(
     })
 }
 
+/// A recording and its labels (a plate without them cannot be trained on).
+fn labelled(dir: &std::path::Path) -> Result<(Sequence, Vec<u8>), DataError> {
+    let seq = Sequence::open(dir, &ReadOptions::default())?;
+    let labels = seq
+        .labels
+        .clone()
+        .ok_or_else(|| DataError::NoLabels(dir.display().to_string()))?;
+    Ok((seq, labels))
+}
+
+/// The shared extractor's int8 image (HWC) of a plate on `quant`'s grid.
+fn feature_image(
+    seq: &Sequence,
+    spec: &tqc_shared::features::FeatureSpec,
+    quant: tqc_shared::model::QuantParams,
+    dir: &std::path::Path,
+) -> Result<Vec<i8>, DataError> {
+    let (image, _) = tqc_eval::features::feature_image(seq, spec, quant).map_err(|source| DataError::Features {
+        path: dir.display().to_string(),
+        source,
+    })?;
+    Ok(image)
+}
+
 /// A plate whose channel `k` is computed by the shared extractor on a grid of step
 /// `scales[k]` (zero point 0) instead of one grid for all: what a per-channel input
 /// scale would give the network. One extractor pass per distinct scale.
@@ -81,11 +98,7 @@ pub fn load_sample_rescaled(
     scales: &[f32],
 ) -> Result<Sample, DataError> {
     let c = spec.channels();
-    let seq = Sequence::open(dir, &ReadOptions::default())?;
-    let labels = seq
-        .labels
-        .clone()
-        .ok_or_else(|| DataError::NoLabels(dir.display().to_string()))?;
+    let (seq, labels) = labelled(dir)?;
     let px = seq.pixels();
     let mut features = vec![0.0f32; c * px];
     let mut done = vec![false; c];
@@ -95,11 +108,7 @@ pub fn load_sample_rescaled(
         }
         let scale = scales.get(k).copied().unwrap_or(1.0);
         let quant = tqc_shared::model::QuantParams { scale, zero_point: 0 };
-        let (image, _) =
-            tqc_eval::features::feature_image(&seq, spec, quant).map_err(|source| DataError::Features {
-                path: dir.display().to_string(),
-                source,
-            })?;
+        let image = feature_image(&seq, spec, quant, dir)?;
         let chw = tqc_eval::features::dequantize_chw(&image, c, quant);
         for j in (k..c).filter(|&j| scales.get(j).copied().unwrap_or(1.0) == scale) {
             features[j * px..(j + 1) * px].copy_from_slice(&chw[j * px..(j + 1) * px]);
