@@ -515,3 +515,142 @@ fn pod_runs_in_shards_and_writes_the_table_and_the_plots() {
     let plates = std::fs::read_dir(pod.join("plates")).unwrap().count();
     assert_eq!(plates, 6);
 }
+
+/// ThermoNet 2 end to end on the small set: trained with a decision margin (in the
+/// training record, in the class head's sound bias), its int8 depth scored as the device
+/// computes it, a margin added again by `finetune --epochs 0`, a blob without a depth
+/// output refused by `depth-head`, and the input-scale codes table.
+#[test]
+fn thermonet2_with_a_decision_margin_and_its_int8_depth() {
+    use tqc_learn::export::fold::{FloatNet, FloatOp};
+    let dir = tempfile::tempdir().unwrap();
+    let data = small_dataset(dir.path());
+    let run = dir.path().join("run");
+    let o = trainer()
+        .args([
+            "train",
+            "--architecture",
+            "thermonet2-sharp",
+            "--epochs",
+            "1",
+            "--warmup-epochs",
+            "0",
+            "--decision-margin",
+            "0.5",
+            "--name",
+            "thermonet2",
+            "--data",
+        ])
+        .arg(&data)
+        .arg("--out")
+        .arg(&run)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let record: tqc_learn::pipeline::TrainingRecord =
+        tqc_data::io::read_json(&run.join("thermonet2.training.json")).unwrap();
+    assert_eq!(record.decision_margin, 0.5);
+
+    // The int8 depth output, scored on the defects the blob's own class map finds.
+    let json = dir.path().join("depth.json");
+    let o = trainer()
+        .args(["depth-head", "--split", "validation", "--model"])
+        .arg(run.join("thermonet2.tqm"))
+        .arg("--data")
+        .arg(&data)
+        .arg("--json")
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(said.contains("the network's depth head"), "{said}");
+    let v: tqc_learn::depth::DepthFile = tqc_data::io::parse_json(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(
+        v.head.is_none() && v.report.pixels > 0 && v.report.mae_mm.is_finite(),
+        "{v:?}"
+    );
+
+    // Another margin on top, no epochs: the sound bias moves by exactly that.
+    let again = dir.path().join("again");
+    let o = trainer()
+        .args([
+            "finetune",
+            "--epochs",
+            "0",
+            "--decision-margin",
+            "0.25",
+            "--name",
+            "m",
+            "--from",
+        ])
+        .arg(run.join("thermonet2.onnx"))
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let sound_bias = |p: std::path::PathBuf| {
+        let net = FloatNet::from_onnx(&std::fs::read(p).unwrap()).unwrap();
+        match &net.layers[net.outputs[0] - 1].op {
+            FloatOp::Conv(c) => c.bias[0],
+            op => panic!("class head {op:?}"),
+        }
+    };
+    let moved = sound_bias(again.join("m.onnx")) - sound_bias(run.join("thermonet2.onnx"));
+    assert!((moved - 0.25).abs() < 1e-6, "sound bias moved by {moved}");
+
+    // A blob without a depth output is named.
+    let v1 = dir.path().join("v1");
+    let o = trainer()
+        .args([
+            "train",
+            "--epochs",
+            "1",
+            "--warmup-epochs",
+            "0",
+            "--width",
+            "4",
+            "--data",
+        ])
+        .arg(&data)
+        .arg("--out")
+        .arg(&v1)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = trainer()
+        .args(["depth-head", "--split", "validation", "--model"])
+        .arg(v1.join("thermonet.tqm"))
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no depth output"));
+
+    // The codes each channel takes on both grids.
+    let o = trainer()
+        .args([
+            "input-scale",
+            "--epochs",
+            "0",
+            "--architecture",
+            "thermonet2-sharp",
+            "--split",
+            "validation",
+            "--data",
+        ])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let said = String::from_utf8_lossy(&o.stdout);
+    let rows = said
+        .lines()
+        .filter(|l| l.starts_with("| ") && !l.starts_with("| channel"))
+        .count();
+    assert!(rows >= 8, "a row per channel: {said}");
+}

@@ -183,9 +183,9 @@ pub struct DepthReport {
     pub mean_estimate_mae_mm: f64,
     pub defects: Vec<DefectDepth>,
     /// Mean absolute error of the defects' median estimates (the found ones, when a class
-    /// map was scored).
-    pub defect_mae_mm: f64,
-    pub defect_mean_estimate_mae_mm: f64,
+    /// map was scored); `None` when no defect counts.
+    pub defect_mae_mm: Option<f64>,
+    pub defect_mean_estimate_mae_mm: Option<f64>,
     #[serde(default)]
     pub bands: Vec<DepthBand>,
 }
@@ -330,8 +330,9 @@ pub fn score_estimates(
         pixels: n,
         mae_mm: mean(err, n),
         mean_estimate_mae_mm: mean(trivial, n),
-        defect_mae_mm: mean(counted.iter().map(|d| (d.estimate_mm - d.depth_mm).abs()).sum(), k),
-        defect_mean_estimate_mae_mm: mean(counted.iter().map(|d| (mean_depth_mm - d.depth_mm).abs()).sum(), k),
+        defect_mae_mm: (k > 0).then(|| mean(counted.iter().map(|d| (d.estimate_mm - d.depth_mm).abs()).sum(), k)),
+        defect_mean_estimate_mae_mm: (k > 0)
+            .then(|| mean(counted.iter().map(|d| (mean_depth_mm - d.depth_mm).abs()).sum(), k)),
         defects,
         bands,
     })

@@ -151,11 +151,13 @@ pub fn table(r: &DepthReport, split: Split, names: &[String], probe_pixels: Opti
     };
     let _ = writeln!(s, "| estimate | pixel MAE (mm) | defect MAE (mm) |");
     let _ = writeln!(s, "| --- | ---: | ---: |");
-    let _ = writeln!(s, "| depth head | {:.2} | {:.2} |", r.mae_mm, r.defect_mae_mm);
+    let mm = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.2}"));
+    let _ = writeln!(s, "| depth head | {:.2} | {} |", r.mae_mm, mm(r.defect_mae_mm));
     let _ = writeln!(
         s,
-        "| training mean depth | {:.2} | {:.2} |",
-        r.mean_estimate_mae_mm, r.defect_mean_estimate_mae_mm
+        "| training mean depth | {:.2} | {} |",
+        r.mean_estimate_mae_mm,
+        mm(r.defect_mean_estimate_mae_mm)
     );
     let _ = writeln!(
         s,
