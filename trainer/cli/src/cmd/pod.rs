@@ -227,7 +227,7 @@ pub fn markdown(r: &PodReport) -> String {
         s += "\n";
     }
     s += &format!(
-        "\n### Surface spots the camera sees (own setting)\n\nSpots whose peak local contrast after the heating reaches {} × NETD (footprint mean − its sound ring, measured on the recording):\n\n| method | found |\n| --- | ---: |\n",
+        "\n### Surface spots the camera sees (own setting)\n\nSpots whose peak local contrast after the heating reaches {} × NETD in magnitude (footprint mean − its sound ring, measured on the recording; a spot that absorbs less is darker):\n\n| method | found |\n| --- | ---: |\n",
         tqc_eval::pod::study::VISIBLE_NETD
     );
     for m in &r.methods {

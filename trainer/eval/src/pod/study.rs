@@ -32,7 +32,8 @@ pub const NEAR_PX: isize = 2;
 /// Per-plate outcome file format.
 pub const OUTCOME_VERSION: u32 = 2;
 
-/// Peak contrast over NETD from which a surface spot is one the station must find.
+/// Peak contrast over NETD (by magnitude: a spot that absorbs less is darker) from which
+/// a surface spot is one the station must find.
 pub const VISIBLE_NETD: f64 = 3.0;
 
 /// A true defect of a plate.
@@ -477,7 +478,9 @@ fn operating(outcomes: &[(&PlateOutcome, &MethodOutcome)], t: usize) -> Operatin
         aspect_holes,
         depth_by_diameter,
         by_kind: kinds.iter().map(|&k| (k, prop(&|d| d.kind == k))).collect(),
-        visible_surface_found: prop(&|d| !d.kind.in_depth() && d.peak_contrast_netd.is_some_and(|c| c >= VISIBLE_NETD)),
+        visible_surface_found: prop(&|d| {
+            !d.kind.in_depth() && d.peak_contrast_netd.is_some_and(|c| c.abs() >= VISIBLE_NETD)
+        }),
     }
 }
 
