@@ -184,7 +184,7 @@ fn model_card(model: &Path, data: &Path, blob: &[u8], e: &ModelEvaluation, split
         },
         VerdictConfig::DEFAULT.min_region_pixels
     );
-    if let Some(margin) = record.as_ref().map(|r| r.decision_margin).filter(|&m| m > 0.0) {
+    if let Some(margin) = record.as_ref().map(folded_margin).filter(|&m| m > 0.0) {
         let _ = writeln!(
             s,
             "Operating point: a pixel is a defect when its best defect logit exceeds the sound logit by more than {margin} (the decision margin, folded into the class head's sound bias at export, so the station's argmax applies it; `trainer pod`'s CNN threshold 0 is this point).\n"
@@ -214,6 +214,12 @@ fn model_card(model: &Path, data: &Path, blob: &[u8], e: &ModelEvaluation, split
     s += &reference_section(blob)?;
     s += &limits_section(m.depth_output().is_some());
     Ok(s)
+}
+
+/// The decision margin in the exported class head: each run of the chain (a fine-tuning
+/// and the runs it started from) folded its own on top of the file it started from.
+fn folded_margin(r: &TrainingRecord) -> f32 {
+    r.decision_margin + r.source.as_deref().map_or(0.0, folded_margin)
 }
 
 /// The POD qualification `trainer pod --ship` wrote beside the model, first: what an NDT
