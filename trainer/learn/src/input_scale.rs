@@ -1,10 +1,10 @@
 //! What one input scale for all feature channels costs. The extractor quantizes every
-//! channel with the model input's single scale; the shape channels (cooling ratios
-//! relative to the plate's median) vary by a few per cent, so on that grid they take a
-//! handful of codes. This study gives each channel a grid of its own (a power-of-two step
-//! sized to the channel's spread on the training plates), counts the codes each grid
-//! uses, and trains the same network on both inputs with the same recipe and seed: the
-//! difference of the held-out scores is what a per-channel input scale would give.
+//! channel with the model input's single scale; a channel that spreads less than the
+//! widest one uses fewer of the 256 codes. This study gives each channel a grid of its own
+//! (a power-of-two step sized to the channel's spread on the training plates), counts the
+//! codes each grid uses (over all plates and per plate), and trains the same network on
+//! both inputs with the same recipe and seed: the difference of the held-out scores is
+//! what a per-channel input scale would give.
 
 use std::collections::BTreeSet;
 
@@ -36,14 +36,17 @@ pub struct ChannelGrid {
     pub own_codes_per_plate: usize,
 }
 
+/// Channel `k` of a plate's CHW features (empty past the last channel).
+fn channel(s: &Sample, k: usize) -> &[f32] {
+    let px = s.height * s.width;
+    s.features.get(k * px..(k + 1) * px).unwrap_or(&[])
+}
+
 /// 99.9th percentile of |value| of channel `k` over `samples`.
 fn p999_abs(samples: &[Sample], k: usize) -> f32 {
     let mut v: Vec<f32> = samples
         .iter()
-        .flat_map(|s| {
-            let px = s.height * s.width;
-            s.features[k * px..(k + 1) * px].iter().map(|x| x.abs())
-        })
+        .flat_map(|s| channel(s, k).iter().map(|x| x.abs()))
         .collect();
     if v.is_empty() {
         return 0.0;
@@ -58,8 +61,7 @@ fn codes(samples: &[Sample], k: usize, step: f32) -> usize {
     samples
         .iter()
         .flat_map(|s| {
-            let px = s.height * s.width;
-            s.features[k * px..(k + 1) * px]
+            channel(s, k)
                 .iter()
                 .map(move |x| (x / step).round().clamp(-128.0, 127.0) as i32)
         })

@@ -111,7 +111,10 @@ pub fn load_sample_rescaled(
         let image = feature_image(&seq, spec, quant, dir)?;
         let chw = tqc_eval::features::dequantize_chw(&image, c, quant);
         for j in (k..c).filter(|&j| scales.get(j).copied().unwrap_or(1.0) == scale) {
-            features[j * px..(j + 1) * px].copy_from_slice(&chw[j * px..(j + 1) * px]);
+            // Both are `c` planes of `px`: the extractor's image is the recording's size.
+            if let (Some(dst), Some(src)) = (features.get_mut(j * px..(j + 1) * px), chw.get(j * px..(j + 1) * px)) {
+                dst.copy_from_slice(src);
+            }
             done[j] = true;
         }
     }
