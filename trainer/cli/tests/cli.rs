@@ -398,6 +398,19 @@ fn quantization_aware_epochs_after_training_and_on_their_own() {
     assert!(!none.exists(), "refused before anything is written");
 }
 
+/// `trainer depth-head` on the validation plates of `data`, JSON to `json`.
+fn depth_head(model: &std::path::Path, data: &std::path::Path, json: &std::path::Path) -> std::process::Output {
+    trainer()
+        .args(["depth-head", "--split", "validation", "--model"])
+        .arg(model)
+        .arg("--data")
+        .arg(data)
+        .arg("--json")
+        .arg(json)
+        .output()
+        .unwrap()
+}
+
 /// `depth-head` fits on the training plates and scores the held-out ones; a split with no
 /// plates is named.
 #[test]
@@ -423,15 +436,7 @@ fn depth_head_reports_its_error_against_the_mean_depth() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let json = dir.path().join("depth.json");
-    let o = trainer()
-        .args(["depth-head", "--split", "validation", "--model"])
-        .arg(out.join("thermonet.onnx"))
-        .arg("--data")
-        .arg(&data)
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
+    let o = depth_head(&out.join("thermonet.onnx"), &data, &json);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let said = String::from_utf8_lossy(&o.stdout);
     assert!(said.contains("| training mean depth |"), "{said}");
@@ -553,15 +558,7 @@ fn thermonet2_with_a_decision_margin_and_its_int8_depth() {
 
     // The int8 depth output, scored on the defects the blob's own class map finds.
     let json = dir.path().join("depth.json");
-    let o = trainer()
-        .args(["depth-head", "--split", "validation", "--model"])
-        .arg(run.join("thermonet2.tqm"))
-        .arg("--data")
-        .arg(&data)
-        .arg("--json")
-        .arg(&json)
-        .output()
-        .unwrap();
+    let o = depth_head(&run.join("thermonet2.tqm"), &data, &json);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let said = String::from_utf8_lossy(&o.stdout);
     assert!(said.contains("the network's depth head"), "{said}");

@@ -51,18 +51,23 @@ pub fn load_sample(
 ) -> Result<Sample, DataError> {
     let (seq, labels) = labelled(dir)?;
     let image = feature_image(&seq, spec, quant, dir)?;
-    let c = spec.channels();
-    let features = tqc_eval::features::dequantize_chw(&image, c, quant);
-    Ok(Sample {
-        channels: c,
+    let features = tqc_eval::features::dequantize_chw(&image, spec.channels(), quant);
+    Ok(sample(&seq, labels, features, image, None))
+}
+
+/// A plate of `seq` with its features (CHW) and, when computed on the device's grid, its
+/// int8 image.
+fn sample(seq: &Sequence, labels: Vec<u8>, features: Vec<f32>, image: Vec<i8>, grid: Option<Vec<f32>>) -> Sample {
+    Sample {
+        channels: features.len() / seq.pixels().max(1),
         height: seq.height,
         width: seq.width,
         features,
         labels,
         image,
         depth_mm: seq.depth_mm.clone().unwrap_or_default(),
-        grid: None,
-    })
+        grid,
+    }
 }
 
 /// A recording and its labels (a plate without them cannot be trained on).
@@ -118,16 +123,8 @@ pub fn load_sample_rescaled(
             done[j] = true;
         }
     }
-    Ok(Sample {
-        channels: c,
-        height: seq.height,
-        width: seq.width,
-        features,
-        labels,
-        image: Vec::new(),
-        depth_mm: seq.depth_mm.clone().unwrap_or_default(),
-        grid: Some((0..c).map(|k| scales.get(k).copied().unwrap_or(1.0)).collect()),
-    })
+    let grid = (0..c).map(|k| scales.get(k).copied().unwrap_or(1.0)).collect();
+    Ok(sample(&seq, labels, features, Vec::new(), Some(grid)))
 }
 
 /// An augmented copy of `s`; features stay on the int8 grid of `quant` (or on the sample's
