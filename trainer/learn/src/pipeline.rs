@@ -448,19 +448,32 @@ pub fn run_job<M: Segmenter<Inner>>(
         .zip(&folded)
         .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
     let (h, w) = (probe.height, probe.width);
-    // The decision margin before calibration: the logits' range is the exported one's.
-    let net = net
-        .with_decision_margin(opts.decision_margin)
-        .map_err(|e| PipelineError::Model(e.to_string()))?;
-
-    // Quantize (after a quantization-aware fine-tuning, with its ranges) and export.
+    // Quantize (after a quantization-aware fine-tuning, with its ranges) and export. The
+    // decision margin is an operating point, not something to learn: it is folded after
+    // the fine-tuning (whose loss would pull the sound bias back) and before the plain
+    // calibration, so the logits' range is the exported one's.
+    let margin = |net: FloatNet| {
+        net.with_decision_margin(opts.decision_margin)
+            .map_err(|e| PipelineError::Model(e.to_string()))
+    };
     let (net, quant, qat, qat_reports) = match opts.qat {
         None => {
+            let net = margin(net)?;
             let quant = quantize::quantize(&net, &train_set, FEATURE_QUANT)?;
             (net, quant, None, Vec::new())
         }
         Some(q) => {
-            let (net, record, reports) = quantization_aware(&net, (&train_set, &val_set), cfg, q, out, progress)?;
+            let (net, mut record, reports) = quantization_aware(&net, (&train_set, &val_set), cfg, q, out, progress)?;
+            let net = margin(net)?;
+            // The sound logit rises by the margin: so may the top of the logits' range.
+            if let Some(range) = net
+                .outputs
+                .first()
+                .and_then(|&t| t.checked_sub(1))
+                .and_then(|l| record.ranges.get_mut(l))
+            {
+                range.1 += opts.decision_margin;
+            }
             let quant = quantize::quantize_with(&net, record.ranges.clone(), FEATURE_QUANT)?;
             (net, quant, Some(record), reports)
         }

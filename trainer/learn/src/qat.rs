@@ -19,23 +19,43 @@ use burn::tensor::{Tensor, TensorData, activation};
 use tqc_shared::model::QuantParams;
 
 use crate::cnn::{
-    self, EpochReport, Sample, Segmenter, ThermoNet, TrainConfig, TrainError, best_epoch, continue_training,
+    self, EpochReport, Sample, Segmenter, TrainConfig, TrainError, best_epoch, continue_training, strided_conv_same,
+    upsample2,
 };
-use crate::export::fold::FloatNet;
-use crate::export::quantize::{QuantizeError, calibrate, range_quant};
+use crate::export::fold::{FloatNet, FloatOp};
+use crate::export::quantize::{QuantizeError, calibrate, tensor_quant};
 
-/// The ThermoNet with int8 rounding in its forward pass.
+/// A folded float network — a chain like ThermoNet or a graph like ThermoNet 2 — with
+/// int8 rounding in its forward pass: every convolution's weights rounded per output
+/// channel, every tensor with a grid of its own (convolutions, sums) clipped and rounded
+/// onto it. Concatenations and upsamplings write on their inputs' grid, as in the engine,
+/// so what they produce is already on it.
 #[derive(Module, Debug)]
 pub struct QatNet<B: Backend> {
-    pub net: ThermoNet<B>,
-    /// Output quantization of each layer (three hidden, then the logits).
+    /// The graph's convolutions in layer order (trained).
+    pub convs: Vec<Conv2d<B>>,
+    /// The float graph this was built from: its ops, wiring and outputs (its weights are
+    /// the start's; [`QatNet::float_net`] puts the trained ones in).
     #[module(skip)]
-    outputs: Vec<QuantParams>,
+    graph: FloatNet,
+    /// The quantization of every tensor (0 the input), shared grids resolved.
+    #[module(skip)]
+    tensors: Vec<QuantParams>,
+    /// Dropout on the tensors the output convolutions read, in training.
+    #[module(skip)]
+    dropout: f64,
 }
 
 impl<B: Backend> QatNet<B> {
-    /// `net` with its layers' outputs quantized over `ranges` (one per layer).
-    pub fn new(net: &FloatNet, ranges: &[(f32, f32)], dropout: f64, device: &B::Device) -> Result<Self, QatError> {
+    /// `net` with its layers' outputs quantized over `ranges` (one per layer, as
+    /// [`calibrate`] gives them) and features on the `input` grid.
+    pub fn new(
+        net: &FloatNet,
+        ranges: &[(f32, f32)],
+        input: QuantParams,
+        dropout: f64,
+        device: &B::Device,
+    ) -> Result<Self, QatError> {
         if ranges.len() != net.layers.len() {
             return Err(QuantizeError::Ranges {
                 layers: net.layers.len(),
@@ -43,40 +63,127 @@ impl<B: Backend> QatNet<B> {
             }
             .into());
         }
+        let convs = net
+            .convs()
+            .map(|c| {
+                let dims = [c.out_channels, c.in_channels, c.kernel, c.kernel];
+                let conv = burn::nn::conv::Conv2dConfig::new([c.in_channels, c.out_channels], [c.kernel, c.kernel])
+                    .init::<B>(device);
+                Conv2d {
+                    weight: Param::from_tensor(Tensor::from_data(TensorData::new(c.weight.clone(), dims), device)),
+                    bias: Some(Param::from_tensor(Tensor::from_data(
+                        TensorData::new(c.bias.clone(), [c.out_channels]),
+                        device,
+                    ))),
+                    ..conv
+                }
+            })
+            .collect();
         Ok(QatNet {
-            net: network(net, dropout, device)?,
-            outputs: ranges.iter().map(|&(lo, hi)| range_quant(lo, hi)).collect(),
+            convs,
+            graph: net.clone(),
+            tensors: tensor_quant(net, ranges, input),
+            dropout,
         })
     }
-}
 
-impl<B: Backend> QatNet<B> {
-    fn forward_seeded(&self, x: Tensor<B, 4>, seed: Option<u64>) -> Tensor<B, 4> {
-        let n = &self.net;
-        let mut x = x;
-        for (conv, &q) in [&n.conv1, &n.conv2, &n.conv3].into_iter().zip(&self.outputs) {
-            x = fake_quant(activation::relu(int8_weight_conv(conv, x)), q);
+    /// The float network with the trained weights.
+    pub fn float_net(&self) -> FloatNet {
+        let mut net = self.graph.clone();
+        let convs = net.layers.iter_mut().filter_map(|l| match &mut l.op {
+            FloatOp::Conv(c) => Some(c),
+            _ => None,
+        });
+        for (c, trained) in convs.zip(&self.convs) {
+            c.weight = trained.weight.val().into_data().iter::<f32>().collect();
+            if let Some(b) = &trained.bias {
+                c.bias = b.val().into_data().iter::<f32>().collect();
+            }
         }
-        let logits = int8_weight_conv(&n.head, n.drop(x, seed));
-        // `new` holds one range per layer: the fourth is the logits'.
-        match self.outputs.get(3) {
-            Some(&q) => fake_quant(logits, q),
-            None => logits,
+        net
+    }
+
+    /// The logits and the depth (if the graph has one) of `x`, dropout drawn from `seed`.
+    fn forward_seeded(&self, x: Tensor<B, 4>, seed: Option<u64>) -> (Tensor<B, 4>, Option<Tensor<B, 4>>) {
+        let g = &self.graph;
+        // Tensors read by a convolution that writes an output: dropout goes there (before
+        // the heads, as in float training).
+        let head_inputs: Vec<usize> = g
+            .layers
+            .iter()
+            .enumerate()
+            .filter(|(i, l)| matches!(l.op, FloatOp::Conv(_)) && g.outputs.contains(&(i + 1)))
+            .flat_map(|(_, l)| l.inputs.clone())
+            .collect();
+        let mut tensors: Vec<Tensor<B, 4>> = Vec::with_capacity(g.layers.len() + 1);
+        tensors.push(x.clone());
+        let mut convs = self.convs.iter();
+        for (i, l) in g.layers.iter().enumerate() {
+            // A FloatNet's layers read earlier tensors; the features stand in otherwise.
+            let read = |k: usize| l.inputs.get(k).and_then(|&t| tensors.get(t)).cloned();
+            let a = read(0).unwrap_or_else(|| x.clone());
+            let q = self.tensors.get(i + 1).copied();
+            let on_grid = |y: Tensor<B, 4>| match q {
+                Some(q) => fake_quant(y, q),
+                None => y,
+            };
+            let y = match &l.op {
+                FloatOp::Conv(c) => match convs.next() {
+                    Some(conv) => {
+                        let mut y = int8_weight_conv(conv, a, c.stride);
+                        if c.relu {
+                            y = activation::relu(y);
+                        }
+                        if let Some(top) = c.clip {
+                            y = y.clamp_max(top);
+                        }
+                        on_grid(y)
+                    }
+                    None => a,
+                },
+                FloatOp::Add { relu } => {
+                    let mut y = match read(1) {
+                        Some(b) => a + b,
+                        None => a,
+                    };
+                    if *relu {
+                        y = activation::relu(y);
+                    }
+                    on_grid(y)
+                }
+                FloatOp::Concat => Tensor::cat(l.inputs.iter().filter_map(|&t| tensors.get(t).cloned()).collect(), 1),
+                FloatOp::Upsample2 => upsample2(a),
+            };
+            let y = if head_inputs.contains(&(i + 1)) {
+                cnn::drop_seeded(y, self.dropout, seed)
+            } else {
+                y
+            };
+            tensors.push(y);
         }
+        let output = |k: usize| g.outputs.get(k).and_then(|&t| tensors.get(t)).cloned();
+        (output(0).unwrap_or(x), output(1))
     }
 }
 
 impl<B: Backend> Segmenter<B> for QatNet<B> {
     fn segment(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        self.forward_seeded(x, None)
+        self.forward_seeded(x, None).0
     }
 
     fn segment_train(&self, x: Tensor<B, 4>, seed: u64) -> Tensor<B, 4> {
-        self.forward_seeded(x, Some(seed))
+        self.forward_seeded(x, Some(seed)).0
+    }
+
+    fn segment_depth(&self, x: Tensor<B, 4>, seed: Option<u64>) -> (Tensor<B, 4>, Option<Tensor<B, 4>>) {
+        self.forward_seeded(x, seed)
     }
 
     fn l1(&self) -> Option<Tensor<B, 1>> {
-        self.net.l1()
+        self.convs
+            .iter()
+            .map(|c| c.weight.val().abs().sum())
+            .reduce(|a, b| a + b)
     }
 }
 
@@ -89,9 +196,9 @@ fn fake_quant<B: Backend>(x: Tensor<B, 4>, q: QuantParams) -> Tensor<B, 4> {
     x.clone() + (rounded - x).detach()
 }
 
-/// A same-padded stride-1 convolution with its weights rounded per output channel as
-/// the exporter does (symmetric, ±127).
-fn int8_weight_conv<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 4> {
+/// A "same" convolution at `stride` with its weights rounded per output channel as the
+/// exporter does (symmetric, ±127).
+fn int8_weight_conv<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>, stride: usize) -> Tensor<B, 4> {
     let w = conv.weight.val();
     let [o, i, kh, kw] = w.dims();
     let scale = w
@@ -105,52 +212,15 @@ fn int8_weight_conv<B: Backend>(conv: &Conv2d<B>, x: Tensor<B, 4>) -> Tensor<B, 
         .detach();
     let rounded = (w.clone() / scale.clone()).round().clamp(-127.0, 127.0) * scale;
     let w = w.clone() + (rounded - w).detach();
-    cnn::conv_same(x, w, conv.bias.as_ref().map(|b| b.val()))
+    strided_conv_same(x, w, conv.bias.as_ref().map(|b| b.val()), stride)
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum QatError {
-    #[error("quantization-aware fine-tuning takes the ThermoNet shape (3×3 ReLU ×3, 1×1 head): {0}")]
-    Shape(String),
     #[error(transparent)]
     Quantize(#[from] QuantizeError),
     #[error(transparent)]
     Train(#[from] TrainError),
-}
-
-/// A ThermoNet (no batch norm) holding the weights of a folded float network.
-pub fn network<B: Backend>(net: &FloatNet, dropout: f64, device: &B::Device) -> Result<ThermoNet<B>, QatError> {
-    let layers = net
-        .as_chain()
-        .ok_or_else(|| QatError::Shape("not a chain of convolutions (an encoder–decoder)".into()))?;
-    let shape: Vec<(usize, usize, bool)> = layers.iter().map(|l| (l.kernel, l.stride, l.relu)).collect();
-    if shape != [(3, 1, true), (3, 1, true), (3, 1, true), (1, 1, false)] {
-        return Err(QatError::Shape(format!("found (kernel, stride, ReLU) {shape:?}")));
-    }
-    let width = layers[0].out_channels;
-    if layers[1..].iter().any(|l| l.in_channels != width) || layers[..3].iter().any(|l| l.out_channels != width) {
-        return Err(QatError::Shape("hidden layers of different widths".into()));
-    }
-    if layers[3].out_channels != cnn::CLASSES {
-        return Err(QatError::Shape(format!(
-            "{} outputs, not {}",
-            layers[3].out_channels,
-            cnn::CLASSES
-        )));
-    }
-    let mut model = ThermoNet::new(net.in_channels(), width, dropout, false, device);
-    for (conv, l) in [&mut model.conv1, &mut model.conv2, &mut model.conv3, &mut model.head]
-        .into_iter()
-        .zip(layers)
-    {
-        let dims = [l.out_channels, l.in_channels, l.kernel, l.kernel];
-        conv.weight = Param::from_tensor(Tensor::from_data(TensorData::new(l.weight.clone(), dims), device));
-        conv.bias = Some(Param::from_tensor(Tensor::from_data(
-            TensorData::new(l.bias.clone(), [l.out_channels]),
-            device,
-        )));
-    }
-    Ok(model)
 }
 
 /// Validation score ([`cnn::score`]) of a model.
@@ -187,16 +257,12 @@ pub fn fine_tune<B: AutodiffBackend>(
     let ranges = calibrate(net, train, quant)?;
     // Its own seed, so the same start gives the same result whatever ran before.
     B::seed(device, cfg.seed ^ 0x7161_7400);
-    let start = QatNet::<B>::new(net, &ranges, cfg.dropout, device)?;
+    let start = QatNet::<B>::new(net, &ranges, quant, cfg.dropout, device)?;
     let start_score = score(&start.valid(), validation, device);
     let (best, reports) = continue_training(start, train, validation, cfg, quant, device, on_epoch)?;
     let improved = best_epoch(&reports).is_some_and(|r| r.score > start_score);
     Ok(QatOutcome {
-        net: if improved {
-            FloatNet::from_burn(&best.net)
-        } else {
-            net.clone()
-        },
+        net: if improved { best.float_net() } else { net.clone() },
         ranges,
         reports,
         start_score,
@@ -242,7 +308,7 @@ mod tests {
             bias: None,
             ..burn::nn::conv::Conv2dConfig::new([2, 2], [1, 1]).init::<B>(&device)
         };
-        let y: Vec<f32> = int8_weight_conv(&conv, Tensor::ones([1, 2, 1, 1], &device))
+        let y: Vec<f32> = int8_weight_conv(&conv, Tensor::ones([1, 2, 1, 1], &device), 1)
             .into_data()
             .iter::<f32>()
             .collect();
@@ -251,46 +317,5 @@ mod tests {
         for (a, b) in y.iter().zip(expect) {
             assert!((a - b).abs() < 1e-6, "{y:?} vs {expect:?}");
         }
-    }
-
-    #[test]
-    fn a_network_of_another_shape_is_refused() {
-        let device = Default::default();
-        let conv = |i: usize, o: usize, k: usize, relu| {
-            crate::export::fold::FloatConv::new(i, o, k, vec![0.0; i * o * k * k], vec![0.0; o], relu)
-        };
-        let layers = vec![
-            conv(8, 4, 3, true),
-            conv(4, 4, 3, true),
-            conv(4, 4, 3, true),
-            conv(4, 3, 1, false),
-        ];
-        let ok = FloatNet::chain(layers.clone());
-        assert!(network::<B>(&ok, 0.0, &device).is_ok());
-        let mut two_classes = layers.clone();
-        two_classes[3] = conv(4, 2, 1, false);
-        assert!(
-            network::<B>(&FloatNet::chain(two_classes), 0.0, &device)
-                .unwrap_err()
-                .to_string()
-                .contains("2 outputs")
-        );
-        let mut short = layers.clone();
-        short.remove(1);
-        assert!(
-            network::<B>(&FloatNet::chain(short), 0.0, &device)
-                .unwrap_err()
-                .to_string()
-                .contains("kernel")
-        );
-        // A graph (a skip) is not a chain.
-        let mut graph = ok.clone();
-        graph.layers[2].inputs = vec![1];
-        assert!(
-            network::<B>(&graph, 0.0, &device)
-                .unwrap_err()
-                .to_string()
-                .contains("chain")
-        );
     }
 }

@@ -267,3 +267,116 @@ fn per_channel_grids_refine_the_same_ratios() {
         );
     }
 }
+
+/// Quantization-aware fine-tuning of the encoder–decoder: the fake-quantized graph
+/// (strided convolutions, the residual sum, upsamplings and concatenations on shared
+/// grids, both heads) is the engine's arithmetic up to rounding, on the class decisions,
+/// the logits and the depth; the fine-tuning trains the depth head too and keeps the
+/// graph's wiring.
+#[test]
+fn quantization_aware_fine_tuning_of_the_graph_simulates_the_engine() {
+    use tqc_learn::cnn::{best_epoch, logits};
+    use tqc_learn::export::quantize::{calibrate, quantize_with};
+    use tqc_learn::qat::{QatNet, fine_tune};
+    let _turn = serial();
+    let data = &plates().samples;
+    let device = Default::default();
+    let (model, _) = train_thermonet2::<B>(&data[..2], &data[2..], &config(8), QUANT, &device, |_| {}).unwrap();
+    let net = model.float_net();
+
+    // Before any step the simulated network holds the float one's weights unchanged.
+    let ranges = calibrate(&net, &data[..2], QUANT).unwrap();
+    assert_eq!(
+        QatNet::<Inner>::new(&net, &ranges, QUANT, 0.0, &device)
+            .unwrap()
+            .float_net(),
+        net
+    );
+    let short = QatNet::<Inner>::new(&net, &ranges[1..], QUANT, 0.0, &device)
+        .err()
+        .unwrap();
+    assert!(short.to_string().contains("activation ranges"), "{short}");
+
+    let cfg = TrainConfig {
+        learning_rate: 2e-3,
+        warmup_epochs: 0,
+        ..config(3)
+    };
+    let outcome = fine_tune::<B>(&net, &data[..2], &data[2..], &cfg, QUANT, &device, |_| {}).unwrap();
+    assert_eq!(outcome.reports.len(), 3);
+    assert_eq!(
+        outcome.ranges, ranges,
+        "the ranges calibrated before the fine-tuning are kept"
+    );
+    assert!(
+        outcome.reports.iter().all(|r| r.depth_mae_mm.is_some()),
+        "the depth head is scored (and trained) in every epoch"
+    );
+    if outcome.improved {
+        assert!(best_epoch(&outcome.reports).unwrap().score > outcome.start_score);
+        assert_ne!(outcome.net, net);
+    } else {
+        assert_eq!(outcome.net, net, "no epoch beat the start: the start is kept");
+    }
+    let wiring = |n: &FloatNet| {
+        n.layers
+            .iter()
+            .map(|l| (std::mem::discriminant(&l.op), l.inputs.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(wiring(&outcome.net), wiring(&net));
+
+    let quant = quantize_with(&outcome.net, outcome.ranges.clone(), QUANT).unwrap();
+    let (h, w) = (data[0].height, data[0].width);
+    let px = h * w;
+    let bytes = quant.to_blob("qat2", h, w, spec()).unwrap();
+    let blob = tqc_shared::blob::decode(&bytes).unwrap();
+    let simulated = QatNet::<Inner>::new(&outcome.net, &outcome.ranges, QUANT, 0.0, &device).unwrap();
+    let (logit_q, depth_q) = (quant.tensor(net.outputs[0]), quant.tensor(net.outputs[1]));
+    let (mut total, mut same, mut within, mut depth_within) = (0usize, 0usize, 0usize, 0usize);
+    for s in data {
+        let fake = logits::<Inner, _>(&simulated, s, &device);
+        let x = burn::tensor::Tensor::<Inner, 4>::from_data(
+            burn::tensor::TensorData::new(s.features.clone(), [1, s.channels, h, w]),
+            &device,
+        );
+        let depth: Vec<f32> = simulated
+            .segment_depth(x, None)
+            .1
+            .unwrap()
+            .into_data()
+            .iter::<f32>()
+            .collect();
+        let engine = tqc_eval::infer::run_outputs(&blob, &s.image).unwrap();
+        let code = |v: f32, q: QuantParams| {
+            let k = v / q.scale + q.zero_point as f32;
+            assert!((k - k.round()).abs() < 1e-2, "{v} is off its output grid");
+            k.round() as i32
+        };
+        for p in 0..px {
+            total += 1;
+            let fake_p: Vec<f32> = (0..3).map(|c| fake[c * px + p]).collect();
+            let engine_p: Vec<f32> = (0..3).map(|c| f32::from(engine[0][p * 3 + c])).collect();
+            same += usize::from(argmax_chw(&fake_p, 3) == argmax_chw(&engine_p, 3));
+            within += usize::from((0..3).all(|c| (code(fake_p[c], logit_q) - engine_p[c] as i32).abs() <= 1));
+            depth_within += usize::from((code(depth[p], depth_q) - i32::from(engine[1][p])).abs() <= 1);
+        }
+    }
+    let share = |n: usize| n as f64 / total as f64;
+    eprintln!(
+        "fake-quantized graph vs engine: classes {:.4}, logits ±1 {:.4}, depth ±1 {:.4}",
+        share(same),
+        share(within),
+        share(depth_within)
+    );
+    // Rounding the float sum versus requantizing the integer one parts by a step where a
+    // value sits on a half step: the bars are the export's (99.9 % of classes, 99 % within
+    // one step).
+    assert!(share(same) >= 0.999, "classes agree on {}", share(same));
+    assert!(share(within) >= 0.99, "logits within 1 LSB on {}", share(within));
+    assert!(
+        share(depth_within) >= 0.99,
+        "depth within 1 LSB on {}",
+        share(depth_within)
+    );
+}

@@ -387,7 +387,7 @@ fn quantization_aware_fine_tuning_simulates_the_engine_it_exports_for() {
     assert_eq!(quant.ranges, outcome.ranges);
     let (h, w) = (data[0].height, data[0].width);
     let blob = quant.to_blob("qat", h, w, spec()).unwrap();
-    let simulated = QatNet::<Inner>::new(&outcome.net, &outcome.ranges, 0.0, &device).unwrap();
+    let simulated = QatNet::<Inner>::new(&outcome.net, &outcome.ranges, QUANT, 0.0, &device).unwrap();
     let out_q = quant.output();
     let (mut total, mut same_class, mut exact, mut within) = (0usize, 0usize, 0usize, 0usize);
     for s in data {

@@ -268,7 +268,7 @@ fn shared_ranges(net: &FloatNet, mut ranges: Vec<(f32, f32)>, input: QuantParams
 }
 
 /// The quantization of every tensor of `net` (0 the input) for per-layer `ranges`.
-fn tensor_quant(net: &FloatNet, ranges: &[(f32, f32)], input: QuantParams) -> Vec<QuantParams> {
+pub(crate) fn tensor_quant(net: &FloatNet, ranges: &[(f32, f32)], input: QuantParams) -> Vec<QuantParams> {
     let groups = shared_groups(net);
     let ranges = shared_ranges(net, ranges.to_vec(), input);
     (0..groups.len())
