@@ -149,7 +149,7 @@ fn follow_log(session: &mut Session, elf: &Path) -> Result<()> {
             Err(_) => std::thread::sleep(Duration::from_millis(100)),
         }
     }
-    let mut rtt = rtt.context("no RTT control block found in the target's RAM (is defmt-rtt linked?)")?;
+    let mut rtt = rtt.context("no RTT control block found in the target's RAM (is the board's RTT logger linked?)")?;
     println!("defmt log over RTT (Ctrl-C to stop):");
     let mut buf = [0u8; 4096];
     loop {
