@@ -89,8 +89,8 @@ impl Iwdg {
         // 32 kHz / 64 = 500 Hz: 1000 ticks are 2 s.
         IWDG1.pr().write(|w| w.set_pr(Pr::DIVIDE_BY64));
         IWDG1.rlr().write(|w| w.set_rl(1000 - 1));
-        // The new values reach the LSI domain within a few of its cycles; bounded so a
-        // dead LSI leaves the reset-value timeout (0.5 ms × 4096 / 4 … still a watchdog).
+        // The values reach the LSI domain within a few of its cycles. Bounded: without a
+        // running LSI they never do, and the watchdog could not count either.
         for _ in 0..1_000_000u32 {
             let sr = IWDG1.sr().read();
             if !sr.pvu() && !sr.rvu() {
