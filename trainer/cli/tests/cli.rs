@@ -599,6 +599,50 @@ fn thermonet2_with_a_decision_margin_and_its_int8_depth() {
     let moved = sound_bias(again.join("m.onnx")) - sound_bias(run.join("thermonet2.onnx"));
     assert!((moved - 0.25).abs() < 1e-6, "sound bias moved by {moved}");
 
+    // Quantization-aware epochs on the encoder–decoder (at a rate of 1e-12 the weights
+    // stay put to 1e-6),
+    // the margin folded after them: the sound bias again moves by exactly the margin,
+    // the blob keeps its depth output and the ranges the epochs ran with.
+    let qat = dir.path().join("qat");
+    let o = trainer()
+        .args([
+            "finetune",
+            "--epochs",
+            "0",
+            "--qat-epochs",
+            "1",
+            "--qat-learning-rate",
+            "1e-12",
+            "--decision-margin",
+            "0.25",
+            "--name",
+            "q",
+            "--from",
+        ])
+        .arg(run.join("thermonet2.onnx"))
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&qat)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let moved = sound_bias(qat.join("q.onnx")) - sound_bias(run.join("thermonet2.onnx"));
+    assert!((moved - 0.25).abs() < 1e-6, "sound bias moved by {moved}");
+    let record: tqc_learn::pipeline::TrainingRecord = tqc_data::io::read_json(&qat.join("q.training.json")).unwrap();
+    let net = FloatNet::from_onnx(&std::fs::read(qat.join("q.onnx")).unwrap()).unwrap();
+    let ranges = &record.qat.as_ref().expect("a QAT record").ranges;
+    assert_eq!(ranges.len(), net.layers.len());
+    let bytes = std::fs::read(qat.join("q.tqm")).unwrap();
+    let blob = tqc_shared::blob::decode(&bytes).unwrap();
+    assert!(blob.depth_output().is_some(), "the depth output survives");
+    let (lo, hi) = ranges[net.outputs[0] - 1];
+    assert_eq!(
+        blob.output_quant(0),
+        Some(tqc_learn::export::quantize::range_quant(lo, hi)),
+        "the logits on the range the record gives"
+    );
+
     // A blob without a depth output is named.
     let v1 = dir.path().join("v1");
     let o = trainer()

@@ -51,9 +51,10 @@ pub struct RunArgs {
     pub epochs: usize,
     /// Quantization-aware fine-tuning after the float epochs: this many more epochs with
     /// the forward pass rounded as the int8 engine rounds (weights per channel, every
-    /// activation on its calibrated grid), early-stopped on the int8-simulated validation
-    /// score; the blob keeps the activation ranges it trained with (0: post-training
-    /// quantization only). Writes qat-metrics.csv.
+    /// activation on its calibrated grid, concatenations and upsamplings on their shared
+    /// grid; either architecture, both heads), early-stopped on the int8-simulated
+    /// validation score; the blob keeps the activation ranges it trained with (0:
+    /// post-training quantization only). Writes qat-metrics.csv.
     #[arg(long, default_value_t = 0)]
     pub qat_epochs: usize,
     /// Peak learning rate of the quantization-aware epochs (default: a tenth of the
@@ -110,7 +111,8 @@ pub struct RunArgs {
     /// Logit margin a pixel's best defect class needs over sound to be called a defect,
     /// folded into the exported class head's sound bias (the station's argmax then
     /// applies it): fewer false calls for some detection — `trainer pod` shows the
-    /// trade (its CNN threshold is this margin). 0: the plain argmax.
+    /// trade (its CNN threshold is this margin). Folded after any quantization-aware
+    /// epochs, which train the plain argmax. 0: the plain argmax.
     #[arg(long, default_value_t = 0.0)]
     pub decision_margin: f32,
 }
