@@ -174,6 +174,12 @@ fn open_npy(path: &Path) -> Result<Npy, SequenceError> {
                 reason: format!("its header nests {deepest} levels deep, at most {MAX_HEADER_NESTING} are read"),
             });
         }
+        if let Some(text) = head.get(start as usize..header as usize) {
+            header_shape_fits(text).map_err(|reason| SequenceError::Npy {
+                path: path.into(),
+                reason,
+            })?;
+        }
     }
     std::io::Seek::rewind(&mut file).map_err(open_err)?;
     let file = NpyFile::new(BufReader::new(file)).map_err(|e| SequenceError::Npy {
@@ -181,6 +187,31 @@ fn open_npy(path: &Path) -> Result<Npy, SequenceError> {
         reason: e.to_string(),
     })?;
     Ok(Npy { file, len })
+}
+
+/// The header's `shape` must be a tuple of plain sizes whose product a `u64` holds: the
+/// npy reader multiplies them unchecked (an overflow, found by the `recording` fuzz
+/// target). A header without a shape is left to the reader to refuse.
+fn header_shape_fits(header: &[u8]) -> Result<(), String> {
+    let text = String::from_utf8_lossy(header);
+    let Some(at) = text.find("'shape'").or_else(|| text.find("\"shape\"")) else {
+        return Ok(());
+    };
+    let rest = text.get(at..).unwrap_or_default();
+    let (Some(open), Some(close)) = (rest.find('('), rest.find(')')) else {
+        return Ok(());
+    };
+    let dims = rest.get(open + 1..close).unwrap_or_default();
+    let mut values: u64 = 1;
+    for size in dims.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let size: u64 = size
+            .parse()
+            .map_err(|_| format!("its header's shape ({dims}) has {size:?} where a size belongs"))?;
+        values = values
+            .checked_mul(size)
+            .ok_or_else(|| format!("its header's shape ({dims}) holds more values than any file"))?;
+    }
+    Ok(())
 }
 
 /// Reads every value as f64 whatever the numeric dtype; checks the count.
@@ -535,6 +566,31 @@ mod tests {
             "{e}"
         );
         assert!(start.elapsed() < std::time::Duration::from_secs(5));
+    }
+
+    /// Found by the `recording` fuzz target (an overflow in the npy reader): a shape that
+    /// is not plain sizes, or whose product no integer holds, is refused by name.
+    #[test]
+    fn shapes_the_reader_cannot_multiply_are_refused() {
+        let d = folder(3);
+        let seq = d.path().join("sequence.npy");
+        for (shape, said) in [
+            ("(3, 1, 2, 11111111111111111111-2)", "where a size belongs"),
+            ("(3, 11111111111111111111, 2)", "more values than any file"),
+        ] {
+            let header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+            let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+            let padded = format!("{header:<117}\n");
+            bytes.extend_from_slice(&(padded.len() as u16).to_le_bytes());
+            bytes.extend_from_slice(padded.as_bytes());
+            bytes.extend_from_slice(&[0u8; 64]);
+            std::fs::write(&seq, &bytes).unwrap();
+            let e = Sequence::open(d.path(), &ReadOptions::default()).unwrap_err();
+            assert!(
+                matches!(&e, SequenceError::Npy { reason, .. } if reason.contains(said)),
+                "{e}"
+            );
+        }
     }
 
     /// Found by the `recording` fuzz target (out of memory): headers whose lengths or
