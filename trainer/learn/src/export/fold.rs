@@ -180,16 +180,6 @@ impl FloatNet {
         })
     }
 
-    /// The convolutions, if the network is a plain chain (each layer a convolution of
-    /// the one before, one output): the ThermoNet shape.
-    pub fn as_chain(&self) -> Option<Vec<&FloatConv>> {
-        let chained =
-            self.outputs == [self.layers.len()] && self.layers.iter().enumerate().all(|(i, l)| l.inputs == [i]);
-        chained
-            .then(|| self.convs().collect::<Vec<_>>())
-            .filter(|c| c.len() == self.layers.len())
-    }
-
     pub fn in_channels(&self) -> usize {
         self.in_channels
     }
