@@ -568,6 +568,16 @@ mod tests {
         assert!(start.elapsed() < std::time::Duration::from_secs(5));
     }
 
+    /// A version-1 `.npy` file of `header` (padded to a 128-byte preamble) and 64 data bytes.
+    fn npy_v1_with_64_bytes(header: &str) -> Vec<u8> {
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        let padded = format!("{header:<117}\n");
+        bytes.extend_from_slice(&(padded.len() as u16).to_le_bytes());
+        bytes.extend_from_slice(padded.as_bytes());
+        bytes.extend_from_slice(&[0u8; 64]);
+        bytes
+    }
+
     /// Found by the `recording` fuzz target (an overflow in the npy reader): a shape that
     /// is not plain sizes, or whose product no integer holds, is refused by name.
     #[test]
@@ -579,12 +589,7 @@ mod tests {
             ("(3, 11111111111111111111, 2)", "more values than any file"),
         ] {
             let header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
-            let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-            let padded = format!("{header:<117}\n");
-            bytes.extend_from_slice(&(padded.len() as u16).to_le_bytes());
-            bytes.extend_from_slice(padded.as_bytes());
-            bytes.extend_from_slice(&[0u8; 64]);
-            std::fs::write(&seq, &bytes).unwrap();
+            std::fs::write(&seq, npy_v1_with_64_bytes(&header)).unwrap();
             let e = Sequence::open(d.path(), &ReadOptions::default()).unwrap_err();
             assert!(
                 matches!(&e, SequenceError::Npy { reason, .. } if reason.contains(said)),
@@ -608,12 +613,7 @@ mod tests {
         );
         // A valid header whose shape asks for 10^12 values, in a 192-byte file.
         let header = "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000, 1000, 1000), }";
-        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-        let padded = format!("{header:<117}\n");
-        bytes.extend_from_slice(&(padded.len() as u16).to_le_bytes());
-        bytes.extend_from_slice(padded.as_bytes());
-        bytes.extend_from_slice(&[0u8; 64]);
-        std::fs::write(&seq, &bytes).unwrap();
+        std::fs::write(&seq, npy_v1_with_64_bytes(header)).unwrap();
         let e = Sequence::open(d.path(), &ReadOptions::default()).unwrap_err();
         assert!(
             matches!(
