@@ -599,6 +599,31 @@ fn thermonet2_with_a_decision_margin_and_its_int8_depth() {
     let moved = sound_bias(again.join("m.onnx")) - sound_bias(run.join("thermonet2.onnx"));
     assert!((moved - 0.25).abs() < 1e-6, "sound bias moved by {moved}");
 
+    // A margin the fold would refuse is refused before anything trains or is written.
+    let bad = dir.path().join("bad");
+    let o = trainer()
+        .args([
+            "finetune",
+            "--epochs",
+            "0",
+            "--qat-epochs",
+            "1",
+            "--decision-margin",
+            "-1",
+            "--from",
+        ])
+        .arg(run.join("thermonet2.onnx"))
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(said.contains("decision margin -1"), "{said}");
+    assert!(!bad.exists(), "refused before anything is written");
+
     // Quantization-aware epochs on the encoder–decoder (at a rate of 1e-12 the weights
     // stay put to 1e-6),
     // the margin folded after them: the sound bias again moves by exactly the margin,

@@ -392,6 +392,8 @@ pub fn run_job<M: Segmenter<Inner>>(
     job: Job<'_, M>,
     progress: &mut dyn Progress,
 ) -> Result<TrainOutcome, PipelineError> {
+    // Refused before any epoch runs: the margin is folded only after the training.
+    crate::export::fold::check_margin(opts.decision_margin).map_err(|e| PipelineError::Model(e.to_string()))?;
     let index = DatasetIndex::read(data)?;
     let (train_dirs, val_dirs) = (index.dirs(data, Split::Train), index.dirs(data, Split::Validation));
     if train_dirs.is_empty() || val_dirs.is_empty() {

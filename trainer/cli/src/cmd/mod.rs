@@ -113,7 +113,7 @@ pub struct RunArgs {
     /// applies it): fewer false calls for some detection — `trainer pod` shows the
     /// trade (its CNN threshold is this margin). Folded after any quantization-aware
     /// epochs, which train the plain argmax. 0: the plain argmax.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     pub decision_margin: f32,
 }
 

@@ -92,6 +92,16 @@ pub enum MarginError {
     Head,
 }
 
+/// A decision margin must be a finite logit difference ≥ 0 (checked before a run trains,
+/// and again where it is folded).
+pub fn check_margin(margin: f32) -> Result<(), MarginError> {
+    if margin.is_finite() && margin >= 0.0 {
+        Ok(())
+    } else {
+        Err(MarginError::Value(margin))
+    }
+}
+
 /// The folded network: a graph of float layers, its outputs the class logits first and
 /// the depth estimate (mm) second, if the network has one.
 #[derive(Clone, Debug, PartialEq)]
@@ -196,9 +206,7 @@ impl FloatNet {
     /// applies the stricter threshold with no code of its own. The logits must come
     /// straight from a convolution (no activation).
     pub fn with_decision_margin(mut self, margin: f32) -> Result<FloatNet, MarginError> {
-        if !margin.is_finite() || margin < 0.0 {
-            return Err(MarginError::Value(margin));
-        }
+        check_margin(margin)?;
         let head = self
             .outputs
             .first()
