@@ -135,15 +135,24 @@ impl I2c1 {
             w.set_add10(Addmode::BIT7);
             w.set_dir(if read { Dir::READ } else { Dir::WRITE });
             w.set_nbytes(len as u8);
-            w.set_reload(if more { Reload::NOT_COMPLETED } else { Reload::COMPLETED });
-            w.set_autoend(if stop && !more {
-                Autoend::AUTOMATIC
-            } else {
-                Autoend::SOFTWARE
-            });
+            let (reload, autoend) = ending(more, stop);
+            w.set_reload(reload);
+            w.set_autoend(autoend);
             w.set_start(true);
         });
     }
+}
+
+/// How a chunk of NBYTES ends: reloaded when `more` bytes follow in its segment, else with
+/// a STOP when the segment ends the transaction (`stop`), else held for a repeated START.
+fn ending(more: bool, stop: bool) -> (Reload, Autoend) {
+    let reload = if more { Reload::NOT_COMPLETED } else { Reload::COMPLETED };
+    let autoend = if stop && !more {
+        Autoend::AUTOMATIC
+    } else {
+        Autoend::SOFTWARE
+    };
+    (reload, autoend)
 }
 
 /// Bytes an operation moves.
@@ -192,12 +201,9 @@ impl I2c for I2c1 {
                         let more = remaining > 255;
                         I2C1.cr2().modify(|w| {
                             w.set_nbytes(chunk as u8);
-                            w.set_reload(if more { Reload::NOT_COMPLETED } else { Reload::COMPLETED });
-                            w.set_autoend(if last && !more {
-                                Autoend::AUTOMATIC
-                            } else {
-                                Autoend::SOFTWARE
-                            });
+                            let (reload, autoend) = ending(more, last);
+                            w.set_reload(reload);
+                            w.set_autoend(autoend);
                         });
                     }
                     match byte {

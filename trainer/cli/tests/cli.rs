@@ -399,6 +399,26 @@ fn quantization_aware_epochs_after_training_and_on_their_own() {
 }
 
 /// `trainer depth-head` on the validation plates of `data`, JSON to `json`.
+/// `trainer finetune` from the float file `from` on `data` into `out`, with `args` before.
+fn finetune(
+    args: &[&str],
+    from: &std::path::Path,
+    data: &std::path::Path,
+    out: &std::path::Path,
+) -> std::process::Output {
+    trainer()
+        .arg("finetune")
+        .args(args)
+        .arg("--from")
+        .arg(from)
+        .arg("--data")
+        .arg(data)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
 fn depth_head(model: &std::path::Path, data: &std::path::Path, json: &std::path::Path) -> std::process::Output {
     trainer()
         .args(["depth-head", "--split", "validation", "--model"])
@@ -570,24 +590,13 @@ fn thermonet2_with_a_decision_margin_and_its_int8_depth() {
 
     // Another margin on top, no epochs: the sound bias moves by exactly that.
     let again = dir.path().join("again");
-    let o = trainer()
-        .args([
-            "finetune",
-            "--epochs",
-            "0",
-            "--decision-margin",
-            "0.25",
-            "--name",
-            "m",
-            "--from",
-        ])
-        .arg(run.join("thermonet2.onnx"))
-        .arg("--data")
-        .arg(&data)
-        .arg("--out")
-        .arg(&again)
-        .output()
-        .unwrap();
+    let float = run.join("thermonet2.onnx");
+    let o = finetune(
+        &["--epochs", "0", "--decision-margin", "0.25", "--name", "m"],
+        &float,
+        &data,
+        &again,
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let sound_bias = |p: std::path::PathBuf| {
         let net = FloatNet::from_onnx(&std::fs::read(p).unwrap()).unwrap();
@@ -596,42 +605,28 @@ fn thermonet2_with_a_decision_margin_and_its_int8_depth() {
             op => panic!("class head {op:?}"),
         }
     };
-    let moved = sound_bias(again.join("m.onnx")) - sound_bias(run.join("thermonet2.onnx"));
+    let moved = sound_bias(again.join("m.onnx")) - sound_bias(float.clone());
     assert!((moved - 0.25).abs() < 1e-6, "sound bias moved by {moved}");
 
     // A margin the fold would refuse is refused before anything trains or is written.
     let bad = dir.path().join("bad");
-    let o = trainer()
-        .args([
-            "finetune",
-            "--epochs",
-            "0",
-            "--qat-epochs",
-            "1",
-            "--decision-margin",
-            "-1",
-            "--from",
-        ])
-        .arg(run.join("thermonet2.onnx"))
-        .arg("--data")
-        .arg(&data)
-        .arg("--out")
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let o = finetune(
+        &["--epochs", "0", "--qat-epochs", "1", "--decision-margin", "-1"],
+        &float,
+        &data,
+        &bad,
+    );
     assert!(!o.status.success());
     let said = String::from_utf8_lossy(&o.stderr);
     assert!(said.contains("decision margin -1"), "{said}");
     assert!(!bad.exists(), "refused before anything is written");
 
     // Quantization-aware epochs on the encoder–decoder (at a rate of 1e-12 the weights
-    // stay put to 1e-6),
-    // the margin folded after them: the sound bias again moves by exactly the margin,
-    // the blob keeps its depth output and the ranges the epochs ran with.
+    // stay put to 1e-6), the margin folded after them: the sound bias again moves by
+    // exactly the margin, the blob keeps its depth output and the ranges the epochs ran with.
     let qat = dir.path().join("qat");
-    let o = trainer()
-        .args([
-            "finetune",
+    let o = finetune(
+        &[
             "--epochs",
             "0",
             "--qat-epochs",
@@ -642,17 +637,13 @@ fn thermonet2_with_a_decision_margin_and_its_int8_depth() {
             "0.25",
             "--name",
             "q",
-            "--from",
-        ])
-        .arg(run.join("thermonet2.onnx"))
-        .arg("--data")
-        .arg(&data)
-        .arg("--out")
-        .arg(&qat)
-        .output()
-        .unwrap();
+        ],
+        &float,
+        &data,
+        &qat,
+    );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let moved = sound_bias(qat.join("q.onnx")) - sound_bias(run.join("thermonet2.onnx"));
+    let moved = sound_bias(qat.join("q.onnx")) - sound_bias(float.clone());
     assert!((moved - 0.25).abs() < 1e-6, "sound bias moved by {moved}");
     let record: tqc_learn::pipeline::TrainingRecord = tqc_data::io::read_json(&qat.join("q.training.json")).unwrap();
     let net = FloatNet::from_onnx(&std::fs::read(qat.join("q.onnx")).unwrap()).unwrap();
